@@ -1,0 +1,101 @@
+"""`runcomfy-mcp`: parse flags, build settings once, serve over stdio or streamable HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from runcomfy_mcp import __version__
+from runcomfy_mcp.app import build_server
+from runcomfy_mcp.redaction import RedactingFilter, Redactor
+from runcomfy_mcp.runtime import Runtime, open_runtime
+from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.specs import SpecError
+
+logger = logging.getLogger("runcomfy_mcp")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="runcomfy-mcp",
+        description="MCP server for RunComfy's ByteDance video models. The token comes from RUNCOMFY_API_TOKEN.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--base-url", help="Model API base URL (overrides RUNCOMFY_BASE_URL)")
+    parser.add_argument("--tool-specs-dir", help="folder of extra tool spec files (overrides RUNCOMFY_TOOL_SPECS_DIR)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.base_url:
+        overrides["base_url"] = args.base_url
+    if args.tool_specs_dir:
+        overrides["tool_specs_dir"] = args.tool_specs_dir
+    return Settings(**overrides)
+
+
+def configure_logging(level: str, redactor: Redactor) -> None:
+    handler = logging.StreamHandler(sys.stderr)  # stdout belongs to the stdio transport
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+async def serve(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as runtime:
+        describe_startup(runtime, args)
+        server = build_server(runtime.tools)
+        if args.transport == "stdio":
+            from mcp.server.stdio import stdio_server
+
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+        else:
+            import uvicorn
+
+            app = server.streamable_http_app(host=args.host)
+            config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
+            await uvicorn.Server(config).serve()
+
+
+def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
+    where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
+    logger.info(
+        "runcomfy-mcp %s serving %d tools over %s; API %s",
+        __version__,
+        len(runtime.tools.tools),
+        where,
+        runtime.settings.base_url,
+    )
+    if not runtime.service.client.has_token:
+        logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        settings = build_settings(args)
+    except ValidationError as exc:
+        print(f"runcomfy-mcp: bad setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(args.log_level, Redactor(settings.token_value()))
+    try:
+        anyio.run(serve, settings, args)
+    except SpecError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,205 @@
+"""The RunComfy Model API over httpx: typed answers, one error tree, the token kept to itself.
+
+No MCP here. Tests hand in `transport=httpx.MockTransport(...)` or point `base_url` at a
+loopback simulator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from runcomfy_mcp.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidRequestIdError,
+    MalformedResponseError,
+    MissingTokenError,
+    SubmitOutcomeUnknownError,
+    error_from_response,
+    upstream_reason,
+)
+from runcomfy_mcp.redaction import Redactor
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+WireModel = TypeVar("WireModel", bound=BaseModel)
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SubmitResponse(_Wire):
+    request_id: str
+    status_url: str | None = None
+    result_url: str | None = None
+    cancel_url: str | None = None
+
+
+class StatusResponse(_Wire):
+    request_id: str | None = None
+    status: str
+    queue_position: int | None = None
+
+
+class ResultResponse(_Wire):
+    request_id: str | None = None
+    status: str
+    output: dict[str, Any] | None = None
+    error: Any = None
+    failure_reason: Any = None
+    created_at: str | None = None
+    finished_at: str | None = None
+    cost: float | None = None
+
+
+class CancelResponse(_Wire):
+    request_id: str | None = None
+    status: str | None = None
+    outcome: str
+
+
+def check_request_id(request_id: object) -> str:
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        raise InvalidRequestIdError(request_id)
+    return request_id
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RunComfyClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        token: str | None,
+        redactor: Redactor,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._redact = redactor
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    def _auth_headers(self) -> dict[str, str]:
+        if not self._token:
+            raise MissingTokenError()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def submit(self, model_id: str, arguments: Mapping[str, Any]) -> SubmitResponse:
+        """POST a paid job. Never retried: once the request may have been sent, a failure is ambiguous."""
+        headers = self._auth_headers()
+        url = f"{self._base_url}/v1/models/{model_id}"
+        try:
+            response = await self._http.post(url, json=dict(arguments), headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise APIConnectionError(
+                f"Submitting the job failed: RunComfy's API at {self._base_url} could not be reached "
+                f"({type(exc).__name__}). Nothing was submitted or charged. Check the network and try again."
+            ) from None
+        except httpx.TransportError as exc:
+            raise SubmitOutcomeUnknownError(
+                f"Submitting the job to {model_id} was interrupted after the request was sent "
+                f"({type(exc).__name__}), so the job may or may not exist at RunComfy. Do NOT submit it again "
+                "blindly (that could pay twice): look for it in the RunComfy dashboard's request list first."
+            ) from None
+        if response.status_code >= 500:
+            reason = upstream_reason(self._json_or_none(response))
+            raise SubmitOutcomeUnknownError(
+                f"Submitting the job to {model_id} got a server error from RunComfy (HTTP {response.status_code}),"
+                " so the job may or may not have been created."
+                + (f" RunComfy said: {self._redact(reason)[:300]}." if reason else "")
+                + " Do NOT submit it again blindly (that could pay twice): check the RunComfy dashboard's "
+                "request list first, and resubmit only if it is not there."
+            )
+        body = self._checked_body(response, action=f"Submitting the job to {model_id}")
+        return self._parse(SubmitResponse, body, "the submit answer")
+
+    async def status(self, request_id: str) -> StatusResponse:
+        body = await self._get_json(f"/v1/requests/{self._path_id(request_id)}/status", action="Checking the status")
+        return self._parse(StatusResponse, body, "the status answer")
+
+    async def result(self, request_id: str, *, include_cost: bool = False) -> ResultResponse:
+        params = {"include_cost": "true"} if include_cost else None
+        body = await self._get_json(
+            f"/v1/requests/{self._path_id(request_id)}/result", action="Fetching the result", params=params
+        )
+        return self._parse(ResultResponse, body, "the result answer")
+
+    async def cancel(self, request_id: str) -> CancelResponse:
+        body = await self._send("POST", f"/v1/requests/{self._path_id(request_id)}/cancel", action="Cancelling the job")
+        return self._parse(CancelResponse, body, "the cancel answer")
+
+    # ------------------------------------------------------------ plumbing
+
+    @staticmethod
+    def _path_id(request_id: str) -> str:
+        return quote(check_request_id(request_id), safe="")
+
+    async def _get_json(self, path: str, *, action: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return await self._send("GET", path, action=action, params=params)
+
+    async def _send(
+        self, method: str, path: str, *, action: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        headers = self._auth_headers()
+        try:
+            response = await self._http.request(method, f"{self._base_url}{path}", headers=headers, params=params)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(
+                f"{action} failed: RunComfy's API did not answer in time ({type(exc).__name__}). "
+                "The job itself is not affected; try again shortly."
+            ) from None
+        except httpx.TransportError as exc:
+            raise APIConnectionError(
+                f"{action} failed: RunComfy's API at {self._base_url} could not be reached ({type(exc).__name__}). "
+                "The job itself is not affected; check the network and try again."
+            ) from None
+        return self._checked_body(response, action=action)
+
+    def _checked_body(self, response: httpx.Response, *, action: str) -> dict[str, Any]:
+        body = self._json_or_none(response)
+        if response.is_error or (body is not None and body.get("error_code") not in (None, "", 0)):
+            raise error_from_response(
+                response.status_code, body, action=action, redact=self._redact, retry_after_s=_retry_after(response)
+            )
+        if body is None:
+            kind = response.headers.get("content-type", "unknown content type").split(";")[0]
+            raise MalformedResponseError(
+                f"{action} failed: RunComfy answered HTTP {response.status_code} with {kind} instead of JSON. "
+                "This is usually a temporary upstream problem; try again in a minute."
+            )
+        return body
+
+    @staticmethod
+    def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _parse(self, model: type[WireModel], body: dict[str, Any], what: str) -> WireModel:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            raise MalformedResponseError(
+                f"RunComfy's API sent {what} without the expected fields ({fields}). "
+                "This is likely a temporary upstream problem; try again in a minute."
+            ) from None

@@ -1,0 +1,211 @@
+"""Every failure an assistant can act on, as one tree.
+
+    RunComfyError                     .message: what failed, why, and what to do next
+    ├── MissingTokenError             no RUNCOMFY_API_TOKEN configured
+    ├── InvalidArgumentsError         arguments break the tool's schema; nothing was sent
+    ├── InvalidRequestIdError         a request id that cannot be a RunComfy id
+    ├── APIConnectionError            the API could not be reached (nothing was sent)
+    │   └── APITimeoutError
+    ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
+    ├── MalformedResponseError        the API answered with something we cannot read
+    └── APIStatusError                the API refused: .status_code, .error_code
+        ├── AuthenticationError       401/403, 400004
+        ├── PermissionDeniedError     403001: the request belongs to another account
+        ├── InsufficientBalanceError  402, 400002
+        ├── UnknownModelError         400001
+        ├── RequestNotFoundError      404, 404001
+        ├── RateLimitError            429
+        ├── UpstreamServerError       5xx
+        └── BadRequestError           any other refusal
+
+`error_from_response` is the one place an HTTP answer becomes one of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+TOKEN_HELP = (
+    "Set RUNCOMFY_API_TOKEN in the MCP server's environment (the 'env' block of your client's server config) "
+    "to a token from your RunComfy profile (Profile → API keys), then restart the server."
+)
+
+
+class RunComfyError(Exception):
+    """Base class; `message` is one short paragraph fit to show the assistant."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MissingTokenError(RunComfyError):
+    def __init__(self) -> None:
+        super().__init__(f"No RunComfy API token is configured, so nothing was sent. {TOKEN_HELP}")
+
+
+class InvalidArgumentsError(RunComfyError):
+    def __init__(self, tool_name: str, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"- {p}" for p in problems)
+        super().__init__(
+            f"The arguments for {tool_name} were refused before anything was sent (nothing was paid for):\n"
+            f"{listing}\nFix these and call {tool_name} again."
+        )
+
+
+class InvalidRequestIdError(RunComfyError):
+    def __init__(self, request_id: object) -> None:
+        shown = repr(request_id) if len(repr(request_id)) <= 80 else repr(request_id)[:77] + "...'"
+        super().__init__(
+            f"{shown} is not a RunComfy request id (ids are 1-128 letters, digits, '_' or '-'). "
+            "Use the request_id returned when the job was submitted."
+        )
+
+
+class APIConnectionError(RunComfyError):
+    """The API could not be reached; for a submit, nothing reached it."""
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+class SubmitOutcomeUnknownError(RunComfyError):
+    """The submit request may have reached RunComfy; resending could pay twice."""
+
+
+class MalformedResponseError(RunComfyError):
+    pass
+
+
+class APIStatusError(RunComfyError):
+    def __init__(self, message: str, *, status_code: int, error_code: str | None, upstream_message: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+        self.upstream_message = upstream_message
+
+
+class AuthenticationError(APIStatusError):
+    pass
+
+
+class PermissionDeniedError(APIStatusError):
+    pass
+
+
+class InsufficientBalanceError(APIStatusError):
+    pass
+
+
+class UnknownModelError(APIStatusError):
+    pass
+
+
+class RequestNotFoundError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamServerError(APIStatusError):
+    pass
+
+
+class BadRequestError(APIStatusError):
+    pass
+
+
+_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason")
+
+
+def upstream_reason(body: Mapping[str, Any] | None) -> str | None:
+    """The most specific human text an upstream error body carries, if any."""
+    if not body:
+        return None
+    for key in _MESSAGE_KEYS:
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, Mapping):
+            nested = upstream_reason(value)
+            if nested:
+                return nested
+        if isinstance(value, list) and value:
+            return "; ".join(str(v) for v in value[:5])
+    return None
+
+
+def error_from_response(
+    status_code: int,
+    body: Mapping[str, Any] | None,
+    *,
+    action: str,
+    redact: Callable[[str], str],
+    retry_after_s: float | None = None,
+) -> APIStatusError:
+    """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job")."""
+    raw_code = body.get("error_code") if body else None
+    error_code = str(raw_code) if raw_code is not None else None
+    reason = upstream_reason(body)
+    reason = redact(reason)[:500] if reason else None
+    said = f" RunComfy said: {reason}" if reason else ""
+    code = f" (HTTP {status_code}{', code ' + error_code if error_code else ''})"
+    kwargs: dict[str, Any] = {"status_code": status_code, "error_code": error_code, "upstream_message": reason}
+
+    if error_code == "400004" or status_code == 401 or (status_code == 403 and error_code != "403001"):
+        return AuthenticationError(
+            f"{action} failed: RunComfy rejected the API token{code} — it is missing, expired or revoked, "
+            f"or the account is inactive.{said} Create a new token in your RunComfy profile and set it as "
+            "RUNCOMFY_API_TOKEN in the server's environment, then restart the server.",
+            **kwargs,
+        )
+    if error_code == "403001":
+        return PermissionDeniedError(
+            f"{action} failed: that request belongs to another RunComfy account{code}.{said} "
+            "Use a request_id from a job submitted with this token.",
+            **kwargs,
+        )
+    if error_code == "400002" or status_code == 402:
+        return InsufficientBalanceError(
+            f"{action} failed: the RunComfy account has insufficient balance{code}.{said} "
+            "Nothing was charged. Top up the balance on runcomfy.com, then try again.",
+            **kwargs,
+        )
+    if error_code == "400001":
+        return UnknownModelError(
+            f"{action} failed: RunComfy does not know this model id{code}.{said} "
+            "The tool spec may be out of date; check the model id on the RunComfy model page.",
+            **kwargs,
+        )
+    if error_code == "404001" or status_code == 404:
+        return RequestNotFoundError(
+            f"{action} failed: RunComfy has no such request{code} — the id is wrong, or the job was deleted "
+            f"or has expired.{said} Check the request_id (it is returned by the model tool when a job is "
+            "submitted).",
+            **kwargs,
+        )
+    if status_code == 429:
+        wait = f" RunComfy asked to wait {retry_after_s:g} s." if retry_after_s else ""
+        return RateLimitError(
+            f"{action} failed: RunComfy is rate-limiting this token{code}.{said}{wait} "
+            "Wait a little (30 s or more) before calling again, and poll less often.",
+            retry_after_s=retry_after_s,
+            **kwargs,
+        )
+    if status_code >= 500:
+        return UpstreamServerError(
+            f"{action} failed: RunComfy's API is having trouble{code}.{said} "
+            "This is on RunComfy's side; try again in a minute.",
+            **kwargs,
+        )
+    return BadRequestError(
+        f"{action} failed: RunComfy refused the request{code}.{said} Check the arguments and try again.",
+        **kwargs,
+    )

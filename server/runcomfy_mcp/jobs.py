@@ -1,0 +1,144 @@
+"""The core: submit a job for a model spec, follow it, cancel it. No MCP and no HTTP details here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from runcomfy_mcp.client import RunComfyClient, check_request_id
+from runcomfy_mcp.specs import ToolSpec
+from runcomfy_mcp.validation import ArgumentChecker
+
+QueueStatus = Literal["in_queue", "in_progress", "completed", "cancelled", "failed"]
+ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancelled"]
+QUEUE_STATUSES: frozenset[str] = frozenset(QueueStatus.__args__)  # type: ignore[attr-defined]
+RESULT_STATUSES: frozenset[str] = frozenset(ResultStatus.__args__)  # type: ignore[attr-defined]
+FINISHED_STATUSES = frozenset({"completed", "cancelled", "failed", "succeeded"})
+
+
+class SubmittedJob(BaseModel):
+    request_id: str = Field(description="Id to pass to get_status, get_result and cancel.")
+    model_id: str
+    tool: str
+    status: str = Field(description="Always 'in_queue' right after submission.")
+    advice: list[str] = Field(default_factory=list, description="Soft warnings about the arguments.")
+
+
+class JobStatus(BaseModel):
+    request_id: str
+    status: str = Field(description="in_queue, in_progress, completed, cancelled or failed.")
+    queue_position: int | None = Field(default=None, description="Place in the queue while in_queue.")
+    finished: bool = Field(description="True once the run has ended (which does not mean it succeeded).")
+
+
+class JobResult(BaseModel):
+    request_id: str
+    status: str = Field(description="The result's own status: succeeded, failed, in_queue, in_progress or cancelled.")
+    output: dict[str, Any] | None = Field(default=None, description="The model's output object, as RunComfy sent it.")
+    video_urls: list[str] = Field(default_factory=list, description="Every video URL in the output.")
+    error: str | None = Field(default=None, description="Why the job failed, when it did.")
+    cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
+
+
+class CancelOutcome(BaseModel):
+    request_id: str
+    outcome: str = Field(description="'cancelled', or 'not_cancellable' when the job already runs or ended.")
+    status: str | None = None
+
+
+def video_urls(output: Mapping[str, Any] | None) -> list[str]:
+    """Every URL under `output.video` / `output.videos`, in order, without repeats."""
+    if not output:
+        return []
+    found: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            if value not in found:
+                found.append(value)
+        elif isinstance(value, Mapping):
+            collect(value.get("url"))
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(output.get("video"))
+    collect(output.get("videos"))
+    return found
+
+
+def failure_reason(error: Any, failure: Any) -> str:
+    for value in (error, failure):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, Mapping):
+            for key in ("message", "error_message", "detail", "reason", "error"):
+                if isinstance(value.get(key), str) and value[key].strip():
+                    return str(value[key]).strip()
+            return str(dict(value))
+    return "RunComfy gave no reason."
+
+
+def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
+    notes: list[str] = []
+    for item in spec.advice:
+        value = arguments.get(item.field)
+        if value is None:
+            continue
+        cond = item.when
+        if (cond.max_length is not None and isinstance(value, str) and len(value) > cond.max_length) or (
+            cond.other_field is not None and arguments.get(cond.other_field) == cond.equals
+        ):
+            notes.append(item.message)
+    return notes
+
+
+class JobService:
+    """Submits and follows RunComfy jobs for the loaded tool specs."""
+
+    def __init__(self, client: RunComfyClient, specs: Iterable[ToolSpec]) -> None:
+        self.client = client
+        self.specs = {spec.tool_name: spec for spec in specs}
+        self._checkers = {name: ArgumentChecker(spec) for name, spec in self.specs.items()}
+
+    def check_arguments(self, tool_name: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+        return self._checkers[tool_name].check(arguments)
+
+    async def submit_job(self, tool_name: str, arguments: Mapping[str, Any] | None) -> SubmittedJob:
+        spec = self.specs[tool_name]
+        checked = self.check_arguments(tool_name, arguments)
+        answer = await self.client.submit(spec.model_id, checked)
+        return SubmittedJob(
+            request_id=answer.request_id,
+            model_id=spec.model_id,
+            tool=tool_name,
+            status="in_queue",
+            advice=advice_for(spec, checked),
+        )
+
+    async def get_status(self, request_id: str) -> JobStatus:
+        answer = await self.client.status(check_request_id(request_id))
+        return JobStatus(
+            request_id=answer.request_id or request_id,
+            status=answer.status,
+            queue_position=answer.queue_position if answer.status == "in_queue" else None,
+            finished=answer.status in FINISHED_STATUSES,
+        )
+
+    async def get_result(self, request_id: str, *, include_cost: bool = False) -> JobResult:
+        answer = await self.client.result(check_request_id(request_id), include_cost=include_cost)
+        failed = answer.status == "failed"
+        return JobResult(
+            request_id=answer.request_id or request_id,
+            status=answer.status,
+            output=answer.output,
+            video_urls=video_urls(answer.output),
+            error=failure_reason(answer.error, answer.failure_reason) if failed else None,
+            cost=answer.cost,
+        )
+
+    async def cancel(self, request_id: str) -> CancelOutcome:
+        answer = await self.client.cancel(check_request_id(request_id))
+        return CancelOutcome(request_id=answer.request_id or request_id, outcome=answer.outcome, status=answer.status)

@@ -1,0 +1,67 @@
+"""The text an assistant reads for each outcome: what happened and what to do next."""
+
+from __future__ import annotations
+
+from runcomfy_mcp.jobs import QUEUE_STATUSES, RESULT_STATUSES, CancelOutcome, JobResult, JobStatus, SubmittedJob
+
+
+def submitted(job: SubmittedJob) -> str:
+    lines = [
+        f"Submitted job {job.request_id} to {job.model_id}. It is queued; video jobs usually take 1-10 minutes.",
+        f'Follow it with get_status(request_id="{job.request_id}"), and when the status is completed call '
+        f'get_result(request_id="{job.request_id}") for the video URL. Do not submit the same job again: '
+        "each submission is charged.",
+    ]
+    lines += [f"Note: {note}" for note in job.advice]
+    return "\n".join(lines)
+
+
+def status(view: JobStatus) -> str:
+    rid = view.request_id
+    if view.status == "in_queue":
+        where = f" at position {view.queue_position}" if view.queue_position is not None else ""
+        return f"Job {rid} is waiting in the queue{where}. Check again in 10-30 seconds with get_status."
+    if view.status == "in_progress":
+        return f"Job {rid} is generating. Check again in 15-30 seconds with get_status."
+    if view.status == "completed":
+        return (
+            f"Job {rid} has finished running. That does not yet mean it succeeded: "
+            f'call get_result(request_id="{rid}") for the outcome and the video URL.'
+        )
+    if view.status == "cancelled":
+        return f"Job {rid} was cancelled; it produced no video."
+    if view.status == "failed":
+        return f'Job {rid} failed. Call get_result(request_id="{rid}") for the reason.'
+    assert view.status not in QUEUE_STATUSES
+    return f"Job {rid} has a status this server does not know: {view.status!r}. Try get_result for details."
+
+
+def result(view: JobResult) -> str:
+    rid = view.request_id
+    cost = f" Cost: ${view.cost:g}." if view.cost is not None else ""
+    if view.status == "succeeded":
+        if not view.video_urls:
+            return f"Job {rid} succeeded, but its output holds no video URL. Output: {view.output}.{cost}"
+        urls = "\n".join(f"- {url}" for url in view.video_urls)
+        return f"Job {rid} succeeded. Video:\n{urls}\nResult URLs may expire; save the file if it should be kept.{cost}"
+    if view.status == "failed":
+        return f"Job {rid} failed: {view.error}{cost} Fix the cause if it is in the arguments, then submit a new job."
+    if view.status in ("in_queue", "in_progress"):
+        state = "still waiting in the queue" if view.status == "in_queue" else "still generating"
+        return f"Job {rid} is not finished yet ({state}). This is not an error: ask again in 15-30 seconds."
+    if view.status == "cancelled":
+        return f"Job {rid} was cancelled; it has no video."
+    assert view.status not in RESULT_STATUSES
+    return f"Job {rid} has a result status this server does not know: {view.status!r}. Output: {view.output}"
+
+
+def cancelled(outcome: CancelOutcome) -> str:
+    rid = outcome.request_id
+    if outcome.outcome == "cancelled":
+        return f"Job {rid} was cancelled before it started; it will not produce a video."
+    if outcome.outcome == "not_cancellable":
+        return (
+            f"Job {rid} could NOT be cancelled: it is already running or has finished, so it goes on "
+            "(and may be charged). Its video can still be fetched with get_result when it is done."
+        )
+    return f"Cancelling job {rid} gave the outcome {outcome.outcome!r}. Check it with get_status."

@@ -1,0 +1,248 @@
+"""A simulator of the RunComfy Model API: the same paths, shapes and errors, on loopback.
+
+Jobs move `in_queue` → `in_progress` → `completed` on a clock the caller controls: real time
+scaled by `time_scale` for a demo, or a `ManualClock` that tests advance by hand. A prompt
+containing "[fail]" makes the job fail. Output files are served from `/files/…` without a token,
+like RunComfy's CDN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+FAIL_MARKER = "[fail]"
+QUEUE_SECONDS = 3.0
+RUN_SECONDS = 6.0
+
+
+class ManualClock:
+    """A clock tests move by hand, so job states change exactly when a test says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class SimulatedJob:
+    request_id: str
+    model_id: str
+    arguments: dict[str, Any]
+    submitted_at: float
+    queue_s: float
+    run_s: float
+    cancelled: bool = False
+    video: bytes | None = None
+
+    @property
+    def prompt(self) -> str:
+        for key in ("prompt", "text"):
+            value = self.arguments.get(key)
+            if isinstance(value, str):
+                return value
+        return ""
+
+    def status_at(self, now: float) -> str:
+        if self.cancelled:
+            return "cancelled"
+        elapsed = now - self.submitted_at
+        if elapsed < self.queue_s:
+            return "in_queue"
+        if elapsed < self.queue_s + self.run_s:
+            return "in_progress"
+        return "completed"
+
+    @property
+    def fails(self) -> bool:
+        return FAIL_MARKER in self.prompt
+
+
+VideoMaker = Callable[[SimulatedJob], bytes]
+
+
+@dataclass
+class SimulatorCalls:
+    """What the simulator was asked, for tests that count (e.g. "no POST was sent")."""
+
+    submits: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, method: str, path_part: str = "") -> int:
+        return sum(1 for m, p in self.requests if m == method and path_part in p)
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        token: str,
+        model_ids: Iterable[str],
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        video_maker: VideoMaker | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("the simulator needs a non-empty token to check")
+        self.token = token
+        self.model_ids = set(model_ids)
+        self.time_scale = time_scale
+        self.clock = clock
+        self.video_maker = video_maker
+        self.jobs: dict[str, SimulatedJob] = {}
+        self.calls = SimulatorCalls()
+        self._ids = itertools.count(1)
+        self.base_url = ""  # set by whoever serves it, so output URLs point back here
+
+    # ------------------------------------------------------------ job logic
+
+    def _queue_position(self, job: SimulatedJob, now: float) -> int:
+        ahead = [j for j in self.jobs.values() if j.submitted_at <= job.submitted_at and j.status_at(now) == "in_queue"]
+        return max(1, len(ahead))
+
+    def _status_body(self, job: SimulatedJob) -> dict[str, Any]:
+        now = self.clock()
+        status = job.status_at(now)
+        body: dict[str, Any] = {
+            "request_id": job.request_id,
+            "status": status,
+            "status_url": f"{self.base_url}/v1/requests/{job.request_id}/status",
+            "result_url": f"{self.base_url}/v1/requests/{job.request_id}/result",
+        }
+        if status == "in_queue":
+            body["queue_position"] = self._queue_position(job, now)
+        return body
+
+    def _result_body(self, job: SimulatedJob, include_cost: bool) -> dict[str, Any]:
+        status = job.status_at(self.clock())
+        body: dict[str, Any] = {"request_id": job.request_id, "created_at": _iso(job.submitted_at)}
+        if status == "completed":
+            body["finished_at"] = _iso(job.submitted_at + job.queue_s + job.run_s)
+            if job.fails:
+                body["status"] = "failed"
+                body["error"] = "Simulated failure: the prompt asked for it with [fail]."
+            else:
+                body["status"] = "succeeded"
+                body["output"] = {"video": f"{self.base_url}/files/{job.request_id}.mp4"}
+            if include_cost:
+                body["cost"] = 0.0
+        else:
+            body["status"] = status
+        return body
+
+    # ------------------------------------------------------------ HTTP
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/models/{model_id:path}", self._submit, methods=["POST"]),
+                Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
+                Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
+                Route("/v1/requests/{request_id}/cancel", self._cancel, methods=["POST"]),
+                Route("/files/{name}", self._file, methods=["GET"]),
+            ]
+        )
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        return secrets.compare_digest(header, f"Bearer {self.token}")
+
+    def _record(self, request: Request) -> None:
+        self.calls.requests.append((request.method, request.url.path))
+
+    async def _submit(self, request: Request) -> Response:
+        self._record(request)
+        if not self._authorized(request):
+            return _error(401, "400004", "Invalid or missing API token.")
+        model_id = request.path_params["model_id"]
+        if model_id not in self.model_ids:
+            return _error(400, "400001", f"Model {model_id} not found.")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "400000", "Request body must be a JSON object.")
+        if not isinstance(body, dict):
+            return _error(400, "400000", "Request body must be a JSON object.")
+        self.calls.submits.append({"model_id": model_id, "arguments": body})
+        request_id = f"sim-{next(self._ids):06d}-{secrets.token_hex(4)}"
+        self.jobs[request_id] = SimulatedJob(
+            request_id=request_id,
+            model_id=model_id,
+            arguments=body,
+            submitted_at=self.clock(),
+            queue_s=QUEUE_SECONDS * self.time_scale,
+            run_s=RUN_SECONDS * self.time_scale,
+        )
+        base = f"{self.base_url}/v1/requests/{request_id}"
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "status_url": f"{base}/status",
+                "result_url": f"{base}/result",
+                "cancel_url": f"{base}/cancel",
+            }
+        )
+
+    def _job(self, request: Request) -> SimulatedJob | Response:
+        self._record(request)
+        if not self._authorized(request):
+            return _error(401, "400004", "Invalid or missing API token.")
+        job = self.jobs.get(request.path_params["request_id"])
+        if job is None:
+            return _error(404, "404001", "Request not found.")
+        return job
+
+    async def _status(self, request: Request) -> Response:
+        job = self._job(request)
+        return job if isinstance(job, Response) else JSONResponse(self._status_body(job))
+
+    async def _result(self, request: Request) -> Response:
+        job = self._job(request)
+        if isinstance(job, Response):
+            return job
+        include_cost = request.query_params.get("include_cost") == "true"
+        return JSONResponse(self._result_body(job, include_cost))
+
+    async def _cancel(self, request: Request) -> Response:
+        job = self._job(request)
+        if isinstance(job, Response):
+            return job
+        status = job.status_at(self.clock())
+        if status == "in_queue":
+            job.cancelled = True
+            return JSONResponse({"request_id": job.request_id, "status": "cancelled", "outcome": "cancelled"}, 202)
+        return JSONResponse({"request_id": job.request_id, "status": status, "outcome": "not_cancellable"}, 202)
+
+    async def _file(self, request: Request) -> Response:
+        self._record(request)
+        name: str = request.path_params["name"]
+        job = self.jobs.get(name.removesuffix(".mp4"))
+        if job is None or job.fails or job.status_at(self.clock()) != "completed" or self.video_maker is None:
+            return Response("not found", status_code=404)
+        if job.video is None:
+            job.video = self.video_maker(job)
+        return Response(job.video, media_type="video/mp4")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error_code": code, "error_message": message}, status_code=status)
+
+
+def _iso(monotonic_s: float) -> str:
+    wall = time.time() - (time.monotonic() - monotonic_s)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

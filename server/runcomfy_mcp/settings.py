@@ -1,0 +1,37 @@
+"""Settings, read once from the environment (RUNCOMFY_*) and overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNCOMFY_", extra="ignore")
+
+    api_token: SecretStr | None = Field(default=None, description="RunComfy API token (Profile → API keys).")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Model API base URL.")
+    tool_specs_dir: Path | None = Field(default=None, description="Folder of extra tool spec JSON files.")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout for one API request.")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout for one API request.")
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"RUNCOMFY_BASE_URL must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    def token_value(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token else None

@@ -1,0 +1,267 @@
+"""Tool specs: one JSON file per RunComfy model endpoint, checked with pydantic when loaded.
+
+A spec holds the upstream input schema exactly as the model page gives it (with RunComfy's own
+`validations` and `format: image_uri`), plus what the assistant needs to read: a title, a
+description and English notes on the fields. `portable_input_schema` turns it into the plain
+JSON Schema that MCP clients are shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs"})
+ImageFormat = Literal["jpeg", "png", "webp"]
+
+_RULE = re.compile(
+    r"^(?P<measure>width_pixels|height_pixels|shortest_side_pixels|longest_side_pixels|width/height|file_size_mb)"
+    r"(?P<op><=|>=|<|>)$"
+)
+
+
+class SpecError(Exception):
+    """A spec file that cannot be used; the message names the file."""
+
+
+class MediaRule(BaseModel):
+    """One entry of a field's `validations` list: holds when `measure op value` is true."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    validation_rule: str = Field(pattern=_RULE.pattern)
+    validation_value: float
+    validation_error: str
+
+    @property
+    def measure(self) -> str:
+        match = _RULE.match(self.validation_rule)
+        assert match is not None  # guaranteed by the field pattern
+        return match["measure"]
+
+    @property
+    def op(self) -> str:
+        match = _RULE.match(self.validation_rule)
+        assert match is not None
+        return match["op"]
+
+
+class PropertyDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = None
+    description: str | None = None
+
+
+class AdviceCondition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_length: int | None = None
+    other_field: str | None = None
+    equals: str | int | float | bool | None = None
+
+
+class Advice(BaseModel):
+    """A soft warning shown in the result text when `when` holds; never an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    when: AdviceCondition
+    message: str
+
+
+class ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+$")
+    tool_name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    property_docs: dict[str, PropertyDoc] = Field(default_factory=dict)
+    accepted_formats: dict[str, list[ImageFormat]] = Field(default_factory=dict)
+    advice: list[Advice] = Field(default_factory=list)
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _check_schema(self) -> ToolSpec:
+        if self.tool_name in BUILTIN_TOOL_NAMES:
+            raise ValueError(f"tool_name {self.tool_name!r} is reserved for a built-in tool")
+        schema = self.input_schema
+        if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+            raise ValueError("input_schema must be an object schema with 'properties'")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"input_schema is not valid JSON Schema: {exc.message}") from exc
+        properties: dict[str, Any] = schema["properties"]
+        for name, prop in properties.items():
+            for index, rule in enumerate(prop.get("validations", [])):
+                try:
+                    MediaRule.model_validate(rule)
+                except ValidationError as exc:
+                    raise ValueError(f"input_schema.properties.{name}.validations[{index}]: {exc}") from exc
+        for section in ("property_docs", "accepted_formats"):
+            for name in getattr(self, section):
+                if name not in properties:
+                    raise ValueError(f"{section} names {name!r}, which is not an input property")
+        for item in self.advice:
+            if item.field not in properties:
+                raise ValueError(f"advice names {item.field!r}, which is not an input property")
+        return self
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props: dict[str, Any] = self.input_schema["properties"]
+        return props
+
+    def media_rules(self, field: str) -> list[MediaRule]:
+        return [MediaRule.model_validate(r) for r in self.properties[field].get("validations", [])]
+
+    def media_fields(self) -> list[str]:
+        """Fields that carry images: those with `validations` or `format: image_uri` (on items too)."""
+        return [name for name, prop in self.properties.items() if _is_media_property(prop)]
+
+
+def _is_media_property(prop: dict[str, Any]) -> bool:
+    if prop.get("validations") or prop.get("format") == "image_uri":
+        return True
+    items = prop.get("items")
+    return isinstance(items, dict) and items.get("format") == "image_uri"
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    name: str
+    text: str
+
+
+def _packaged_sources() -> Iterator[SpecSource]:
+    folder = resources.files("runcomfy_mcp.tool_specs")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            yield SpecSource(f"tool_specs/{entry.name}", entry.read_text(encoding="utf-8"))
+
+
+def _folder_sources(folder: Path) -> Iterator[SpecSource]:
+    if not folder.is_dir():
+        raise SpecError(f"RUNCOMFY_TOOL_SPECS_DIR {str(folder)!r} is not a folder.")
+    for path in sorted(folder.glob("*.json")):
+        yield SpecSource(str(path), path.read_text(encoding="utf-8"))
+
+
+def parse_spec(source: SpecSource) -> ToolSpec:
+    try:
+        data = json.loads(source.text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"Tool spec {source.name} is not valid JSON: {exc}") from exc
+    try:
+        return ToolSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(f"Tool spec {source.name} is invalid: {problems}") from exc
+
+
+def load_specs(extra_dir: Path | None = None) -> list[ToolSpec]:
+    """The packaged specs, then those in `extra_dir`; a later file with the same tool name replaces an earlier one."""
+    sources: Iterable[SpecSource] = _packaged_sources()
+    by_name: dict[str, ToolSpec] = {}
+    origin: dict[str, str] = {}
+    for source in [*sources, *(_folder_sources(extra_dir) if extra_dir else [])]:
+        spec = parse_spec(source)
+        if spec.tool_name in by_name:
+            if source.name.startswith("tool_specs/"):
+                raise SpecError(
+                    f"Tool spec {source.name} repeats tool name {spec.tool_name!r} of {origin[spec.tool_name]}."
+                )
+            logger.info("tool spec %s replaces %s", source.name, origin[spec.tool_name])
+        by_name[spec.tool_name] = spec
+        origin[spec.tool_name] = source.name
+    return list(by_name.values())
+
+
+# ---------------------------------------------------------------- the schema clients see
+
+_OP_WORDS = {"<": "less than", "<=": "at most", ">": "more than", ">=": "at least"}
+_FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
+
+
+def _bounds(rules: list[MediaRule], measure: str) -> list[str]:
+    picked = sorted((r for r in rules if r.measure == measure), key=lambda r: r.op.startswith("<"))
+    return [f"{_OP_WORDS[r.op]} {r.validation_value:g}" for r in picked]
+
+
+def describe_media_rules(rules: list[MediaRule], formats: Sequence[str] | None = None) -> str:
+    """Plain words for a field's `validations`, e.g. 'each side more than 300 and less than 6000 px'."""
+    parts: list[str] = []
+    width, height = _bounds(rules, "width_pixels"), _bounds(rules, "height_pixels")
+    if width and width == height:
+        parts.append(f"each side {' and '.join(width)} px")
+    else:
+        if width:
+            parts.append(f"width {' and '.join(width)} px")
+        if height:
+            parts.append(f"height {' and '.join(height)} px")
+    for measure, label, unit in (
+        ("shortest_side_pixels", "shortest side", " px"),
+        ("longest_side_pixels", "longest side", " px"),
+        ("width/height", "aspect ratio (width/height)", ""),
+        ("file_size_mb", "file size", " MB"),
+    ):
+        bounds = _bounds(rules, measure)
+        if bounds:
+            parts.append(f"{label} {' and '.join(bounds)}{unit}")
+    if formats:
+        parts.append(" or ".join(_FORMAT_NAMES[f] for f in formats) + " only")
+    return "; ".join(parts)
+
+
+MEDIA_INPUT_HELP = "Give a public https:// image URL or a data: URI."
+
+
+def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions."""
+    schema = copy.deepcopy(spec.input_schema)
+    schema["title"] = spec.title
+    schema["additionalProperties"] = False
+    for name, prop in schema["properties"].items():
+        doc = spec.property_docs.get(name, PropertyDoc())
+        is_media = _is_media_property(prop)
+        rules = [MediaRule.model_validate(r) for r in prop.pop("validations", [])]
+        if prop.get("format") == "image_uri":
+            del prop["format"]
+        if isinstance(prop.get("items"), dict) and prop["items"].get("format") == "image_uri":
+            del prop["items"]["format"]
+        if doc.title:
+            prop["title"] = doc.title
+        sentences = [doc.description or prop.get("description") or ""]
+        if is_media:
+            rule_words = describe_media_rules(rules, spec.accepted_formats.get(name))
+            if rule_words:
+                sentences.append(f"Image rules{' (each image)' if prop.get('type') == 'array' else ''}: {rule_words}.")
+            sentences.append(MEDIA_INPUT_HELP)
+        text = " ".join(s.strip() for s in sentences if s and s.strip())
+        if text:
+            prop["description"] = text
+        elif "description" in prop:
+            del prop["description"]
+    return schema

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from runcomfy_mcp.app import build_server
+from runcomfy_mcp.runtime import open_runtime
+from runcomfy_mcp.sandbox.serving import serve_on_loopback
+from runcomfy_mcp.sandbox.simulator import ManualClock, Simulator
+from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.specs import load_specs
+
+TOKEN = "rc-test-token-5f2a9c1e7b"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see a developer's own RunComfy settings."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RUNCOMFY_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def simulator(clock: ManualClock) -> Simulator:
+    return Simulator(token=TOKEN, model_ids=[s.model_id for s in load_specs()], clock=clock)
+
+
+@pytest.fixture
+async def api_url(simulator: Simulator) -> AsyncIterator[str]:
+    async with serve_on_loopback(simulator.app()) as url:
+        simulator.base_url = url
+        yield url
+
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[Client]]
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol generations: the current per-request era and the legacy initialize handshake."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(mode: str) -> ClientFactory:
+    """Open an MCP client on a fresh server built from `settings` (and optionally a mock transport)."""
+
+    @asynccontextmanager
+    async def open_client(
+        settings: Settings, transport: httpx.AsyncBaseTransport | None = None, **client_kwargs: Any
+    ) -> AsyncIterator[Client]:
+        async with (
+            open_runtime(settings, transport=transport) as runtime,
+            Client(build_server(runtime.tools), mode=mode, **client_kwargs) as client,
+        ):
+            yield client
+
+    return open_client
+
+
+@pytest.fixture
+async def client(connect: ClientFactory, api_url: str) -> AsyncIterator[Client]:
+    """A client on a server whose API is the loopback simulator."""
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as c:
+        yield c

@@ -1,0 +1,131 @@
+"""The installed console script, driven as real clients drive it: over stdio and over streamable HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import TOKEN
+from helpers import SEEDANCE_LITE_ARGS, structured
+from runcomfy_mcp.sandbox.simulator import Simulator
+
+pytestmark = pytest.mark.anyio
+
+SCRIPT = Path(sys.executable).with_name("runcomfy-mcp")
+
+
+def server_env(api_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
+    return {**env, "RUNCOMFY_API_TOKEN": TOKEN, "RUNCOMFY_BASE_URL": api_url, **extra}
+
+
+def test_console_script_is_installed() -> None:
+    assert SCRIPT.exists(), f"install the project first (pip install -e .): {SCRIPT} is missing"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stdio_console_script_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
+    params = StdioServerParameters(command=str(SCRIPT), args=[], env=server_env(api_url))
+    async with Client(params, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "seedance_1_0_lite_image_to_video" in names
+        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS))
+        status = structured(await client.call_tool("get_status", {"request_id": job["request_id"]}))
+    assert status["status"] == "in_queue"
+    assert len(simulator.calls.submits) == 1
+
+
+async def test_python_dash_m_works_too(api_url: str) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "runcomfy_mcp"], env=server_env(api_url))
+    async with Client(params) as client:
+        assert len((await client.list_tools()).tools) == 7
+
+
+async def test_stdout_carries_only_protocol_and_logs_hide_the_token(api_url: str) -> None:
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "get_status", "arguments": {"request_id": "unknown-id"}},
+        },
+    ]
+    process = await anyio.open_process([str(SCRIPT), "--log-level", "DEBUG"], env=server_env(api_url))
+    async with process:
+        assert process.stdin and process.stdout and process.stderr
+        await process.stdin.send("".join(json.dumps(m) + "\n" for m in messages).encode())
+        buffer = b""
+        with anyio.fail_after(15):
+            while buffer.count(b"\n") < 3:
+                buffer += await process.stdout.receive()
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+        stderr = b""
+        async for chunk in process.stderr:
+            stderr += chunk
+    replies = [json.loads(line) for line in buffer.decode().splitlines()]
+    assert [r.get("id") for r in replies] == [1, 2, 3]
+    assert replies[2]["result"]["isError"] is True
+    assert "runcomfy-mcp" in stderr.decode() and "serving 7 tools" in stderr.decode()
+    assert TOKEN not in stderr.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def http_server(api_url: str) -> AsyncIterator[str]:
+    port = free_port()
+    command = [str(SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    process = await anyio.open_process(command, env=server_env(api_url), stdout=None, stderr=None)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        with anyio.fail_after(20):
+            async with httpx.AsyncClient() as http:
+                while True:
+                    try:
+                        await http.get(url)
+                        break
+                    except httpx.TransportError:
+                        await anyio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_streamable_http_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
+    async with http_server(api_url) as url, Client(url, mode=mode) as client:
+        assert len((await client.list_tools()).tools) == 7
+        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS))
+        result = structured(await client.call_tool("get_result", {"request_id": job["request_id"]}))
+    assert result["status"] == "in_queue"
+    assert len(simulator.calls.submits) == 1
