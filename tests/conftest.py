@@ -8,8 +8,10 @@ import httpx
 import pytest
 from mcp import Client
 
+from images import FakeImageHost, fake_resolver
 from runcomfy_mcp.app import build_server
-from runcomfy_mcp.runtime import open_runtime
+from runcomfy_mcp.media import MediaPolicy
+from runcomfy_mcp.runtime import STDIO_POLICY, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
@@ -60,15 +62,32 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def connect(mode: str) -> ClientFactory:
-    """Open an MCP client on a fresh server built from `settings` (and optionally a mock transport)."""
+def image_host() -> FakeImageHost:
+    return FakeImageHost()
+
+
+@pytest.fixture
+def connect(mode: str, image_host: FakeImageHost) -> ClientFactory:
+    """Open an MCP client on a fresh server built from `settings` (and optionally a mock API transport).
+
+    Image URLs are fetched from the fake public image host, never from the network.
+    """
 
     @asynccontextmanager
     async def open_client(
-        settings: Settings, transport: httpx.AsyncBaseTransport | None = None, **client_kwargs: Any
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        media_policy: MediaPolicy = STDIO_POLICY,
+        **client_kwargs: Any,
     ) -> AsyncIterator[Client]:
         async with (
-            open_runtime(settings, transport=transport) as runtime,
+            open_runtime(
+                settings,
+                transport=transport,
+                media_policy=media_policy,
+                media_transport=image_host.transport(),
+                resolver=fake_resolver,
+            ) as runtime,
             Client(build_server(runtime.tools), mode=mode, **client_kwargs) as client,
         ):
             yield client

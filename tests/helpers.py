@@ -6,7 +6,7 @@ from typing import Any
 
 import mcp_types as types
 
-IMAGE_URL = "https://images.example.com/cat.png"
+IMAGE_URL = "https://images.example.com/640x480.png"
 
 
 def text_of(result: types.CallToolResult) -> str:

@@ -77,9 +77,12 @@ async def test_submit_posts_the_arguments_and_returns_at_once(client: Client, si
 async def test_each_model_tool_posts_to_its_own_endpoint(client: Client, simulator: Simulator) -> None:
     arguments = {
         "seedance_v1_5_pro_image_to_video": SEEDANCE_LITE_ARGS,
-        "dreamina_3_0_image_to_video": {"prompt": "waves", "image_urls": ["https://images.example.com/a.jpg"]},
+        "dreamina_3_0_image_to_video": {"prompt": "waves", "image_urls": ["https://images.example.com/800x600.jpg"]},
         "seedance_1_0_lite_image_to_video": SEEDANCE_LITE_ARGS,
-        "seedance_1_0_lite_reference_to_video": {"text": "two friends", "images": ["https://images.example.com/b.png"]},
+        "seedance_1_0_lite_reference_to_video": {
+            "text": "two friends",
+            "images": ["https://images.example.com/512x512.png"],
+        },
     }
     for tool, args in arguments.items():
         result = await client.call_tool(tool, args)

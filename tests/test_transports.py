@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -16,7 +17,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from conftest import TOKEN
-from helpers import SEEDANCE_LITE_ARGS, structured
+from helpers import structured
+from images import make_image
 from runcomfy_mcp.sandbox.simulator import Simulator
 
 pytestmark = pytest.mark.anyio
@@ -33,16 +35,25 @@ def test_console_script_is_installed() -> None:
     assert SCRIPT.exists(), f"install the project first (pip install -e .): {SCRIPT} is missing"
 
 
+@pytest.fixture
+def local_image(tmp_path: Path) -> str:
+    path = tmp_path / "photo.png"
+    path.write_bytes(make_image(640, 480))
+    return str(path)
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_stdio_console_script_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
+async def test_stdio_console_script_runs_a_job(api_url: str, simulator: Simulator, mode: str, local_image: str) -> None:
     params = StdioServerParameters(command=str(SCRIPT), args=[], env=server_env(api_url))
     async with Client(params, mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert "seedance_1_0_lite_image_to_video" in names
-        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS))
+        args = {"prompt": "a cat", "first_frame_image_url": local_image}
+        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", args))
         status = structured(await client.call_tool("get_status", {"request_id": job["request_id"]}))
     assert status["status"] == "in_queue"
-    assert len(simulator.calls.submits) == 1
+    sent = simulator.calls.submits[0]["arguments"]["first_frame_image_url"]
+    assert sent.startswith("data:image/png;base64,")
 
 
 async def test_python_dash_m_works_too(api_url: str) -> None:
@@ -123,9 +134,11 @@ async def http_server(api_url: str) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_streamable_http_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
+    data_uri = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
     async with http_server(api_url) as url, Client(url, mode=mode) as client:
         assert len((await client.list_tools()).tools) == 7
-        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS))
+        args = {"prompt": "a cat", "first_frame_image_url": data_uri}
+        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", args))
         result = structured(await client.call_tool("get_result", {"request_id": job["request_id"]}))
     assert result["status"] == "in_queue"
     assert len(simulator.calls.submits) == 1

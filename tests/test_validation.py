@@ -95,7 +95,7 @@ async def test_soft_advice_does_not_block(client: Client) -> None:
     result = await client.call_tool("seedance_v1_5_pro_image_to_video", {**SEEDANCE_LITE_ARGS, "prompt": "p" * 600})
     assert not result.is_error
     assert "500 characters" in text_of(result)
-    assert structured(result)["advice"]
+    assert structured(result)["notes"]
     lite = await client.call_tool(
         "seedance_1_0_lite_image_to_video",
         {**SEEDANCE_LITE_ARGS, "last_frame_image_url": IMAGE_URL, "resolution": "1080p"},

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from runcomfy_mcp import __version__
 from runcomfy_mcp.app import build_server
 from runcomfy_mcp.redaction import RedactingFilter, Redactor
-from runcomfy_mcp.runtime import Runtime, open_runtime
+from runcomfy_mcp.runtime import HTTP_POLICY, STDIO_POLICY, Runtime, open_runtime
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.specs import SpecError
 
@@ -55,7 +55,8 @@ def configure_logging(level: str, redactor: Redactor) -> None:
 
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_runtime(settings) as runtime:
+    policy = STDIO_POLICY if args.transport == "stdio" else HTTP_POLICY
+    async with open_runtime(settings, media_policy=policy) as runtime:
         describe_startup(runtime, args)
         server = build_server(runtime.tools)
         if args.transport == "stdio":

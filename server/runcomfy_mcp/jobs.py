@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from runcomfy_mcp.client import RunComfyClient, check_request_id
+from runcomfy_mcp.errors import InvalidArgumentsError
+from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.specs import ToolSpec
 from runcomfy_mcp.validation import ArgumentChecker
 
@@ -23,7 +25,7 @@ class SubmittedJob(BaseModel):
     model_id: str
     tool: str
     status: str = Field(description="Always 'in_queue' right after submission.")
-    advice: list[str] = Field(default_factory=list, description="Soft warnings about the arguments.")
+    notes: list[str] = Field(default_factory=list, description="What was done with the inputs, and soft advice.")
 
 
 class JobStatus(BaseModel):
@@ -98,24 +100,30 @@ def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
 class JobService:
     """Submits and follows RunComfy jobs for the loaded tool specs."""
 
-    def __init__(self, client: RunComfyClient, specs: Iterable[ToolSpec]) -> None:
+    def __init__(self, client: RunComfyClient, specs: Iterable[ToolSpec], inputs: InputPreparer) -> None:
         self.client = client
+        self.inputs = inputs
         self.specs = {spec.tool_name: spec for spec in specs}
         self._checkers = {name: ArgumentChecker(spec) for name, spec in self.specs.items()}
 
-    def check_arguments(self, tool_name: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-        return self._checkers[tool_name].check(arguments)
+    async def prepare_arguments(
+        self, tool_name: str, arguments: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """What to send for a call, and notes for the assistant; raises InvalidArgumentsError with every problem."""
+        spec = self.specs[tool_name]
+        checked = self._checkers[tool_name].check(arguments)
+        prepared = await self.inputs.prepare(spec, checked.arguments, skip=checked.fields_with_problems)
+        problems = checked.problems + prepared.problems
+        if problems:
+            raise InvalidArgumentsError(tool_name, problems)
+        return prepared.arguments, prepared.notes + advice_for(spec, checked.arguments)
 
     async def submit_job(self, tool_name: str, arguments: Mapping[str, Any] | None) -> SubmittedJob:
         spec = self.specs[tool_name]
-        checked = self.check_arguments(tool_name, arguments)
-        answer = await self.client.submit(spec.model_id, checked)
+        to_send, notes = await self.prepare_arguments(tool_name, arguments)
+        answer = await self.client.submit(spec.model_id, to_send)
         return SubmittedJob(
-            request_id=answer.request_id,
-            model_id=spec.model_id,
-            tool=tool_name,
-            status="in_queue",
-            advice=advice_for(spec, checked),
+            request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, status="in_queue", notes=notes
         )
 
     async def get_status(self, request_id: str) -> JobStatus:

@@ -12,7 +12,7 @@ def submitted(job: SubmittedJob) -> str:
         f'get_result(request_id="{job.request_id}") for the video URL. Do not submit the same job again: '
         "each submission is charged.",
     ]
-    lines += [f"Note: {note}" for note in job.advice]
+    lines += [f"Note: {note}" for note in job.notes]
     return "\n".join(lines)
 
 

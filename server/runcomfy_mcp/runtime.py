@@ -11,7 +11,9 @@ import httpx
 from runcomfy_mcp import __version__
 from runcomfy_mcp.app import RunComfyTools
 from runcomfy_mcp.client import RunComfyClient
+from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.jobs import JobService
+from runcomfy_mcp.media import ImageLoader, MediaPolicy, Resolver, resolve_host
 from runcomfy_mcp.redaction import Redactor
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.specs import load_specs
@@ -25,19 +27,30 @@ class Runtime:
     tools: RunComfyTools
 
 
+STDIO_POLICY = MediaPolicy(local_files=True, fetch_private_urls=True)
+HTTP_POLICY = MediaPolicy(local_files=False, fetch_private_urls=False)
+
+
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    media_policy: MediaPolicy = STDIO_POLICY,
+    transport: httpx.AsyncBaseTransport | None = None,
+    media_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver = resolve_host,
 ) -> AsyncIterator[Runtime]:
+    """The server's parts; `transport`, `media_transport` and `resolver` are seams for tests."""
     redactor = Redactor(settings.token_value())
     specs = load_specs(settings.tool_specs_dir)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
-    async with httpx.AsyncClient(
-        timeout=timeout,
-        transport=transport,
-        headers={"User-Agent": f"runcomfy-mcp/{__version__}"},
-        follow_redirects=False,
-    ) as http:
-        client = RunComfyClient(http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor)
-        service = JobService(client, specs)
+    headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
+    # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
+    async with (
+        httpx.AsyncClient(timeout=timeout, transport=transport, headers=headers, follow_redirects=False) as api_http,
+        httpx.AsyncClient(timeout=timeout, transport=media_transport, headers=headers) as media_http,
+    ):
+        client = RunComfyClient(api_http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor)
+        inputs = InputPreparer(ImageLoader(media_http, media_policy, resolver))
+        service = JobService(client, specs, inputs)
         yield Runtime(settings=settings, redactor=redactor, service=service, tools=RunComfyTools(service, redactor))

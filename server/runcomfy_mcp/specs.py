@@ -235,7 +235,10 @@ def describe_media_rules(rules: list[MediaRule], formats: Sequence[str] | None =
     return "; ".join(parts)
 
 
-MEDIA_INPUT_HELP = "Give a public https:// image URL or a data: URI."
+MEDIA_INPUT_HELP = (
+    "Give a public https:// image URL, a data: URI, or (when the server runs on the user's machine) the absolute "
+    "path of a local image file; local files are checked and sent inline."
+)
 
 
 def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:

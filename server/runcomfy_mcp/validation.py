@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from runcomfy_mcp.errors import InvalidArgumentsError
 from runcomfy_mcp.specs import ToolSpec, portable_input_schema
 
 _MAX_SHOWN = 80
@@ -62,6 +62,13 @@ def _coerce(value: Any, prop: Mapping[str, Any]) -> Any:
     return value
 
 
+@dataclass
+class CheckedArguments:
+    arguments: dict[str, Any]
+    problems: list[str]
+    fields_with_problems: set[str]
+
+
 class ArgumentChecker:
     def __init__(self, spec: ToolSpec) -> None:
         self.spec = spec
@@ -70,17 +77,16 @@ class ArgumentChecker:
     def _validator(self) -> Draft202012Validator:
         return Draft202012Validator(portable_input_schema(self.spec))
 
-    def check(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The arguments, coerced where unambiguous; raises InvalidArgumentsError listing every problem."""
+    def check(self, arguments: Mapping[str, Any] | None) -> CheckedArguments:
+        """The arguments, coerced where unambiguous, and every way they break the schema."""
         args = dict(arguments or {})
         properties = self.spec.properties
         for name, value in args.items():
             if name in properties:
                 args[name] = _coerce(value, properties[name])
-        problems = [self._describe(e) for e in sorted(self._validator.iter_errors(args), key=_field_name)]
-        if problems:
-            raise InvalidArgumentsError(self.spec.tool_name, problems)
-        return args
+        errors = sorted(self._validator.iter_errors(args), key=_field_name)
+        fields = {str(e.absolute_path[0]) for e in errors if e.absolute_path}
+        return CheckedArguments(args, [self._describe(e) for e in errors], fields)
 
     def _describe(self, error: ValidationError) -> str:
         field = _field_name(error)

@@ -1,0 +1,323 @@
+"""Image inputs: where an image comes from, what it is, and what to send RunComfy.
+
+An image argument may be a public https:// URL (probed by reading only its first bytes and
+passed through), a data: URI (decoded, checked, passed through), a local file (read, checked,
+sent as a data URI) or a URL RunComfy cannot reach (fetched here and inlined, where the
+server's policy allows it). Format and size come from the bytes, never from a file name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import ipaddress
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+import anyio
+import filetype  # type: ignore[import-untyped]
+import httpx
+import imagesize  # type: ignore[import-untyped]
+
+MIB = 1024 * 1024
+SUPPORTED_FORMATS = ("jpeg", "png", "webp")
+FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
+PROBE_LIMIT = 256 * 1024  # header bytes read to learn format and dimensions
+DEFAULT_MAX_IMAGE_BYTES = 50 * MIB  # RunComfy's recommended ceiling when a model sets none
+REQUEST_CAP = 64 * MIB  # a whole request, as RunComfy's own clients keep it
+MAX_REDIRECTS = 5
+_PROBE_STEPS = (64, 1024, 16 * 1024, 64 * 1024, PROBE_LIMIT)
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+class MediaError(Exception):
+    """An image that cannot be used; `reason` completes '<field>: <the image> …'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / MIB
+
+    @property
+    def mime(self) -> str:
+        return f"image/{self.format}"
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    facts: ImageFacts
+    send_as: str  # the value to send RunComfy: the original, or a data URI
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaPolicy:
+    """What this server may read on the caller's behalf (stdio: their machine; HTTP: nothing local)."""
+
+    local_files: bool = True
+    fetch_private_urls: bool = True
+
+
+Resolver = Callable[[str], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str) -> list[str]:
+    infos = await anyio.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _is_private_ip(text: str) -> bool:
+    ip = ipaddress.ip_address(text.split("%")[0])
+    return not ip.is_global or ip.is_multicast
+
+
+def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
+    """(format, width, height) from an image's first bytes; None if more bytes are needed."""
+    kind = filetype.guess(head[:8192]) if head else None
+    if kind is None or not kind.mime.startswith("image/"):
+        if len(head) < 262 and not complete:
+            return None
+        if head.lstrip()[:1] == b"<" or head.lstrip()[:1] == b"{":
+            raise MediaError("is a web page or text document, not an image")
+        raise MediaError("is not an image (the bytes match no image format)")
+    fmt = {"jpg": "jpeg"}.get(kind.extension, kind.extension)
+    if fmt not in SUPPORTED_FORMATS:
+        raise MediaError(f"is a {fmt.upper()} image; only JPEG, PNG and WebP are accepted. Convert it to JPEG or PNG")
+    try:
+        width, height = imagesize.get(io.BytesIO(head), exif_rotation=False)
+    except Exception:  # hostile or truncated headers make the parser raise all sorts
+        width = height = -1
+    if width > 0 and height > 0:
+        return fmt, int(width), int(height)
+    if complete or len(head) >= PROBE_LIMIT:
+        raise MediaError(f"is a damaged or truncated {FORMAT_NAMES[fmt]} file: its dimensions cannot be read")
+    return None
+
+
+def _facts(data: bytes) -> ImageFacts:
+    found = identify(data, complete=True)
+    assert found is not None
+    return ImageFacts(found[0], found[1], found[2], len(data))
+
+
+def _data_uri(facts: ImageFacts, data: bytes) -> str:
+    return f"data:{facts.mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+SHRINK_HINT = "Re-save it smaller (e.g. JPEG at quality 85, at most 2048 px on the long side) and try again."
+
+
+class ImageTooLargeError(MediaError):
+    def __init__(self, size_bytes: int, cap_bytes: int) -> None:
+        super().__init__(
+            f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {SHRINK_HINT}"
+        )
+        self.size_bytes = size_bytes
+
+
+def _too_big(size: int, cap: int) -> ImageTooLargeError:
+    return ImageTooLargeError(size, cap)
+
+
+class ImageLoader:
+    def __init__(self, http: httpx.AsyncClient, policy: MediaPolicy, resolver: Resolver = resolve_host) -> None:
+        self._http = http
+        self.policy = policy
+        self._resolve = resolver
+
+    async def load(self, value: str, *, max_bytes: int) -> LoadedImage:
+        text = value.strip()
+        lowered = text[:8].lower()
+        if lowered.startswith("data:"):
+            return self._from_data_uri(text, max_bytes)
+        if lowered.startswith("file://") or text.startswith(("/", "~")) or _WINDOWS_PATH.match(text):
+            return await self._from_file(text, max_bytes)
+        if lowered.startswith(("http://", "https://")):
+            return await self._from_url(text, max_bytes)
+        raise MediaError(
+            "is not an image reference: give a public https:// URL, a data: URI, or the absolute path of a "
+            "local image file"
+        )
+
+    # ---------------------------------------------------------------- sources
+
+    def _from_data_uri(self, uri: str, max_bytes: int) -> LoadedImage:
+        header, sep, payload = uri.partition(",")
+        if not sep or ";base64" not in header.lower():
+            raise MediaError("is a data: URI that is not base64-encoded (expected data:image/png;base64,...)")
+        if len(payload) * 3 // 4 > max_bytes + 3:
+            raise _too_big(len(payload) * 3 // 4, max_bytes)
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise MediaError("is a data: URI whose base64 payload is damaged") from None
+        facts = _facts(data)
+        return LoadedImage(facts, uri)
+
+    async def _from_file(self, text: str, max_bytes: int) -> LoadedImage:
+        if not self.policy.local_files:
+            raise MediaError(
+                "is a local file path, but this server runs over HTTP and does not read files from its host. "
+                "Give a public https:// URL or a data: URI instead"
+            )
+        path = Path(unquote(urlsplit(text).path) if text.lower().startswith("file://") else text).expanduser()
+        try:
+            size = (await anyio.Path(path).stat()).st_size
+            if not await anyio.Path(path).is_file():
+                raise MediaError("is a folder, not an image file")
+            if size > max_bytes:
+                raise _too_big(size, max_bytes)
+            data = await anyio.Path(path).read_bytes()
+        except FileNotFoundError:
+            raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from None
+        except PermissionError:
+            raise MediaError("cannot be read (permission denied)") from None
+        except IsADirectoryError:
+            raise MediaError("is a folder, not an image file") from None
+        facts = _facts(data)
+        note = f"{path.name} ({facts.size_mb:.1f} MB) was read from disk and sent inline as a data URI."
+        return LoadedImage(facts, _data_uri(facts, data), note)
+
+    async def _from_url(self, url: str, max_bytes: int) -> LoadedImage:
+        if await self._unreachable_by_runcomfy(url):
+            if not self.policy.fetch_private_urls:
+                raise MediaError(
+                    "is on a private network or plain http://, which RunComfy cannot fetch; and this "
+                    "server, shared over HTTP, does not fetch internal addresses for callers. Upload the image "
+                    "somewhere public (https) or send it as a data: URI"
+                )
+            data = await self._download(url, max_bytes)
+            facts = _facts(data)
+            note = (
+                f"{_short(url)} is not reachable by RunComfy (private network or plain http), so it was fetched "
+                "by this server and sent inline as a data URI."
+            )
+            return LoadedImage(facts, _data_uri(facts, data), note)
+        return LoadedImage(await self._probe(url, max_bytes), url)
+
+    # ---------------------------------------------------------------- network
+
+    async def _unreachable_by_runcomfy(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise MediaError("has no host name")
+        if parts.scheme == "http" or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            return True
+        try:
+            return _is_private_ip(host)
+        except ValueError:
+            pass  # a name, not an address literal
+        try:
+            addresses = await self._resolve(host)
+        except OSError:
+            raise MediaError(f"cannot be fetched: the host name {host!r} does not resolve") from None
+        return any(_is_private_ip(a) for a in addresses)
+
+    async def _open(self, url: str) -> httpx.Response:
+        """GET with redirects followed by hand, so every hop is checked like the first."""
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._http.build_request("GET", url, headers={"Accept": "image/*"})
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise MediaError("did not answer in time") from None
+            except httpx.TransportError as exc:
+                raise MediaError(f"cannot be fetched ({type(exc).__name__})") from None
+            if not response.is_redirect:
+                self._check_status(response)
+                return response
+            await response.aclose()
+            target = urljoin(url, response.headers.get("location", ""))
+            if not self.policy.fetch_private_urls and await self._unreachable_by_runcomfy(target):
+                raise MediaError("redirects to a private address, which this server will not fetch")
+            url = target
+        raise MediaError("redirects too many times")
+
+    @staticmethod
+    def _check_status(response: httpx.Response) -> None:
+        code = response.status_code
+        if code in (401, 403, 407):
+            raise MediaError(
+                f"needs a login or refuses outside requests (HTTP {code}); RunComfy will not be able "
+                "to fetch it either. Use a public or pre-signed URL, or a local file"
+            )
+        if code == 404:
+            raise MediaError("was not found (HTTP 404)")
+        if code >= 400:
+            raise MediaError(f"answered HTTP {code}; it must answer a plain GET with the image")
+
+    async def _probe(self, url: str, max_bytes: int) -> ImageFacts:
+        response = await self._open(url)
+        try:
+            if "text/html" in response.headers.get("content-type", ""):
+                raise MediaError("is a web page, not an image. Use the address of the image itself")
+            head = bytearray()
+            found = None
+            steps = iter(_PROBE_STEPS)
+            target = next(steps)
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+            async for chunk in chunks:
+                head += chunk
+                if len(head) >= target:
+                    found = identify(bytes(head[:PROBE_LIMIT]), complete=False)
+                    if found:
+                        break
+                    target = next(steps, PROBE_LIMIT)
+            else:
+                found = identify(bytes(head), complete=True)
+            assert found is not None
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and not encoded:
+                size = int(length)
+            else:
+                size = len(head)
+                async for chunk in chunks:  # count the rest, keeping none of it
+                    size += len(chunk)
+                    if size > max_bytes:
+                        break
+            return ImageFacts(found[0], found[1], found[2], size)
+        finally:
+            await response.aclose()
+
+    async def _download(self, url: str, max_bytes: int) -> bytes:
+        response = await self._open(url)
+        try:
+            data = bytearray()
+            async for chunk in response.aiter_raw():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise _too_big(len(data), max_bytes)
+            return bytes(data)
+        finally:
+            await response.aclose()
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_source(value: Any) -> str:
+    """How an image argument is named in messages: never a whole data URI."""
+    text = str(value).strip()
+    if text[:5].lower() == "data:":
+        return "the data: URI"
+    return _short(text, 80)
