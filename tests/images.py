@@ -61,7 +61,7 @@ class FakeImageHost:
         if path == "/moved.png":
             return httpx.Response(302, headers={"location": "/640x480.png"})
         if path == "/garbage.png":
-            return httpx.Response(200, content=b"\x89PNG\r\n\x1a\n" + b"\xff" * 40)
+            return httpx.Response(200, content=b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00")
         match = re.fullmatch(r"/(\d+)x(\d+)\.(\w+)", path)
         if not match:
             return httpx.Response(404, text="not found")

@@ -111,9 +111,20 @@ def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
     return None
 
 
+def _ends_properly(fmt: str, data: bytes) -> bool:
+    """Whether a whole file carries its format's end marker (a cut-off download or copy does not)."""
+    if fmt == "jpeg":
+        return data.rfind(b"\xff\xd9") > 2
+    if fmt == "png":
+        return data.rfind(b"IEND") > 8
+    return int.from_bytes(data[4:8], "little") + 8 <= len(data)  # WebP: the RIFF size
+
+
 def _facts(data: bytes) -> ImageFacts:
     found = identify(data, complete=True)
     assert found is not None
+    if not _ends_properly(found[0], data):
+        raise MediaError(f"is a truncated {FORMAT_NAMES[found[0]]} file: it ends before the image does")
     return ImageFacts(found[0], found[1], found[2], len(data))
 
 
@@ -274,22 +285,24 @@ class ImageLoader:
             steps = iter(_PROBE_STEPS)
             target = next(steps)
             encoded = response.headers.get("content-encoding", "identity") != "identity"
-            chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+            chunks = aiter(response.aiter_bytes())  # decoded, but never more than the caps below
+            exhausted = True
             async for chunk in chunks:
                 head += chunk
                 if len(head) >= target:
                     found = identify(bytes(head[:PROBE_LIMIT]), complete=False)
                     if found:
+                        exhausted = False
                         break
                     target = next(steps, PROBE_LIMIT)
-            else:
+            if found is None:
                 found = identify(bytes(head), complete=True)
             assert found is not None
             length = response.headers.get("content-length")
+            size = len(head)
             if length and length.isdigit() and not encoded:
                 size = int(length)
-            else:
-                size = len(head)
+            elif not exhausted:
                 async for chunk in chunks:  # count the rest, keeping none of it
                     size += len(chunk)
                     if size > max_bytes:
@@ -302,7 +315,7 @@ class ImageLoader:
         response = await self._open(url)
         try:
             data = bytearray()
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 data += chunk
                 if len(data) > max_bytes:
                     raise _too_big(len(data), max_bytes)
