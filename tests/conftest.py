@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -26,13 +28,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see a developer's own RunComfy settings."""
-    import os
-
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see a developer's own RunComfy settings, history or downloads folder."""
     for name in list(os.environ):
         if name.startswith("RUNCOMFY_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("RUNCOMFY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RUNCOMFY_OUTPUT_DIR", str(tmp_path / "videos"))
+    monkeypatch.setenv("RUNCOMFY_POLL_INITIAL_S", "0.01")
+    monkeypatch.setenv("RUNCOMFY_POLL_MAX_S", "0.05")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ async def submit(client: Client, tool: str = "seedance_1_0_lite_image_to_video",
 
 async def test_lists_the_four_model_tools_and_the_tracking_tools(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {*MODEL_TOOLS, "get_status", "get_result", "cancel"}
+    assert set(tools) == {*MODEL_TOOLS, "get_status", "get_result", "wait_for_result", "cancel", "list_jobs"}
     for name in MODEL_TOOLS:
         tool = tools[name]
         assert tool.title and tool.description and tool.output_schema
@@ -144,7 +144,7 @@ async def test_cancel_works_while_queued_and_says_so_when_it_cannot(client: Clie
 
 
 async def test_unknown_request_id_is_explained(client: Client) -> None:
-    for tool in ("get_status", "get_result", "cancel"):
+    for tool in ("get_status", "get_result", "wait_for_result", "cancel"):
         result = await client.call_tool(tool, {"request_id": "no-such-job"})
         assert result.is_error
         assert "no such request" in text_of(result)

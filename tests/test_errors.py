@@ -54,7 +54,7 @@ CASES = [
 @pytest.mark.parametrize(("handler", "words"), CASES)
 async def test_tracking_call_errors_read_well(connect: ClientFactory, handler: Handler, words: list[str]) -> None:
     async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
-        for tool in ("get_status", "get_result", "cancel"):
+        for tool in ("get_status", "get_result", "wait_for_result", "cancel"):
             result = await client.call_tool(tool, {"request_id": "req-1"})
             assert result.is_error
             text = text_of(result)
@@ -120,7 +120,7 @@ async def test_without_a_token_tools_list_and_calls_explain(connect: ClientFacto
         return httpx.Response(200, json={})
 
     async with connect(Settings(base_url="https://api.test"), httpx.MockTransport(handler)) as client:
-        assert len((await client.list_tools()).tools) == 7
+        assert len((await client.list_tools()).tools) == 9
         for tool, args in [
             ("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS),
             ("get_status", {"request_id": "req-1"}),

@@ -11,7 +11,7 @@ from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import SpecError, SpecSource, describe_media_rules, load_specs, parse_spec
+from runcomfy_mcp.specs import BUILTIN_TOOL_NAMES, SpecError, SpecSource, describe_media_rules, load_specs, parse_spec
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tool_specs"
@@ -162,7 +162,7 @@ async def test_a_fifth_model_file_makes_a_fifth_tool(
     async with connect(settings) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert "seedance_1_0_pro_text_to_video" in tools
-        assert sum(1 for name in tools if name not in ("get_status", "get_result", "cancel")) == 5
+        assert sum(1 for name in tools if name not in BUILTIN_TOOL_NAMES) == 5
         assert tools["seedance_1_0_pro_text_to_video"].input_schema["properties"]["duration"]["enum"] == [5, 10]
         bad = await client.call_tool("seedance_1_0_pro_text_to_video", {"prompt": "x", "duration": 7})
         assert bad.is_error and "duration" in text_of(bad)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel, Field
 
 from runcomfy_mcp.client import RunComfyClient, check_request_id
+from runcomfy_mcp.downloads import Downloader
 from runcomfy_mcp.errors import InvalidArgumentsError
 from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.specs import ToolSpec
+from runcomfy_mcp.store import JobRecord, JobStore
 from runcomfy_mcp.validation import ArgumentChecker
+
+logger = logging.getLogger(__name__)
 
 QueueStatus = Literal["in_queue", "in_progress", "completed", "cancelled", "failed"]
 ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancelled"]
@@ -42,6 +50,17 @@ class JobResult(BaseModel):
     video_urls: list[str] = Field(default_factory=list, description="Every video URL in the output.")
     error: str | None = Field(default=None, description="Why the job failed, when it did.")
     cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
+    local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
+
+
+class WaitResult(JobResult):
+    timed_out: bool = Field(description="True when the wait ended before the job did; call wait_for_result again.")
+    waited_s: float = Field(description="How long this call waited.")
+    queue_position: int | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobRecord]
 
 
 class CancelOutcome(BaseModel):
@@ -97,14 +116,59 @@ def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-class JobService:
-    """Submits and follows RunComfy jobs for the loaded tool specs."""
+@dataclass(frozen=True)
+class PollSchedule:
+    """Quick at first, then backing off: a ten-minute job costs a few dozen status requests."""
 
-    def __init__(self, client: RunComfyClient, specs: Iterable[ToolSpec], inputs: InputPreparer) -> None:
+    initial_s: float = 1.0
+    factor: float = 1.5
+    max_s: float = 10.0
+
+    def delays(self) -> Iterable[float]:
+        delay = self.initial_s
+        while True:
+            yield delay
+            delay = min(self.max_s, delay * self.factor)
+
+
+ProgressReporter = Callable[[float, str], Awaitable[None]]
+
+
+async def _no_progress(progress: float, message: str) -> None:
+    return None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+class JobService:
+    """Submits and follows RunComfy jobs for the loaded tool specs, and remembers them."""
+
+    def __init__(
+        self,
+        client: RunComfyClient,
+        specs: Iterable[ToolSpec],
+        inputs: InputPreparer,
+        store: JobStore,
+        downloader: Downloader,
+        schedule: PollSchedule | None = None,
+    ) -> None:
         self.client = client
         self.inputs = inputs
+        self.store = store
+        self.downloader = downloader
+        self.schedule = schedule or PollSchedule()
         self.specs = {spec.tool_name: spec for spec in specs}
         self._checkers = {name: ArgumentChecker(spec) for name, spec in self.specs.items()}
+
+    async def _remember(self, work: Awaitable[None]) -> None:
+        """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
+        try:
+            await work
+        except (sqlite3.Error, OSError):
+            logger.exception("could not update the job history")
 
     async def prepare_arguments(
         self, tool_name: str, arguments: Mapping[str, Any] | None
@@ -122,23 +186,30 @@ class JobService:
         spec = self.specs[tool_name]
         to_send, notes = await self.prepare_arguments(tool_name, arguments)
         answer = await self.client.submit(spec.model_id, to_send)
+        await self._remember(
+            self.store.record_submission(
+                request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, arguments=to_send
+            )
+        )
         return SubmittedJob(
             request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, status="in_queue", notes=notes
         )
 
     async def get_status(self, request_id: str) -> JobStatus:
         answer = await self.client.status(check_request_id(request_id))
-        return JobStatus(
+        view = JobStatus(
             request_id=answer.request_id or request_id,
             status=answer.status,
             queue_position=answer.queue_position if answer.status == "in_queue" else None,
             finished=answer.status in FINISHED_STATUSES,
         )
+        await self._remember(self.store.update(request_id, status=answer.status))
+        return view
 
-    async def get_result(self, request_id: str, *, include_cost: bool = False) -> JobResult:
+    async def get_result(self, request_id: str, *, include_cost: bool = False, download: bool = False) -> JobResult:
         answer = await self.client.result(check_request_id(request_id), include_cost=include_cost)
         failed = answer.status == "failed"
-        return JobResult(
+        view = JobResult(
             request_id=answer.request_id or request_id,
             status=answer.status,
             output=answer.output,
@@ -146,7 +217,70 @@ class JobService:
             error=failure_reason(answer.error, answer.failure_reason) if failed else None,
             cost=answer.cost,
         )
+        await self._remember(
+            self.store.update(
+                request_id,
+                status=view.status,
+                video_urls=view.video_urls,
+                output=view.output,
+                error=view.error,
+                cost=view.cost,
+            )
+        )
+        if download and view.status == "succeeded" and view.video_urls:
+            paths = await self.downloader.save_all(request_id, view.video_urls)
+            view.local_files = [str(p) for p in paths]
+            await self._remember(self.store.set_local_files(request_id, view.local_files))
+        return view
+
+    async def wait_for_result(
+        self,
+        request_id: str,
+        *,
+        timeout_s: float,
+        include_cost: bool = False,
+        download: bool = False,
+        on_progress: ProgressReporter = _no_progress,
+    ) -> WaitResult:
+        """Poll until the job ends or `timeout_s` passes; cancelling the wait leaves the job alone."""
+        check_request_id(request_id)
+        started = anyio.current_time()
+        deadline = started + timeout_s
+        generating_since: float | None = None
+        for delay in self.schedule.delays():
+            status = await self.get_status(request_id)
+            now = anyio.current_time()
+            if status.finished:
+                result = await self.get_result(request_id, include_cost=include_cost, download=download)
+                return WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
+            if status.status == "in_progress":
+                generating_since = generating_since or now
+                message = f"generating, {_duration(now - generating_since)}"
+            elif status.status == "in_queue":
+                where = f", position {status.queue_position}" if status.queue_position is not None else ""
+                message = f"in queue{where}"
+            else:
+                message = status.status
+            await on_progress(now - started, message)
+            if now >= deadline:
+                return WaitResult(
+                    request_id=request_id,
+                    status=status.status,
+                    queue_position=status.queue_position,
+                    timed_out=True,
+                    waited_s=round(now - started, 3),
+                )
+            await anyio.sleep(min(delay, deadline - now))
+        raise AssertionError("the poll schedule never ends")
 
     async def cancel(self, request_id: str) -> CancelOutcome:
         answer = await self.client.cancel(check_request_id(request_id))
+        if answer.outcome == "cancelled":
+            await self._remember(self.store.update(request_id, status="cancelled"))
         return CancelOutcome(request_id=answer.request_id or request_id, outcome=answer.outcome, status=answer.status)
+
+    async def list_jobs(self, *, status: str | None = None, limit: int = 20) -> JobList:
+        return JobList(jobs=await self.store.list(status=status, limit=limit))
+
+    async def job_record(self, request_id: str) -> JobRecord | None:
+        return await self.store.get(check_request_id(request_id))

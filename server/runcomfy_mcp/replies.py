@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from runcomfy_mcp.jobs import QUEUE_STATUSES, RESULT_STATUSES, CancelOutcome, JobResult, JobStatus, SubmittedJob
+from runcomfy_mcp.jobs import (
+    QUEUE_STATUSES,
+    RESULT_STATUSES,
+    CancelOutcome,
+    JobList,
+    JobResult,
+    JobStatus,
+    SubmittedJob,
+    WaitResult,
+)
 
 
 def submitted(job: SubmittedJob) -> str:
     lines = [
         f"Submitted job {job.request_id} to {job.model_id}. It is queued; video jobs usually take 1-10 minutes.",
-        f'Follow it with get_status(request_id="{job.request_id}"), and when the status is completed call '
-        f'get_result(request_id="{job.request_id}") for the video URL. Do not submit the same job again: '
-        "each submission is charged.",
+        f'Follow it with wait_for_result(request_id="{job.request_id}") (call it again while the job runs), or '
+        f"get_status / get_result. Do not submit the same job again: each submission is charged.",
     ]
     lines += [f"Note: {note}" for note in job.notes]
     return "\n".join(lines)
@@ -65,3 +73,22 @@ def cancelled(outcome: CancelOutcome) -> str:
             "(and may be charged). Its video can still be fetched with get_result when it is done."
         )
     return f"Cancelling job {rid} gave the outcome {outcome.outcome!r}. Check it with get_status."
+
+
+def wait_timed_out(view: WaitResult) -> str:
+    state = "waiting in the queue" if view.status == "in_queue" else "still generating"
+    where = f" (position {view.queue_position})" if view.queue_position is not None else ""
+    return (
+        f"Job {view.request_id} is {state}{where} after waiting {view.waited_s:.0f} s. This is not an error: "
+        f'call wait_for_result(request_id="{view.request_id}") again to keep waiting.'
+    )
+
+
+def job_list(jobs: JobList) -> str:
+    if not jobs.jobs:
+        return "No jobs in the history yet."
+    lines = [f"{len(jobs.jobs)} job(s), newest first:"]
+    for job in jobs.jobs:
+        extra = f" → {job.local_files[0]}" if job.local_files else (f" → {job.video_urls[0]}" if job.video_urls else "")
+        lines.append(f"- {job.request_id} {job.tool} [{job.status}] submitted {job.submitted_at}{extra}")
+    return "\n".join(lines)

@@ -9,14 +9,16 @@ from dataclasses import dataclass
 import httpx
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.app import RunComfyTools
 from runcomfy_mcp.client import RunComfyClient
+from runcomfy_mcp.downloads import Downloader
 from runcomfy_mcp.inputs import InputPreparer
-from runcomfy_mcp.jobs import JobService
+from runcomfy_mcp.jobs import JobService, PollSchedule
 from runcomfy_mcp.media import ImageLoader, MediaPolicy, Resolver, resolve_host
 from runcomfy_mcp.redaction import Redactor
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.specs import load_specs
+from runcomfy_mcp.store import JobStore
+from runcomfy_mcp.tools import RunComfyTools
 
 
 @dataclass
@@ -52,5 +54,12 @@ async def open_runtime(
     ):
         client = RunComfyClient(api_http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor)
         inputs = InputPreparer(ImageLoader(media_http, media_policy, resolver))
-        service = JobService(client, specs, inputs)
+        service = JobService(
+            client,
+            specs,
+            inputs,
+            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
+            downloader=Downloader(media_http, settings.output_dir),
+            schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
+        )
         yield Runtime(settings=settings, redactor=redactor, service=service, tools=RunComfyTools(service, redactor))

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("runcomfy-mcp", appauthor=False))
+
+
+def default_output_dir() -> Path:
+    return Path(platformdirs.user_downloads_dir()) / "runcomfy"
 
 
 class Settings(BaseSettings):
@@ -18,6 +27,10 @@ class Settings(BaseSettings):
     tool_specs_dir: Path | None = Field(default=None, description="Folder of extra tool spec JSON files.")
     request_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout for one API request.")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout for one API request.")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the job history (SQLite) lives.")
+    output_dir: Path = Field(default_factory=default_output_dir, description="Where downloaded videos are saved.")
+    poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
+    poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
 
     @field_validator("api_token", mode="before")
     @classmethod

@@ -1,0 +1,70 @@
+"""Saves a job's output files to the output folder: streamed, in constant memory, complete or not at all."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from runcomfy_mcp.client import check_request_id
+from runcomfy_mcp.errors import RunComfyError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
+CHUNK = 1024 * 1024
+
+
+class DownloadError(RunComfyError):
+    pass
+
+
+def output_name(request_id: str, url: str, index: int, count: int) -> str:
+    """`<request_id>.mp4`, or `<request_id>-2.mp4` when a job has several outputs. Never a path."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    suffix = suffix if suffix in VIDEO_SUFFIXES else ".mp4"
+    return f"{check_request_id(request_id)}{'' if count == 1 else f'-{index + 1}'}{suffix}"
+
+
+class Downloader:
+    def __init__(self, http: httpx.AsyncClient, output_dir: Path) -> None:
+        self._http = http
+        self.output_dir = output_dir
+
+    async def save_all(self, request_id: str, urls: list[str]) -> list[Path]:
+        return [await self.save(url, output_name(request_id, url, i, len(urls))) for i, url in enumerate(urls)]
+
+    async def save(self, url: str, name: str) -> Path:
+        folder = anyio.Path(self.output_dir.expanduser())
+        await folder.mkdir(parents=True, exist_ok=True)
+        final = folder / name
+        if await final.exists() and (await final.stat()).st_size > 0:
+            return Path(final)  # saved before: never fetched twice
+        partial = folder / f".{name}.{secrets.token_hex(4)}.part"
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise DownloadError(
+                        f"Downloading {url} failed: the file host answered HTTP {response.status_code}. Result URLs "
+                        "can expire; call get_result again for fresh URLs, then download again."
+                    )
+                async with await anyio.open_file(partial, "wb") as out:
+                    async for chunk in response.aiter_raw(CHUNK):
+                        await out.write(chunk)
+            await anyio.to_thread.run_sync(os.replace, partial, final)
+        except httpx.TransportError as exc:
+            raise DownloadError(
+                f"Downloading {url} was interrupted ({type(exc).__name__}); nothing was saved. Try the download again."
+            ) from None
+        except OSError as exc:
+            raise DownloadError(
+                f"Saving the video to {folder} failed ({exc.strerror or exc}). Check that the folder is writable and "
+                "has space, or set RUNCOMFY_OUTPUT_DIR to another folder."
+            ) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                if await partial.exists():
+                    await partial.unlink()
+        return Path(final)

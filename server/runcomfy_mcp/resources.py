@@ -1,0 +1,81 @@
+"""MCP resources: each job in the history, and each model's input schema."""
+
+from __future__ import annotations
+
+import json
+
+import mcp_types as types
+
+from runcomfy_mcp.client import REQUEST_ID
+from runcomfy_mcp.jobs import JobService
+from runcomfy_mcp.specs import portable_input_schema
+
+JOB_PREFIX = "runcomfy://jobs/"
+MODEL_PREFIX = "runcomfy://models/"
+JSON = "application/json"
+
+
+class ResourceNotFoundError(Exception):
+    pass
+
+
+class RunComfyResources:
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+
+    def templates(self) -> list[types.ResourceTemplate]:
+        return [
+            types.ResourceTemplate(
+                uri_template=JOB_PREFIX + "{request_id}",
+                name="job",
+                title="A RunComfy job",
+                description="One job from the history: arguments, last known status, video URLs, saved files.",
+                mime_type=JSON,
+            )
+        ]
+
+    async def list(self) -> list[types.Resource]:
+        models = [
+            types.Resource(
+                uri=f"{MODEL_PREFIX}{spec.tool_name}/schema",
+                name=f"{spec.tool_name} schema",
+                title=f"{spec.title}: input schema",
+                description=f"The input schema of {spec.model_id}, as the {spec.tool_name} tool takes it.",
+                mime_type=JSON,
+            )
+            for spec in self.service.specs.values()
+        ]
+        jobs = [
+            types.Resource(
+                uri=JOB_PREFIX + job.request_id,
+                name=job.request_id,
+                title=f"{job.tool} job ({job.status})",
+                description=f"Submitted {job.submitted_at} to {job.model_id}.",
+                mime_type=JSON,
+            )
+            for job in (await self.service.list_jobs(limit=50)).jobs
+        ]
+        return models + jobs
+
+    async def read(self, uri: str) -> str:
+        if uri.startswith(MODEL_PREFIX) and uri.endswith("/schema"):
+            spec = self.service.specs.get(uri[len(MODEL_PREFIX) : -len("/schema")])
+            if spec is not None:
+                return json.dumps(
+                    {
+                        "model_id": spec.model_id,
+                        "tool": spec.tool_name,
+                        "input_schema": portable_input_schema(spec),
+                        "upstream_input_schema": spec.input_schema,
+                        "output_schema": spec.output_schema,
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+        if uri.startswith(JOB_PREFIX):
+            request_id = uri[len(JOB_PREFIX) :]
+            if REQUEST_ID.match(request_id):
+                record = await self.service.job_record(request_id)
+                if record is not None:
+                    return record.model_dump_json(indent=2)
+        raise ResourceNotFoundError(uri)

@@ -1,0 +1,182 @@
+"""The job history: every submission, its last known state, its outputs and local files, in SQLite.
+
+Two server processes on one machine (two chat windows) share the file: WAL mode and a busy
+timeout let them write in turn. Each operation opens its own connection in a worker thread,
+so the event loop never blocks on the disk. Inlined data URIs are stored as a short digest,
+never whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    request_id   TEXT PRIMARY KEY,
+    owner        TEXT NOT NULL DEFAULT '',
+    model_id     TEXT NOT NULL,
+    tool         TEXT NOT NULL,
+    arguments    TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    status       TEXT NOT NULL,
+    video_urls   TEXT NOT NULL DEFAULT '[]',
+    local_files  TEXT NOT NULL DEFAULT '[]',
+    output       TEXT,
+    error        TEXT,
+    cost         REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC);
+"""
+
+
+class JobRecord(BaseModel):
+    request_id: str
+    model_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(description="The arguments sent; inlined images appear as a digest.")
+    submitted_at: str = Field(description="UTC time of submission, ISO 8601.")
+    updated_at: str
+    status: str = Field(description="Last known status.")
+    video_urls: list[str] = Field(default_factory=list)
+    local_files: list[str] = Field(default_factory=list)
+    error: str | None = None
+    cost: float | None = None
+
+
+def digest_data_uris(value: Any) -> Any:
+    """The value with every data: URI replaced by its media type, size and a SHA-256 prefix."""
+    if isinstance(value, str) and value[:5].lower() == "data:":
+        header = value.split(",", 1)[0]
+        sha = hashlib.sha256(value.encode()).hexdigest()[:16]
+        return f"{header},<{len(value)} chars, sha256:{sha}>"
+    if isinstance(value, list):
+        return [digest_data_uris(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: digest_data_uris(v) for k, v in value.items()}
+    return value
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        request_id=row["request_id"],
+        model_id=row["model_id"],
+        tool=row["tool"],
+        arguments=json.loads(row["arguments"]),
+        submitted_at=_iso(row["submitted_at"]),
+        updated_at=_iso(row["updated_at"]),
+        status=row["status"],
+        video_urls=json.loads(row["video_urls"]),
+        local_files=json.loads(row["local_files"]),
+        error=row["error"],
+        cost=row["cost"],
+    )
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            connection.row_factory = sqlite3.Row
+            if not self._ready:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+                self._ready = True
+            yield connection
+        finally:
+            connection.close()
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def in_thread() -> T:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as connection:
+                return work(connection)
+
+        return await anyio.to_thread.run_sync(in_thread)
+
+    async def record_submission(
+        self, *, request_id: str, model_id: str, tool: str, arguments: Mapping[str, Any], owner: str = ""
+    ) -> None:
+        now = time.time()
+        stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_queue')",
+                (request_id, owner, model_id, tool, stored, now, now),
+            )
+        )
+
+    async def update(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        video_urls: list[str] | None = None,
+        output: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        cost: float | None = None,
+    ) -> None:
+        """Record what a status or result call learned; a job this store never saw is left unrecorded."""
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE jobs SET status = ?, updated_at = ?,"
+                " video_urls = COALESCE(?, video_urls), output = COALESCE(?, output),"
+                " error = COALESCE(?, error), cost = COALESCE(?, cost) WHERE request_id = ?",
+                (
+                    status,
+                    time.time(),
+                    json.dumps(video_urls) if video_urls else None,
+                    json.dumps(output) if output else None,
+                    error,
+                    cost,
+                    request_id,
+                ),
+            )
+        )
+
+    async def set_local_files(self, request_id: str, paths: list[str]) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE jobs SET local_files = ?, updated_at = ? WHERE request_id = ?",
+                (json.dumps(paths), time.time(), request_id),
+            )
+        )
+
+    async def get(self, request_id: str, owner: str = "") -> JobRecord | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT * FROM jobs WHERE request_id = ? AND owner = ?", (request_id, owner)).fetchone()
+        )
+        return _record(row) if row else None
+
+    async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]:
+        query = "SELECT * FROM jobs WHERE owner = ?"
+        params: list[Any] = [owner]
+        if status:
+            query += " AND status = ?"
+            params.append(status)
+        query += " ORDER BY submitted_at DESC LIMIT ?"
+        params.append(limit)
+        rows = await self._run(lambda c: c.execute(query, params).fetchall())
+        return [_record(r) for r in rows]

@@ -1,0 +1,318 @@
+"""The tool table: model tools from specs, plus the tools that follow jobs. Thin: the core does the work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from pydantic import BaseModel
+
+from runcomfy_mcp import replies
+from runcomfy_mcp.client import REQUEST_ID
+from runcomfy_mcp.errors import InvalidArgumentsError, InvalidRequestIdError, RunComfyError
+from runcomfy_mcp.jobs import (
+    QUEUE_STATUSES,
+    CancelOutcome,
+    JobList,
+    JobResult,
+    JobService,
+    JobStatus,
+    ProgressReporter,
+    SubmittedJob,
+    WaitResult,
+)
+from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WAIT_S = 45.0
+MAX_WAIT_S = 600.0
+
+_REQUEST_ID_PROPERTY = {
+    "type": "string",
+    "pattern": REQUEST_ID.pattern,
+    "description": "The request_id returned by the model tool that submitted the job.",
+}
+_DOWNLOAD_PROPERTY = {
+    "type": "boolean",
+    "default": False,
+    "description": "Also save the video(s) to the user's output folder and return the local paths.",
+}
+_COST_PROPERTY = {"type": "boolean", "default": False, "description": "Also ask RunComfy what the job cost."}
+
+
+def _args_schema(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"request_id": _REQUEST_ID_PROPERTY, **extra},
+        "required": ["request_id"],
+        "additionalProperties": False,
+    }
+
+
+def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(mode="serialization")
+
+
+ToolHandler = Callable[[Mapping[str, Any], ProgressReporter], Awaitable[types.CallToolResult]]
+
+
+@dataclass(frozen=True)
+class RegisteredTool:
+    tool: types.Tool
+    handler: ToolHandler
+
+
+def _reply(view: BaseModel, text: str, *, is_error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(text=text)],
+        structured_content=view.model_dump(mode="json"),
+        is_error=is_error,
+    )
+
+
+def _result_reply(view: JobResult, text: str) -> types.CallToolResult:
+    reply = _reply(view, text, is_error=view.status == "failed")
+    for path in map(Path, view.local_files):
+        reply.content.append(
+            types.ResourceLink(uri=path.as_uri(), name=path.name, mime_type="video/mp4", size=path.stat().st_size)
+        )
+    return reply
+
+
+def error_result(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
+
+
+def _request_id(arguments: Mapping[str, Any]) -> str:
+    value = arguments.get("request_id")
+    if not isinstance(value, str) or not REQUEST_ID.match(value):
+        raise InvalidRequestIdError(value)
+    return value
+
+
+def _flag(arguments: Mapping[str, Any], name: str, tool: str) -> bool:
+    value = arguments.get(name, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise InvalidArgumentsError(tool, [f"{name}: {value!r} must be true or false."])
+    return value
+
+
+def _number(arguments: Mapping[str, Any], name: str, tool: str, default: float, low: float, high: float) -> float:
+    value = arguments.get(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentsError(tool, [f"{name}: {value!r} must be a number from {low:g} to {high:g}."]) from None
+    if not low <= number <= high:
+        raise InvalidArgumentsError(tool, [f"{name}: {number:g} is out of range; use {low:g} to {high:g}."])
+    return number
+
+
+class RunComfyTools:
+    """Every tool this server offers, by name."""
+
+    def __init__(self, service: JobService, redactor: Redactor) -> None:
+        self.service = service
+        self._redact = redactor
+        self.tools: dict[str, RegisteredTool] = {}
+        for spec in service.specs.values():
+            self._add_model_tool(spec)
+        self._add_tracking_tools()
+
+    def _add(self, tool: types.Tool, handler: ToolHandler) -> None:
+        self.tools[tool.name] = RegisteredTool(tool, handler)
+
+    def _add_model_tool(self, spec: ToolSpec) -> None:
+        async def submit(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            job = await self.service.submit_job(spec.tool_name, arguments)
+            return _reply(job, replies.submitted(job))
+
+        description = (
+            f"{spec.description}\n\nSubmits a paid job to RunComfy ({spec.model_id}) and returns its request_id "
+            "at once; the video takes minutes. Follow with wait_for_result (or get_status / get_result). Each call "
+            "is a new charged job, so never call it again just to check on a job."
+        )
+        self._add(
+            types.Tool(
+                name=spec.tool_name,
+                title=spec.title,
+                description=description,
+                input_schema=portable_input_schema(spec),
+                output_schema=_output_schema(SubmittedJob),
+                annotations=types.ToolAnnotations(
+                    title=spec.title,
+                    read_only_hint=False,
+                    destructive_hint=False,
+                    idempotent_hint=False,
+                    open_world_hint=True,
+                ),
+            ),
+            submit,
+        )
+
+    def _add_tracking_tools(self) -> None:
+        def read_only(title: str) -> types.ToolAnnotations:
+            return types.ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+
+        async def get_status(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            view = await self.service.get_status(_request_id(arguments))
+            return _reply(view, replies.status(view))
+
+        async def get_result(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            view = await self.service.get_result(
+                _request_id(arguments),
+                include_cost=_flag(arguments, "include_cost", "get_result"),
+                download=_flag(arguments, "download", "get_result"),
+            )
+            return _result_reply(view, replies.result(view))
+
+        async def wait_for_result(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            view = await self.service.wait_for_result(
+                _request_id(arguments),
+                timeout_s=_number(arguments, "timeout_s", "wait_for_result", DEFAULT_WAIT_S, 1, MAX_WAIT_S),
+                include_cost=_flag(arguments, "include_cost", "wait_for_result"),
+                download=_flag(arguments, "download", "wait_for_result"),
+                on_progress=report,
+            )
+            text = replies.wait_timed_out(view) if view.timed_out else replies.result(view)
+            return _result_reply(view, text)
+
+        async def cancel(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            outcome = await self.service.cancel(_request_id(arguments))
+            return _reply(outcome, replies.cancelled(outcome))
+
+        async def list_jobs(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+            status = arguments.get("status")
+            if status is not None and not isinstance(status, str):
+                raise InvalidArgumentsError("list_jobs", [f"status: {status!r} must be a status name."])
+            limit = int(_number(arguments, "limit", "list_jobs", 20, 1, 200))
+            jobs = await self.service.list_jobs(status=status, limit=limit)
+            return _reply(jobs, replies.job_list(jobs))
+
+        self._add(
+            types.Tool(
+                name="get_status",
+                title="Job status",
+                description=(
+                    "Where a RunComfy job stands: in_queue (with queue_position), in_progress, completed, "
+                    "cancelled or failed. 'completed' means the run ended, not that it succeeded: call get_result."
+                ),
+                input_schema=_args_schema(),
+                output_schema=_output_schema(JobStatus),
+                annotations=read_only("Job status"),
+            ),
+            get_status,
+        )
+        self._add(
+            types.Tool(
+                name="get_result",
+                title="Job result",
+                description=(
+                    "The outcome of a RunComfy job: on success the output object and every video URL (and, with "
+                    "download=true, the saved files). A job that has not finished yet is reported as such (ask "
+                    "again later); a failed job is an error with RunComfy's reason."
+                ),
+                input_schema=_args_schema(include_cost=_COST_PROPERTY, download=_DOWNLOAD_PROPERTY),
+                output_schema=_output_schema(JobResult),
+                annotations=read_only("Job result"),
+            ),
+            get_result,
+        )
+        self._add(
+            types.Tool(
+                name="wait_for_result",
+                title="Wait for a job",
+                description=(
+                    "Wait for a RunComfy job to finish, reporting progress, for up to timeout_s seconds (default 45, "
+                    "which fits chat clients' time limits; at most 600). When the job ends it answers like "
+                    "get_result. When time runs out that is not an error: it returns the current state; call "
+                    "wait_for_result again to keep waiting."
+                ),
+                input_schema=_args_schema(
+                    timeout_s={
+                        "type": "number",
+                        "minimum": 1,
+                        "maximum": MAX_WAIT_S,
+                        "default": DEFAULT_WAIT_S,
+                        "description": "How long to wait in this call, in seconds.",
+                    },
+                    download=_DOWNLOAD_PROPERTY,
+                    include_cost=_COST_PROPERTY,
+                ),
+                output_schema=_output_schema(WaitResult),
+                annotations=read_only("Wait for a job"),
+            ),
+            wait_for_result,
+        )
+        self._add(
+            types.Tool(
+                name="cancel",
+                title="Cancel job",
+                description=(
+                    "Cancel a RunComfy job that is still queued. A job already generating cannot be cancelled "
+                    "(outcome 'not_cancellable'): it goes on and may be charged."
+                ),
+                input_schema=_args_schema(),
+                output_schema=_output_schema(CancelOutcome),
+                annotations=types.ToolAnnotations(
+                    title="Cancel job",
+                    read_only_hint=False,
+                    destructive_hint=True,
+                    idempotent_hint=True,
+                    open_world_hint=True,
+                ),
+            ),
+            cancel,
+        )
+        self._add(
+            types.Tool(
+                name="list_jobs",
+                title="Job history",
+                description=(
+                    "Jobs submitted from this machine, newest first, with their last known status, video URLs and "
+                    "saved files. It survives restarts. Use it to find a request_id again."
+                ),
+                input_schema={
+                    "type": "object",
+                    "properties": {
+                        "status": {
+                            "type": "string",
+                            "enum": sorted({*QUEUE_STATUSES, "succeeded"}),
+                            "description": "Only jobs whose last known status is this.",
+                        },
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
+                    },
+                    "additionalProperties": False,
+                },
+                output_schema=_output_schema(JobList),
+                annotations=types.ToolAnnotations(
+                    title="Job history", read_only_hint=True, idempotent_hint=True, open_world_hint=False
+                ),
+            ),
+            list_jobs,
+        )
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, report: ProgressReporter
+    ) -> types.CallToolResult:
+        registered = self.tools.get(name)
+        if registered is None:
+            return error_result(f"There is no tool named {name!r}. Available tools: {', '.join(self.tools)}.")
+        try:
+            return await registered.handler(arguments or {}, report)
+        except RunComfyError as exc:
+            return error_result(self._redact(exc.message))
+        except Exception:
+            logger.exception("unexpected failure in tool %s", name)
+            return error_result(
+                f"{name} failed because of an internal error in runcomfy-mcp (a bug; the server log has details). "
+                "If this was a model tool, check list_jobs or the RunComfy dashboard before submitting again."
+            )
