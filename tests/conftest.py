@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ from runcomfy_mcp.app import build_server
 from runcomfy_mcp.media import MediaPolicy
 from runcomfy_mcp.runtime import STDIO_POLICY, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
-from runcomfy_mcp.sandbox.simulator import ManualClock, Simulator
+from runcomfy_mcp.sandbox.simulator import ManualClock, SimulatedJob, Simulator
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.specs import load_specs
 
@@ -44,9 +44,15 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def fake_video(job: SimulatedJob) -> bytes:
+    """Two megabytes that differ per job, so a download can be checked byte for byte."""
+    seed = job.request_id.encode()
+    return (seed * (2 * 1024 * 1024 // len(seed) + 1))[: 2 * 1024 * 1024]
+
+
 @pytest.fixture
 def simulator(clock: ManualClock) -> Simulator:
-    return Simulator(token=TOKEN, model_ids=[s.model_id for s in load_specs()], clock=clock)
+    return Simulator(token=TOKEN, model_ids=[s.model_id for s in load_specs()], clock=clock, video_maker=fake_video)
 
 
 @pytest.fixture

@@ -46,14 +46,19 @@ class FakeImageHost:
     def __init__(self) -> None:
         self.bytes_sent: dict[str, int] = {}
         self.requests: list[str] = []
+        self._loopback = httpx.AsyncHTTPTransport()
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "127.0.0.1":  # the API simulator's file host, on loopback
+            return await self._loopback.handle_async_request(request)
         url = str(request.url)
         self.requests.append(url)
         path = request.url.path
+        if path == "/broken.mp4":
+            return httpx.Response(200, headers={"content-length": "9999999"}, content=self._broken_stream())
         if path == "/private.png":
             return httpx.Response(403, text="login required")
         if path == "/page.html":
@@ -80,3 +85,8 @@ class FakeImageHost:
             chunk = data[start : start + 16 * 1024]
             self.bytes_sent[url] += len(chunk)
             yield chunk
+
+    @staticmethod
+    async def _broken_stream() -> AsyncIterator[bytes]:
+        yield b"\0" * 100_000
+        raise httpx.ReadError("connection reset by peer")

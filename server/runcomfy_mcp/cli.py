@@ -52,6 +52,7 @@ def configure_logging(level: str, redactor: Redactor) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))  # one line per request is noise
 
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:

@@ -51,7 +51,13 @@ def result(view: JobResult) -> str:
         if not view.video_urls:
             return f"Job {rid} succeeded, but its output holds no video URL. Output: {view.output}.{cost}"
         urls = "\n".join(f"- {url}" for url in view.video_urls)
-        return f"Job {rid} succeeded. Video:\n{urls}\nResult URLs may expire; save the file if it should be kept.{cost}"
+        if view.local_files:
+            saved = "\n".join(f"- {path}" for path in view.local_files)
+            return f"Job {rid} succeeded. Video:\n{urls}\nSaved to:\n{saved}{cost}"
+        return (
+            f"Job {rid} succeeded. Video:\n{urls}\n"
+            f"Result URLs may expire; call get_result with download=true to keep a copy on disk.{cost}"
+        )
     if view.status == "failed":
         return f"Job {rid} failed: {view.error}{cost} Fix the cause if it is in the arguments, then submit a new job."
     if view.status in ("in_queue", "in_progress"):

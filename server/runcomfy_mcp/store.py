@@ -100,12 +100,25 @@ class JobStore:
         try:
             connection.row_factory = sqlite3.Row
             if not self._ready:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
-                self._ready = True
+                self._prepare(connection)
             yield connection
         finally:
             connection.close()
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # Two processes creating the file at once can each find it locked while the other switches it to
+        # WAL; the busy timeout does not cover that switch, so retry it briefly.
+        for attempt in range(50):
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+                self._ready = True
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
