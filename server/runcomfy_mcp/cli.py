@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -27,6 +29,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="MCP server for RunComfy's ByteDance video models. The token comes from RUNCOMFY_API_TOKEN.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "demo"],
+        default="serve",
+        help="serve (default): run the MCP server; demo: a walkthrough against the sandbox, offline",
+    )
+    parser.add_argument("--sandbox", action="store_true", help="simulate the RunComfy API locally (no token, no cost)")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
@@ -42,6 +52,8 @@ def build_settings(args: argparse.Namespace) -> Settings:
         overrides["base_url"] = args.base_url
     if args.tool_specs_dir:
         overrides["tool_specs_dir"] = args.tool_specs_dir
+    if args.sandbox:
+        overrides["sandbox"] = True
     return Settings(**overrides)
 
 
@@ -57,7 +69,14 @@ def configure_logging(level: str, redactor: Redactor) -> None:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     policy = STDIO_POLICY if args.transport == "stdio" else HTTP_POLICY
-    async with open_runtime(settings, media_policy=policy) as runtime:
+    notice = None
+    async with AsyncExitStack() as stack:
+        if settings.sandbox:
+            from runcomfy_mcp.sandbox.runner import NOTICE, sandboxed
+
+            settings = await stack.enter_async_context(sandboxed(settings))
+            policy, notice = replace(policy, offline=True), NOTICE
+        runtime = await stack.enter_async_context(open_runtime(settings, media_policy=policy, notice=notice))
         describe_startup(runtime, args)
         server = build_server(runtime.tools)
         if args.transport == "stdio":
@@ -93,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         print(f"runcomfy-mcp: bad setting: {exc.errors()[0]['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+    if args.command == "demo":
+        from runcomfy_mcp.demo import run_demo
+
+        raise SystemExit(anyio.run(run_demo, args))
     configure_logging(args.log_level, Redactor(settings.token_value()))
     try:
         anyio.run(serve, settings, args)

@@ -73,6 +73,7 @@ class MediaPolicy:
 
     local_files: bool = True
     fetch_private_urls: bool = True
+    offline: bool = False  # sandbox mode: nothing on the internet is fetched
 
 
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -86,6 +87,15 @@ async def resolve_host(host: str) -> list[str]:
 def _is_private_ip(text: str) -> bool:
     ip = ipaddress.ip_address(text.split("%")[0])
     return not ip.is_global or ip.is_multicast
+
+
+def _is_loopback_literal(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
@@ -207,6 +217,11 @@ class ImageLoader:
         return LoadedImage(facts, _data_uri(facts, data), note)
 
     async def _from_url(self, url: str, max_bytes: int) -> LoadedImage:
+        if self.policy.offline and not _is_loopback_literal(urlsplit(url).hostname or ""):
+            raise MediaError(
+                "is not on this machine, and sandbox mode works offline. Give the path of a local image file or a "
+                "data: URI instead"
+            )
         if await self._unreachable_by_runcomfy(url):
             if not self.policy.fetch_private_urls:
                 raise MediaError(

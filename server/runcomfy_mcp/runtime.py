@@ -41,6 +41,7 @@ async def open_runtime(
     transport: httpx.AsyncBaseTransport | None = None,
     media_transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver = resolve_host,
+    notice: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """The server's parts; `transport`, `media_transport` and `resolver` are seams for tests."""
     redactor = Redactor(settings.token_value())
@@ -62,4 +63,6 @@ async def open_runtime(
             downloader=Downloader(media_http, settings.output_dir),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
-        yield Runtime(settings=settings, redactor=redactor, service=service, tools=RunComfyTools(service, redactor))
+        yield Runtime(
+            settings=settings, redactor=redactor, service=service, tools=RunComfyTools(service, redactor, notice)
+        )

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     output_dir: Path = Field(default_factory=default_output_dir, description="Where downloaded videos are saved.")
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
     poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
+    sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")
+    sandbox_time_scale: float = Field(default=1.0, gt=0, description="Sandbox job durations × this (1 = ~10 s).")
 
     @field_validator("api_token", mode="before")
     @classmethod

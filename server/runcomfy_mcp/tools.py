@@ -119,9 +119,10 @@ def _number(arguments: Mapping[str, Any], name: str, tool: str, default: float, 
 class RunComfyTools:
     """Every tool this server offers, by name."""
 
-    def __init__(self, service: JobService, redactor: Redactor) -> None:
+    def __init__(self, service: JobService, redactor: Redactor, notice: str | None = None) -> None:
         self.service = service
         self._redact = redactor
+        self._notice = notice  # said first in every result, e.g. that results are simulated
         self.tools: dict[str, RegisteredTool] = {}
         for spec in service.specs.values():
             self._add_model_tool(spec)
@@ -307,12 +308,15 @@ class RunComfyTools:
         if registered is None:
             return error_result(f"There is no tool named {name!r}. Available tools: {', '.join(self.tools)}.")
         try:
-            return await registered.handler(arguments or {}, report)
+            result = await registered.handler(arguments or {}, report)
         except RunComfyError as exc:
-            return error_result(self._redact(exc.message))
+            result = error_result(self._redact(exc.message))
         except Exception:
             logger.exception("unexpected failure in tool %s", name)
-            return error_result(
+            result = error_result(
                 f"{name} failed because of an internal error in runcomfy-mcp (a bug; the server log has details). "
                 "If this was a model tool, check list_jobs or the RunComfy dashboard before submitting again."
             )
+        if self._notice:
+            result.content.insert(0, types.TextContent(text=self._notice))
+        return result

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,6 +48,7 @@ class SimulatedJob:
     submitted_at: float
     queue_s: float
     run_s: float
+    sequence: int = 0
     cancelled: bool = False
     video: bytes | None = None
 
@@ -112,7 +114,7 @@ class Simulator:
     # ------------------------------------------------------------ job logic
 
     def _queue_position(self, job: SimulatedJob, now: float) -> int:
-        ahead = [j for j in self.jobs.values() if j.submitted_at <= job.submitted_at and j.status_at(now) == "in_queue"]
+        ahead = [j for j in self.jobs.values() if j.sequence <= job.sequence and j.status_at(now) == "in_queue"]
         return max(1, len(ahead))
 
     def _status_body(self, job: SimulatedJob) -> dict[str, Any]:
@@ -179,7 +181,8 @@ class Simulator:
         if not isinstance(body, dict):
             return _error(400, "400000", "Request body must be a JSON object.")
         self.calls.submits.append({"model_id": model_id, "arguments": body})
-        request_id = f"sim-{next(self._ids):06d}-{secrets.token_hex(4)}"
+        sequence = next(self._ids)
+        request_id = f"sim-{sequence:06d}-{secrets.token_hex(4)}"
         self.jobs[request_id] = SimulatedJob(
             request_id=request_id,
             model_id=model_id,
@@ -187,6 +190,7 @@ class Simulator:
             submitted_at=self.clock(),
             queue_s=QUEUE_SECONDS * self.time_scale,
             run_s=RUN_SECONDS * self.time_scale,
+            sequence=sequence,
         )
         base = f"{self.base_url}/v1/requests/{request_id}"
         return JSONResponse(
@@ -235,7 +239,7 @@ class Simulator:
         if job is None or job.fails or job.status_at(self.clock()) != "completed" or self.video_maker is None:
             return Response("not found", status_code=404)
         if job.video is None:
-            job.video = self.video_maker(job)
+            job.video = await anyio.to_thread.run_sync(self.video_maker, job)
         return Response(job.video, media_type="video/mp4")
 
 
