@@ -12,8 +12,7 @@ from mcp import Client
 
 from images import FakeImageHost, fake_resolver
 from runcomfy_mcp.app import build_server
-from runcomfy_mcp.media import MediaPolicy
-from runcomfy_mcp.runtime import STDIO_POLICY, open_runtime
+from runcomfy_mcp.runtime import Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import ManualClock, SimulatedJob, Simulator
 from runcomfy_mcp.settings import Settings
@@ -37,6 +36,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("RUNCOMFY_OUTPUT_DIR", str(tmp_path / "videos"))
     monkeypatch.setenv("RUNCOMFY_POLL_INITIAL_S", "0.01")
     monkeypatch.setenv("RUNCOMFY_POLL_MAX_S", "0.05")
+    monkeypatch.setenv("RUNCOMFY_INPUT_ROOTS", str(tmp_path))
+    monkeypatch.setenv("RUNCOMFY_RETRY_WAIT_INITIAL_S", "0.001")
+    monkeypatch.setenv("RUNCOMFY_RETRY_WAIT_MAX_S", "0.01")
+    monkeypatch.setenv("RUNCOMFY_RETRY_AFTER_MAX_S", "0.01")
 
 
 @pytest.fixture
@@ -87,14 +90,14 @@ def connect(mode: str, image_host: FakeImageHost) -> ClientFactory:
     async def open_client(
         settings: Settings,
         transport: httpx.AsyncBaseTransport | None = None,
-        media_policy: MediaPolicy = STDIO_POLICY,
+        serving: Serving = "stdio",
         **client_kwargs: Any,
     ) -> AsyncIterator[Client]:
         async with (
             open_runtime(
                 settings,
                 transport=transport,
-                media_policy=media_policy,
+                serving=serving,
                 media_transport=image_host.transport(),
                 resolver=fake_resolver,
             ) as runtime,

@@ -16,7 +16,11 @@ from runcomfy_mcp.settings import Settings
 pytestmark = pytest.mark.anyio
 
 Handler = Callable[[httpx.Request], httpx.Response]
-SETTINGS = Settings(api_token=TOKEN, base_url="https://api.test")
+
+
+def api_settings() -> Settings:
+    """Made per test, after the environment fixture has set fast retries."""
+    return Settings(api_token=TOKEN, base_url="https://api.test")
 
 
 def answer(status: int, body: object, headers: dict[str, str] | None = None) -> Handler:
@@ -53,7 +57,7 @@ CASES = [
 
 @pytest.mark.parametrize(("handler", "words"), CASES)
 async def test_tracking_call_errors_read_well(connect: ClientFactory, handler: Handler, words: list[str]) -> None:
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         for tool in ("get_status", "get_result", "wait_for_result", "cancel"):
             result = await client.call_tool(tool, {"request_id": "req-1"})
             assert result.is_error
@@ -65,7 +69,7 @@ async def test_tracking_call_errors_read_well(connect: ClientFactory, handler: H
 
 async def test_submit_errors_read_well_and_say_nothing_was_charged(connect: ClientFactory) -> None:
     handler = answer(400, {"error_code": "400002", "error_message": "Insufficient balance"})
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         result = await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
     assert result.is_error and "Nothing was charged" in text_of(result)
 
@@ -77,7 +81,7 @@ async def test_submit_5xx_says_the_job_may_exist_and_is_not_resent(connect: Clie
         posts.append(request)
         return httpx.Response(500, json={"error": "boom"})
 
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         result = await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
     assert result.is_error
     assert "may or may not" in text_of(result) and "Do NOT submit it again" in text_of(result)
@@ -96,7 +100,7 @@ async def test_submit_transport_failures(connect: ClientFactory, exc: Exception,
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
 
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         result = await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
     assert result.is_error
     for word in words:
@@ -107,7 +111,7 @@ async def test_upstream_down_on_status(connect: ClientFactory) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         result = await client.call_tool("get_status", {"request_id": "req-1"})
     assert result.is_error and "could not be reached" in text_of(result)
 
@@ -138,7 +142,7 @@ async def test_token_never_leaks_even_when_echoed(connect: ClientFactory, caplog
         return httpx.Response(401, json={"error_message": f"bad header {auth}", "detail": TOKEN})
 
     caplog.set_level(logging.DEBUG)
-    async with connect(SETTINGS, httpx.MockTransport(echo)) as client:
+    async with connect(api_settings(), httpx.MockTransport(echo)) as client:
         results = [
             await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS),
             await client.call_tool("get_status", {"request_id": "req-1"}),
@@ -157,7 +161,7 @@ async def test_bearer_token_sent_only_to_the_api(connect: ClientFactory) -> None
         seen.append(request)
         return httpx.Response(200, json={"request_id": "req-9", "status": "in_queue", "queue_position": 1})
 
-    async with connect(SETTINGS, httpx.MockTransport(handler)) as client:
+    async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
         await client.call_tool("get_status", {"request_id": "req-9"})
     assert [str(r.url) for r in seen] == [

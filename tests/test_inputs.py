@@ -15,7 +15,6 @@ from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from images import PRIVATE_HOST, FakeImageHost, image_url, make_image, padded
 from runcomfy_mcp.media import MIB
-from runcomfy_mcp.runtime import HTTP_POLICY
 from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
 
@@ -230,7 +229,7 @@ async def test_http_mode_refuses_private_urls_and_local_files(
 ) -> None:
     settings = Settings(api_token=TOKEN, base_url=api_url)
     local = write(tmp_path, "cat.png", make_image(640, 480))
-    async with connect(settings, media_policy=HTTP_POLICY) as client:
+    async with connect(settings, serving="http") as client:
         for image, words in [
             (f"https://{PRIVATE_HOST}/640x480.png", "does not fetch internal addresses"),
             ("http://127.0.0.1:8080/640x480.png", "does not fetch internal addresses"),

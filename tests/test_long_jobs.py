@@ -178,7 +178,12 @@ async def test_an_interrupted_download_leaves_no_file(connect: ClientFactory, tm
 
 async def test_two_server_processes_share_the_history(api_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
-    env |= {"RUNCOMFY_API_TOKEN": TOKEN, "RUNCOMFY_BASE_URL": api_url, "RUNCOMFY_DATA_DIR": str(tmp_path / "shared")}
+    env |= {
+        "RUNCOMFY_API_TOKEN": TOKEN,
+        "RUNCOMFY_BASE_URL": api_url,
+        "RUNCOMFY_DATA_DIR": str(tmp_path / "shared"),
+        "RUNCOMFY_INPUT_ROOTS": str(tmp_path),
+    }
     image = tmp_path / "cat.png"
     image.write_bytes(make_image(640, 480))
     script = str(Path(sys.executable).with_name("runcomfy-mcp"))

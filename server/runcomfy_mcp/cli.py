@@ -7,7 +7,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 from runcomfy_mcp import __version__
 from runcomfy_mcp.app import build_server
 from runcomfy_mcp.redaction import RedactingFilter, Redactor
-from runcomfy_mcp.runtime import HTTP_POLICY, STDIO_POLICY, Runtime, open_runtime
+from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.specs import SpecError
 
@@ -68,15 +67,15 @@ def configure_logging(level: str, redactor: Redactor) -> None:
 
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
-    policy = STDIO_POLICY if args.transport == "stdio" else HTTP_POLICY
     notice = None
     async with AsyncExitStack() as stack:
         if settings.sandbox:
             from runcomfy_mcp.sandbox.runner import NOTICE, sandboxed
 
             settings = await stack.enter_async_context(sandboxed(settings))
-            policy, notice = replace(policy, offline=True), NOTICE
-        runtime = await stack.enter_async_context(open_runtime(settings, media_policy=policy, notice=notice))
+            notice = NOTICE
+        serving: Serving = "stdio" if args.transport == "stdio" else "http"
+        runtime = await stack.enter_async_context(open_runtime(settings, serving=serving, notice=notice))
         describe_startup(runtime, args)
         server = build_server(runtime.tools)
         if args.transport == "stdio":

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,6 +26,7 @@ from runcomfy_mcp.errors import (
     upstream_reason,
 )
 from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.retries import RetryPolicy, retrying
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 WireModel = TypeVar("WireModel", bound=BaseModel)
@@ -86,11 +88,13 @@ class RunComfyClient:
         base_url: str,
         token: str | None,
         redactor: Redactor,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._redact = redactor
+        self.retry = retry or RetryPolicy()
 
     @property
     def has_token(self) -> bool:
@@ -106,7 +110,14 @@ class RunComfyClient:
         headers = self._auth_headers()
         url = f"{self._base_url}/v1/models/{model_id}"
         try:
-            response = await self._http.post(url, json=dict(arguments), headers=headers)
+            with anyio.fail_after(self.retry.deadline_s):
+                response = await self._http.post(url, json=dict(arguments), headers=headers)
+        except TimeoutError:
+            raise SubmitOutcomeUnknownError(
+                f"Submitting the job to {model_id} got no answer within {self.retry.deadline_s:g} s, so the job may or "
+                "may not exist at RunComfy. Do NOT submit it again blindly (that could pay twice): check list_jobs "
+                "and the RunComfy dashboard's request list first."
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise APIConnectionError(
                 f"Submitting the job failed: RunComfy's API at {self._base_url} could not be reached "
@@ -157,9 +168,21 @@ class RunComfyClient:
     async def _send(
         self, method: str, path: str, *, action: str, params: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
+        """A safe (repeatable) request, retried on transient failures."""
         headers = self._auth_headers()
+        return await retrying(self.retry, lambda: self._send_once(method, path, headers, action, params))
+
+    async def _send_once(
+        self, method: str, path: str, headers: dict[str, str], action: str, params: Mapping[str, str] | None
+    ) -> dict[str, Any]:
         try:
-            response = await self._http.request(method, f"{self._base_url}{path}", headers=headers, params=params)
+            with anyio.fail_after(self.retry.deadline_s):
+                response = await self._http.request(method, f"{self._base_url}{path}", headers=headers, params=params)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"{action} failed: RunComfy's API did not finish answering within {self.retry.deadline_s:g} s. "
+                "The job itself is not affected; try again shortly."
+            ) from None
         except httpx.TimeoutException as exc:
             raise APITimeoutError(
                 f"{action} failed: RunComfy's API did not answer in time ({type(exc).__name__}). "

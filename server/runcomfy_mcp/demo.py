@@ -65,9 +65,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if k != "RUNCOMFY_API_TOKEN"}
     env["RUNCOMFY_SANDBOX"] = "1"
     env.setdefault("RUNCOMFY_OUTPUT_DIR", str(Path.cwd() / "runcomfy-demo"))
-    server = StdioServerParameters(command=sys.executable, args=["-m", "runcomfy_mcp", "--sandbox"], env=env)
     print("runcomfy-mcp demo: the server runs in sandbox mode (simulated API, offline, free).\n")
     with resources.as_file(resources.files("runcomfy_mcp.sandbox") / "sample.jpg") as sample:
+        roots = [r for r in (env.get("RUNCOMFY_INPUT_ROOTS"), str(Path.home()), str(sample.parent)) if r]
+        env["RUNCOMFY_INPUT_ROOTS"] = os.pathsep.join(roots)
+        server = StdioServerParameters(command=sys.executable, args=["-m", "runcomfy_mcp", "--sandbox"], env=env)
         async with Client(server) as client:
             demo = Walkthrough(client)
             tools = (await client.list_tools()).tools

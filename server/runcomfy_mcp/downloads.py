@@ -12,6 +12,7 @@ import httpx
 
 from runcomfy_mcp.client import check_request_id
 from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 CHUNK = 1024 * 1024
@@ -29,9 +30,10 @@ def output_name(request_id: str, url: str, index: int, count: int) -> str:
 
 
 class Downloader:
-    def __init__(self, http: httpx.AsyncClient, output_dir: Path) -> None:
+    def __init__(self, http: httpx.AsyncClient, output_dir: Path, retry: RetryPolicy | None = None) -> None:
         self._http = http
         self.output_dir = output_dir
+        self.retry = retry or RetryPolicy()
 
     async def save_all(self, request_id: str, urls: list[str]) -> list[Path]:
         return [await self.save(url, output_name(request_id, url, i, len(urls))) for i, url in enumerate(urls)]
@@ -42,9 +44,18 @@ class Downloader:
         final = folder / name
         if await final.exists() and (await final.stat()).st_size > 0:
             return Path(final)  # saved before: never fetched twice
-        partial = folder / f".{name}.{secrets.token_hex(4)}.part"
+        await retrying(self.retry, lambda: self._fetch(url, folder, final))
+        return Path(final)
+
+    async def _fetch(self, url: str, folder: anyio.Path, final: anyio.Path) -> None:
+        partial = folder / f".{final.name}.{secrets.token_hex(4)}.part"
         try:
             async with self._http.stream("GET", url) as response:
+                if response.status_code in (408, 429) or response.status_code >= 500:
+                    raise RetryableError(
+                        f"Downloading {url} failed: the file host answered HTTP {response.status_code}. "
+                        "Try the download again in a minute."
+                    )
                 if response.status_code != 200:
                     raise DownloadError(
                         f"Downloading {url} failed: the file host answered HTTP {response.status_code}. Result URLs "
@@ -55,7 +66,7 @@ class Downloader:
                         await out.write(chunk)
             await anyio.to_thread.run_sync(os.replace, partial, final)
         except httpx.TransportError as exc:
-            raise DownloadError(
+            raise RetryableError(
                 f"Downloading {url} was interrupted ({type(exc).__name__}); nothing was saved. Try the download again."
             ) from None
         except OSError as exc:
@@ -67,4 +78,3 @@ class Downloader:
             with anyio.CancelScope(shield=True):
                 if await partial.exists():
                     await partial.unlink()
-        return Path(final)

@@ -15,7 +15,7 @@
         ├── UnknownModelError         400001
         ├── RequestNotFoundError      404, 404001
         ├── RateLimitError            429
-        ├── UpstreamServerError       5xx
+        ├── UpstreamServerError       5xx, 408
         └── BadRequestError           any other refusal
 
 `error_from_response` is the one place an HTTP answer becomes one of these.
@@ -199,7 +199,7 @@ def error_from_response(
             retry_after_s=retry_after_s,
             **kwargs,
         )
-    if status_code >= 500:
+    if status_code >= 500 or status_code == 408:
         return UpstreamServerError(
             f"{action} failed: RunComfy's API is having trouble{code}.{said} "
             "This is on RunComfy's side; try again in a minute.",

@@ -74,6 +74,7 @@ class MediaPolicy:
     local_files: bool = True
     fetch_private_urls: bool = True
     offline: bool = False  # sandbox mode: nothing on the internet is fetched
+    input_roots: tuple[Path, ...] = ()  # where local files may come from; empty means anywhere
 
 
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -199,6 +200,7 @@ class ImageLoader:
                 "Give a public https:// URL or a data: URI instead"
             )
         path = Path(unquote(urlsplit(text).path) if text.lower().startswith("file://") else text).expanduser()
+        self._check_root(path)
         try:
             size = (await anyio.Path(path).stat()).st_size
             if not await anyio.Path(path).is_file():
@@ -215,6 +217,19 @@ class ImageLoader:
         facts = _facts(data)
         note = f"{path.name} ({facts.size_mb:.1f} MB) was read from disk and sent inline as a data URI."
         return LoadedImage(facts, _data_uri(facts, data), note)
+
+    def _check_root(self, path: Path) -> None:
+        if not self.policy.input_roots:
+            return
+        real = path.resolve()  # symlinks and '..' cannot lead outside the roots
+        for root in self.policy.input_roots:
+            if real.is_relative_to(root.expanduser().resolve()):
+                return
+        allowed = ", ".join(str(r) for r in self.policy.input_roots)
+        raise MediaError(
+            f"is outside the folders this server may read ({allowed}). Move the image into one of them, or add "
+            "its folder to RUNCOMFY_INPUT_ROOTS in the server's environment"
+        )
 
     async def _from_url(self, url: str, max_bytes: int) -> LoadedImage:
         if self.policy.offline and not _is_loopback_literal(urlsplit(url).hostname or ""):

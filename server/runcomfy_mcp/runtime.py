@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
@@ -29,15 +30,21 @@ class Runtime:
     tools: RunComfyTools
 
 
-STDIO_POLICY = MediaPolicy(local_files=True, fetch_private_urls=True)
-HTTP_POLICY = MediaPolicy(local_files=False, fetch_private_urls=False)
+Serving = Literal["stdio", "http"]
+
+
+def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
+    """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local."""
+    if serving == "http":
+        return MediaPolicy(local_files=False, fetch_private_urls=False, offline=settings.sandbox)
+    return MediaPolicy(input_roots=settings.input_root_paths(), offline=settings.sandbox)
 
 
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
     *,
-    media_policy: MediaPolicy = STDIO_POLICY,
+    serving: Serving = "stdio",
     transport: httpx.AsyncBaseTransport | None = None,
     media_transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver = resolve_host,
@@ -53,14 +60,17 @@ async def open_runtime(
         httpx.AsyncClient(timeout=timeout, transport=transport, headers=headers, follow_redirects=False) as api_http,
         httpx.AsyncClient(timeout=timeout, transport=media_transport, headers=headers) as media_http,
     ):
-        client = RunComfyClient(api_http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor)
-        inputs = InputPreparer(ImageLoader(media_http, media_policy, resolver))
+        retry = settings.retry_policy()
+        client = RunComfyClient(
+            api_http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor, retry=retry
+        )
+        inputs = InputPreparer(ImageLoader(media_http, media_policy(settings, serving), resolver))
         service = JobService(
             client,
             specs,
             inputs,
             store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
-            downloader=Downloader(media_http, settings.output_dir),
+            downloader=Downloader(media_http, settings.output_dir, retry),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
         yield Runtime(

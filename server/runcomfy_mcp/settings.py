@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runcomfy_mcp.retries import RetryPolicy
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
 
@@ -27,6 +30,15 @@ class Settings(BaseSettings):
     tool_specs_dir: Path | None = Field(default=None, description="Folder of extra tool spec JSON files.")
     request_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout for one API request.")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout for one API request.")
+    retry_attempts: int = Field(default=4, ge=1, le=10, description="Tries for status/result/cancel/download.")
+    retry_wait_initial_s: float = Field(default=0.5, ge=0, description="First backoff between tries.")
+    retry_wait_max_s: float = Field(default=8.0, ge=0, description="Longest backoff between tries.")
+    retry_after_max_s: float = Field(default=30.0, ge=0, description="Longest Retry-After this server will honour.")
+    input_roots: str | None = Field(
+        default=None,
+        description="Folders local image files may come from, separated by the OS path separator "
+        "(default: the user's home in stdio mode; HTTP mode never reads local files).",
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the job history (SQLite) lives.")
     output_dir: Path = Field(default_factory=default_output_dir, description="Where downloaded videos are saved.")
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
@@ -47,6 +59,20 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"RUNCOMFY_BASE_URL must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            wait_initial_s=self.retry_wait_initial_s,
+            wait_max_s=self.retry_wait_max_s,
+            retry_after_max_s=self.retry_after_max_s,
+            deadline_s=self.request_timeout_s + self.connect_timeout_s,
+        )
+
+    def input_root_paths(self) -> tuple[Path, ...]:
+        if self.input_roots is None:
+            return (Path.home(),)
+        return tuple(Path(p).expanduser() for p in self.input_roots.split(os.pathsep) if p.strip())
 
     def token_value(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None

@@ -1,0 +1,60 @@
+"""When and how long to retry a safe request: connection errors, 408, 429 (honouring Retry-After), 5xx.
+
+The paid submit is never retried; everything else goes through `retrying`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import stamina
+
+from runcomfy_mcp.errors import APIConnectionError, RateLimitError, RunComfyError, UpstreamServerError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    wait_initial_s: float = 0.5
+    wait_max_s: float = 8.0
+    retry_after_max_s: float = 30.0
+    deadline_s: float = 40.0  # one request, start to finish: a slow-drip upstream cannot hold a call longer
+
+
+class RetryableError(RunComfyError):
+    """A transient failure outside the API error tree (a file host's 5xx, say)."""
+
+
+def backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
+    def decide(exc: Exception) -> bool | float:
+        if isinstance(exc, RateLimitError):
+            return min(exc.retry_after_s, policy.retry_after_max_s) if exc.retry_after_s is not None else True
+        return isinstance(exc, APIConnectionError | UpstreamServerError | RetryableError)
+
+    return decide
+
+
+async def retrying(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` until it succeeds or fails for good; the final error says how often it was tried."""
+    tries = 0
+    try:
+        async for retry in stamina.retry_context(
+            on=backoff_hook(policy),
+            attempts=policy.attempts,
+            timeout=None,
+            wait_initial=policy.wait_initial_s,
+            wait_max=policy.wait_max_s,
+            wait_jitter=policy.wait_initial_s,
+        ):
+            with retry:
+                tries += 1
+                return await attempt()
+    except RunComfyError as exc:
+        if tries > 1:
+            exc.message = f"{exc.message} (Tried {tries} times.)"
+        raise
+    raise AssertionError("stamina ended without a result or an error")
