@@ -110,6 +110,7 @@ class Simulator:
         self.calls = SimulatorCalls()
         self._ids = itertools.count(1)
         self.base_url = ""  # set by whoever serves it, so output URLs point back here
+        self.video_maker_failures = 0  # answer this many file requests with 503 first (a flaky CDN)
 
     # ------------------------------------------------------------ job logic
 
@@ -238,6 +239,9 @@ class Simulator:
         job = self.jobs.get(name.removesuffix(".mp4"))
         if job is None or job.fails or job.status_at(self.clock()) != "completed" or self.video_maker is None:
             return Response("not found", status_code=404)
+        if self.video_maker_failures > 0:
+            self.video_maker_failures -= 1
+            return Response("busy", status_code=503)
         if job.video is None:
             job.video = await anyio.to_thread.run_sync(self.video_maker, job)
         return Response(job.video, media_type="video/mp4")
