@@ -13,8 +13,10 @@ from pathlib import Path
 
 import anyio
 import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from conftest import TOKEN
 from helpers import structured
@@ -112,10 +114,14 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def http_server(api_url: str) -> AsyncIterator[str]:
+async def http_server(api_url: str, *flags: str, token: str | None = TOKEN) -> AsyncIterator[str]:
+    """The console script serving streamable HTTP on a free port; yields the /mcp URL once it answers."""
     port = free_port()
-    command = [str(SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
-    process = await anyio.open_process(command, env=server_env(api_url), stdout=None, stderr=None)
+    command = [str(SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port), *flags]
+    env = server_env(api_url)
+    if token is None:
+        del env["RUNCOMFY_API_TOKEN"]
+    process = await anyio.open_process(command, env=env, stdout=None, stderr=None)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         with anyio.fail_after(20):
@@ -133,10 +139,16 @@ async def http_server(api_url: str) -> AsyncIterator[str]:
             await process.wait()
 
 
+def http_client(url: str, token: str | None, mode: str = "auto") -> Client:
+    """An MCP client over streamable HTTP that sends `token` as its bearer credential."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers)), mode=mode)
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_streamable_http_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
     data_uri = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
-    async with http_server(api_url) as url, Client(url, mode=mode) as client:
+    async with http_server(api_url) as url, http_client(url, TOKEN, mode) as client:
         assert len((await client.list_tools()).tools) == 9
         args = {"prompt": "a cat", "first_frame_image_url": data_uri}
         job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", args))

@@ -10,6 +10,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from runcomfy_mcp import __version__
+from runcomfy_mcp.callers import CallerIdentity
+from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.resources import ResourceNotFoundError, RunComfyResources
 from runcomfy_mcp.tools import RunComfyTools
 
@@ -21,8 +23,10 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(tools: RunComfyTools) -> Server[Any]:
+def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
+    """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
     resources = RunComfyResources(tools.service)
+    identity = identity or CallerIdentity(http=False)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -33,12 +37,16 @@ def build_server(tools: RunComfyTools) -> Server[Any]:
         async def report(progress: float, message: str) -> None:
             await ctx.session.report_progress(progress, None, message)
 
-        return await tools.call(params.name, params.arguments, report)
+        return await tools.call(params.name, params.arguments, report, lambda: identity.caller(ctx.request))
 
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=await resources.list())
+        try:
+            caller = identity.caller(ctx.request)
+        except RunComfyError:
+            return types.ListResourcesResult(resources=resources.list_models())
+        return types.ListResourcesResult(resources=await resources.list_all(caller))
 
     async def list_resource_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -49,7 +57,9 @@ def build_server(tools: RunComfyTools) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         try:
-            text = await resources.read(str(params.uri))
+            text = await resources.read(str(params.uri), identity.caller(ctx.request))
+        except RunComfyError as exc:
+            raise MCPError(types.INVALID_REQUEST, exc.message) from None
         except ResourceNotFoundError:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from None
         return types.ReadResourceResult(

@@ -10,10 +10,12 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
 from runcomfy_mcp import __version__
 from runcomfy_mcp.app import build_server
+from runcomfy_mcp.callers import CallerIdentity
 from runcomfy_mcp.redaction import RedactingFilter, Redactor
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
 from runcomfy_mcp.settings import Settings
@@ -39,6 +41,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument(
+        "--shared-token",
+        action="store_true",
+        help="HTTP mode: let callers without their own token use this server's RUNCOMFY_API_TOKEN",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="HTTP mode: another Host header to accept (e.g. myhost:8000); DNS-rebinding protection stays on",
+    )
     parser.add_argument("--base-url", help="Model API base URL (overrides RUNCOMFY_BASE_URL)")
     parser.add_argument("--tool-specs-dir", help="folder of extra tool spec files (overrides RUNCOMFY_TOOL_SPECS_DIR)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -77,7 +90,8 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         serving: Serving = "stdio" if args.transport == "stdio" else "http"
         runtime = await stack.enter_async_context(open_runtime(settings, serving=serving, notice=notice))
         describe_startup(runtime, args)
-        server = build_server(runtime.tools)
+        identity = CallerIdentity(http=args.transport == "http", shared_token=args.shared_token)
+        server = build_server(runtime.tools, identity)
         if args.transport == "stdio":
             from mcp.server.stdio import stdio_server
 
@@ -86,9 +100,19 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         else:
             import uvicorn
 
-            app = server.streamable_http_app(host=args.host)
+            app = server.streamable_http_app(host=args.host, transport_security=transport_security(args))
             config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
             await uvicorn.Server(config).serve()
+
+
+def transport_security(args: argparse.Namespace) -> TransportSecuritySettings:
+    """Host and Origin checks stay on whatever the bind address, so a web page cannot drive the server."""
+    hosts = {"127.0.0.1", "localhost", "[::1]", args.host if ":" not in args.host else f"[{args.host}]"}
+    allowed_hosts = [f"{h}:*" for h in sorted(hosts)] + list(args.allowed_host)
+    allowed_origins = [f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+    )
 
 
 def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
@@ -100,7 +124,10 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
         where,
         runtime.settings.base_url,
     )
-    if not runtime.service.client.has_token:
+    if args.transport == "http":
+        shared = "callers without a token use the server's token" if args.shared_token else "no shared token"
+        logger.info("HTTP mode: each caller brings 'Authorization: Bearer <RunComfy token>'; %s", shared)
+    elif not runtime.service.client.has_token:
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
 
 

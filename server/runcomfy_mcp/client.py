@@ -100,14 +100,15 @@ class RunComfyClient:
     def has_token(self) -> bool:
         return bool(self._token)
 
-    def _auth_headers(self) -> dict[str, str]:
-        if not self._token:
+    def _auth_headers(self, token: str | None) -> dict[str, str]:
+        token = token or self._token
+        if not token:
             raise MissingTokenError()
-        return {"Authorization": f"Bearer {self._token}"}
+        return {"Authorization": f"Bearer {token}"}
 
-    async def submit(self, model_id: str, arguments: Mapping[str, Any]) -> SubmitResponse:
+    async def submit(self, model_id: str, arguments: Mapping[str, Any], *, token: str | None = None) -> SubmitResponse:
         """POST a paid job. Never retried: once the request may have been sent, a failure is ambiguous."""
-        headers = self._auth_headers()
+        headers = self._auth_headers(token)
         url = f"{self._base_url}/v1/models/{model_id}"
         try:
             with anyio.fail_after(self.retry.deadline_s):
@@ -141,19 +142,26 @@ class RunComfyClient:
         body = self._checked_body(response, action=f"Submitting the job to {model_id}")
         return self._parse(SubmitResponse, body, "the submit answer")
 
-    async def status(self, request_id: str) -> StatusResponse:
-        body = await self._get_json(f"/v1/requests/{self._path_id(request_id)}/status", action="Checking the status")
+    async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
+        body = await self._send(
+            "GET", f"/v1/requests/{self._path_id(request_id)}/status", action="Checking the status", token=token
+        )
         return self._parse(StatusResponse, body, "the status answer")
 
-    async def result(self, request_id: str, *, include_cost: bool = False) -> ResultResponse:
+    async def result(self, request_id: str, *, include_cost: bool = False, token: str | None = None) -> ResultResponse:
         params = {"include_cost": "true"} if include_cost else None
-        body = await self._get_json(
-            f"/v1/requests/{self._path_id(request_id)}/result", action="Fetching the result", params=params
+        body = await self._send(
+            "GET",
+            f"/v1/requests/{self._path_id(request_id)}/result",
+            action="Fetching the result",
+            params=params,
+            token=token,
         )
         return self._parse(ResultResponse, body, "the result answer")
 
-    async def cancel(self, request_id: str) -> CancelResponse:
-        body = await self._send("POST", f"/v1/requests/{self._path_id(request_id)}/cancel", action="Cancelling the job")
+    async def cancel(self, request_id: str, *, token: str | None = None) -> CancelResponse:
+        path = f"/v1/requests/{self._path_id(request_id)}/cancel"
+        body = await self._send("POST", path, action="Cancelling the job", token=token)
         return self._parse(CancelResponse, body, "the cancel answer")
 
     # ------------------------------------------------------------ plumbing
@@ -162,14 +170,17 @@ class RunComfyClient:
     def _path_id(request_id: str) -> str:
         return quote(check_request_id(request_id), safe="")
 
-    async def _get_json(self, path: str, *, action: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return await self._send("GET", path, action=action, params=params)
-
     async def _send(
-        self, method: str, path: str, *, action: str, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        params: Mapping[str, str] | None = None,
+        token: str | None = None,
     ) -> dict[str, Any]:
         """A safe (repeatable) request, retried on transient failures."""
-        headers = self._auth_headers()
+        headers = self._auth_headers(token)
         return await retrying(self.retry, lambda: self._send_once(method, path, headers, action, params))
 
     async def _send_once(

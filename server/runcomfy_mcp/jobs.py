@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from runcomfy_mcp.client import RunComfyClient, check_request_id
 from runcomfy_mcp.downloads import Downloader
-from runcomfy_mcp.errors import InvalidArgumentsError
+from runcomfy_mcp.errors import InvalidArgumentsError, RequestNotFoundError
 from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.specs import ToolSpec
 from runcomfy_mcp.store import JobRecord, JobStore
@@ -117,6 +117,18 @@ def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who is asking: whose RunComfy token to use and which slice of the history is theirs."""
+
+    token: str | None = None  # None: the server's own token
+    owner: str = ""  # the history partition (a token fingerprint in HTTP mode, never the token)
+    private: bool = False  # only jobs this caller submitted may be read, waited on, downloaded or cancelled
+
+
+LOCAL_CALLER = Caller()
+
+
+@dataclass(frozen=True)
 class PollSchedule:
     """Quick at first, then backing off: a ten-minute job costs a few dozen status requests."""
 
@@ -182,21 +194,39 @@ class JobService:
             raise InvalidArgumentsError(tool_name, problems)
         return prepared.arguments, prepared.notes + advice_for(spec, checked.arguments)
 
-    async def submit_job(self, tool_name: str, arguments: Mapping[str, Any] | None) -> SubmittedJob:
+    async def _authorize(self, request_id: str, caller: Caller) -> str:
+        check_request_id(request_id)
+        if caller.private and await self.store.get(request_id, caller.owner) is None:
+            raise RequestNotFoundError(
+                f"There is no job {request_id} in your history on this server. Use list_jobs to see your jobs; "
+                "jobs submitted by other callers of this server cannot be seen or touched.",
+                status_code=404,
+                error_code=None,
+                upstream_message=None,
+            )
+        return request_id
+
+    async def submit_job(
+        self, tool_name: str, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER
+    ) -> SubmittedJob:
         spec = self.specs[tool_name]
         to_send, notes = await self.prepare_arguments(tool_name, arguments)
-        answer = await self.client.submit(spec.model_id, to_send)
+        answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
         await self._remember(
             self.store.record_submission(
-                request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, arguments=to_send
+                request_id=answer.request_id,
+                model_id=spec.model_id,
+                tool=tool_name,
+                arguments=to_send,
+                owner=caller.owner,
             )
         )
         return SubmittedJob(
             request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, status="in_queue", notes=notes
         )
 
-    async def get_status(self, request_id: str) -> JobStatus:
-        answer = await self.client.status(check_request_id(request_id))
+    async def get_status(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobStatus:
+        answer = await self.client.status(await self._authorize(request_id, caller), token=caller.token)
         view = JobStatus(
             request_id=answer.request_id or request_id,
             status=answer.status,
@@ -206,8 +236,12 @@ class JobService:
         await self._remember(self.store.update(request_id, status=answer.status))
         return view
 
-    async def get_result(self, request_id: str, *, include_cost: bool = False, download: bool = False) -> JobResult:
-        answer = await self.client.result(check_request_id(request_id), include_cost=include_cost)
+    async def get_result(
+        self, request_id: str, *, include_cost: bool = False, download: bool = False, caller: Caller = LOCAL_CALLER
+    ) -> JobResult:
+        answer = await self.client.result(
+            await self._authorize(request_id, caller), include_cost=include_cost, token=caller.token
+        )
         failed = answer.status == "failed"
         view = JobResult(
             request_id=answer.request_id or request_id,
@@ -241,17 +275,18 @@ class JobService:
         include_cost: bool = False,
         download: bool = False,
         on_progress: ProgressReporter = _no_progress,
+        caller: Caller = LOCAL_CALLER,
     ) -> WaitResult:
         """Poll until the job ends or `timeout_s` passes; cancelling the wait leaves the job alone."""
-        check_request_id(request_id)
+        await self._authorize(request_id, caller)
         started = anyio.current_time()
         deadline = started + timeout_s
         generating_since: float | None = None
         for delay in self.schedule.delays():
-            status = await self.get_status(request_id)
+            status = await self.get_status(request_id, caller=caller)
             now = anyio.current_time()
             if status.finished:
-                result = await self.get_result(request_id, include_cost=include_cost, download=download)
+                result = await self.get_result(request_id, include_cost=include_cost, download=download, caller=caller)
                 return WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
             if status.status == "in_progress":
                 generating_since = generating_since or now
@@ -273,14 +308,14 @@ class JobService:
             await anyio.sleep(min(delay, deadline - now))
         raise AssertionError("the poll schedule never ends")
 
-    async def cancel(self, request_id: str) -> CancelOutcome:
-        answer = await self.client.cancel(check_request_id(request_id))
+    async def cancel(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> CancelOutcome:
+        answer = await self.client.cancel(await self._authorize(request_id, caller), token=caller.token)
         if answer.outcome == "cancelled":
             await self._remember(self.store.update(request_id, status="cancelled"))
         return CancelOutcome(request_id=answer.request_id or request_id, outcome=answer.outcome, status=answer.status)
 
-    async def list_jobs(self, *, status: str | None = None, limit: int = 20) -> JobList:
-        return JobList(jobs=await self.store.list(status=status, limit=limit))
+    async def list_jobs(self, *, status: str | None = None, limit: int = 20, caller: Caller = LOCAL_CALLER) -> JobList:
+        return JobList(jobs=await self.store.list(owner=caller.owner, status=status, limit=limit))
 
-    async def job_record(self, request_id: str) -> JobRecord | None:
-        return await self.store.get(check_request_id(request_id))
+    async def job_record(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobRecord | None:
+        return await self.store.get(check_request_id(request_id), caller.owner)

@@ -7,7 +7,7 @@ import json
 import mcp_types as types
 
 from runcomfy_mcp.client import REQUEST_ID
-from runcomfy_mcp.jobs import JobService
+from runcomfy_mcp.jobs import LOCAL_CALLER, Caller, JobService
 from runcomfy_mcp.specs import portable_input_schema
 
 JOB_PREFIX = "runcomfy://jobs/"
@@ -34,8 +34,22 @@ class RunComfyResources:
             )
         ]
 
-    async def list(self) -> list[types.Resource]:
-        models = [
+    async def list_all(self, caller: Caller = LOCAL_CALLER) -> list[types.Resource]:
+        models = self.list_models()
+        jobs = [
+            types.Resource(
+                uri=JOB_PREFIX + job.request_id,
+                name=job.request_id,
+                title=f"{job.tool} job ({job.status})",
+                description=f"Submitted {job.submitted_at} to {job.model_id}.",
+                mime_type=JSON,
+            )
+            for job in (await self.service.list_jobs(limit=50, caller=caller)).jobs
+        ]
+        return models + jobs
+
+    def list_models(self) -> list[types.Resource]:
+        return [
             types.Resource(
                 uri=f"{MODEL_PREFIX}{spec.tool_name}/schema",
                 name=f"{spec.tool_name} schema",
@@ -45,19 +59,8 @@ class RunComfyResources:
             )
             for spec in self.service.specs.values()
         ]
-        jobs = [
-            types.Resource(
-                uri=JOB_PREFIX + job.request_id,
-                name=job.request_id,
-                title=f"{job.tool} job ({job.status})",
-                description=f"Submitted {job.submitted_at} to {job.model_id}.",
-                mime_type=JSON,
-            )
-            for job in (await self.service.list_jobs(limit=50)).jobs
-        ]
-        return models + jobs
 
-    async def read(self, uri: str) -> str:
+    async def read(self, uri: str, caller: Caller = LOCAL_CALLER) -> str:
         if uri.startswith(MODEL_PREFIX) and uri.endswith("/schema"):
             spec = self.service.specs.get(uri[len(MODEL_PREFIX) : -len("/schema")])
             if spec is not None:
@@ -75,7 +78,7 @@ class RunComfyResources:
         if uri.startswith(JOB_PREFIX):
             request_id = uri[len(JOB_PREFIX) :]
             if REQUEST_ID.match(request_id):
-                record = await self.service.job_record(request_id)
+                record = await self.service.job_record(request_id, caller=caller)
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)

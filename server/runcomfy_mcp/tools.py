@@ -15,7 +15,9 @@ from runcomfy_mcp import replies
 from runcomfy_mcp.client import REQUEST_ID
 from runcomfy_mcp.errors import InvalidArgumentsError, InvalidRequestIdError, RunComfyError
 from runcomfy_mcp.jobs import (
+    LOCAL_CALLER,
     QUEUE_STATUSES,
+    Caller,
     CancelOutcome,
     JobList,
     JobResult,
@@ -59,7 +61,7 @@ def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(mode="serialization")
 
 
-ToolHandler = Callable[[Mapping[str, Any], ProgressReporter], Awaitable[types.CallToolResult]]
+ToolHandler = Callable[[Mapping[str, Any], ProgressReporter, Caller], Awaitable[types.CallToolResult]]
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,10 @@ class RunComfyTools:
         self.tools[tool.name] = RegisteredTool(tool, handler)
 
     def _add_model_tool(self, spec: ToolSpec) -> None:
-        async def submit(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
-            job = await self.service.submit_job(spec.tool_name, arguments)
+        async def submit(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
+            job = await self.service.submit_job(spec.tool_name, arguments, caller=caller)
             return _reply(job, replies.submitted(job))
 
         description = (
@@ -163,39 +167,51 @@ class RunComfyTools:
         def read_only(title: str) -> types.ToolAnnotations:
             return types.ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
-        async def get_status(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
-            view = await self.service.get_status(_request_id(arguments))
+        async def get_status(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
+            view = await self.service.get_status(_request_id(arguments), caller=caller)
             return _reply(view, replies.status(view))
 
-        async def get_result(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+        async def get_result(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
             view = await self.service.get_result(
                 _request_id(arguments),
                 include_cost=_flag(arguments, "include_cost", "get_result"),
                 download=_flag(arguments, "download", "get_result"),
+                caller=caller,
             )
             return _result_reply(view, replies.result(view))
 
-        async def wait_for_result(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+        async def wait_for_result(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
             view = await self.service.wait_for_result(
                 _request_id(arguments),
                 timeout_s=_number(arguments, "timeout_s", "wait_for_result", DEFAULT_WAIT_S, 1, MAX_WAIT_S),
                 include_cost=_flag(arguments, "include_cost", "wait_for_result"),
                 download=_flag(arguments, "download", "wait_for_result"),
                 on_progress=report,
+                caller=caller,
             )
             text = replies.wait_timed_out(view) if view.timed_out else replies.result(view)
             return _result_reply(view, text)
 
-        async def cancel(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
-            outcome = await self.service.cancel(_request_id(arguments))
+        async def cancel(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
+            outcome = await self.service.cancel(_request_id(arguments), caller=caller)
             return _reply(outcome, replies.cancelled(outcome))
 
-        async def list_jobs(arguments: Mapping[str, Any], report: ProgressReporter) -> types.CallToolResult:
+        async def list_jobs(
+            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
             status = arguments.get("status")
             if status is not None and not isinstance(status, str):
                 raise InvalidArgumentsError("list_jobs", [f"status: {status!r} must be a status name."])
             limit = int(_number(arguments, "limit", "list_jobs", 20, 1, 200))
-            jobs = await self.service.list_jobs(status=status, limit=limit)
+            jobs = await self.service.list_jobs(status=status, limit=limit, caller=caller)
             return _reply(jobs, replies.job_list(jobs))
 
         self._add(
@@ -302,13 +318,20 @@ class RunComfyTools:
         )
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any] | None, report: ProgressReporter
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        report: ProgressReporter,
+        caller: Caller | Callable[[], Caller] = LOCAL_CALLER,
     ) -> types.CallToolResult:
+        """Run a tool; `caller` may be a function, so that a caller without a token gets a readable error."""
         registered = self.tools.get(name)
         if registered is None:
             return error_result(f"There is no tool named {name!r}. Available tools: {', '.join(self.tools)}.")
         try:
-            result = await registered.handler(arguments or {}, report)
+            who = caller() if callable(caller) else caller
+            self._redact.add(who.token)
+            result = await registered.handler(arguments or {}, report, who)
         except RunComfyError as exc:
             result = error_result(self._redact(exc.message))
         except Exception:

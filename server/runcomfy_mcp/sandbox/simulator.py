@@ -93,15 +93,15 @@ class Simulator:
     def __init__(
         self,
         *,
-        token: str,
+        token: str | Iterable[str],
         model_ids: Iterable[str],
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         video_maker: VideoMaker | None = None,
     ) -> None:
-        if not token:
-            raise ValueError("the simulator needs a non-empty token to check")
-        self.token = token
+        self.tokens = {token} if isinstance(token, str) else set(token)
+        if not self.tokens or "" in self.tokens:
+            raise ValueError("the simulator needs non-empty tokens to check")
         self.model_ids = set(model_ids)
         self.time_scale = time_scale
         self.clock = clock
@@ -163,7 +163,7 @@ class Simulator:
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
-        return secrets.compare_digest(header, f"Bearer {self.token}")
+        return any(secrets.compare_digest(header, f"Bearer {token}") for token in self.tokens)
 
     def _record(self, request: Request) -> None:
         self.calls.requests.append((request.method, request.url.path))

@@ -1,0 +1,42 @@
+"""Who is calling: in stdio mode the person at this machine; over HTTP, whoever brings a RunComfy token."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.jobs import LOCAL_CALLER, Caller
+
+
+class CallerTokenMissingError(RunComfyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is shared over HTTP and runs jobs with each caller's own RunComfy token, and this request "
+            "carried none, so nothing was sent. Add the header 'Authorization: Bearer <your RunComfy API token>' "
+            "to the MCP server's entry in your client (its headers setting)."
+        )
+
+
+def fingerprint(token: str) -> str:
+    """A stable name for a token's slice of the history; the token itself is never stored."""
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+class CallerIdentity:
+    def __init__(self, *, http: bool, shared_token: bool = False) -> None:
+        self.http = http
+        self.shared_token = shared_token
+
+    def caller(self, request: Any) -> Caller:
+        """The caller of one MCP request; `request` is the HTTP request the transport attached, if any."""
+        if not self.http:
+            return LOCAL_CALLER
+        header = str(request.headers.get("authorization", "")) if request is not None else ""
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token:
+            return Caller(token=token, owner=fingerprint(token), private=True)
+        if self.shared_token:
+            return Caller(token=None, owner="shared", private=True)
+        raise CallerTokenMissingError()
