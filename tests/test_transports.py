@@ -29,9 +29,8 @@ SCRIPT = Path(sys.executable).with_name("runcomfy-mcp")
 
 
 def server_env(api_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
-    roots = os.environ["RUNCOMFY_INPUT_ROOTS"]  # the test's own folder, set by the environment fixture
-    return {**env, "RUNCOMFY_API_TOKEN": TOKEN, "RUNCOMFY_BASE_URL": api_url, "RUNCOMFY_INPUT_ROOTS": roots, **extra}
+    """The test's own environment (isolated folders, fast polls) plus the API to talk to."""
+    return {**os.environ, "RUNCOMFY_API_TOKEN": TOKEN, "RUNCOMFY_BASE_URL": api_url, **extra}
 
 
 def test_console_script_is_installed() -> None:
