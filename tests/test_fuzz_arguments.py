@@ -91,3 +91,42 @@ def test_random_arguments_give_a_submission_or_a_field_named_error(call_args: tu
     for problem in problems:
         named = re.split(r"[:\[,]", problem, maxsplit=1)[0]
         assert named in known, problem
+
+
+TRACKING_TOOLS = ["get_status", "get_result", "wait_for_result", "cancel", "list_jobs", "no_such_tool"]
+tracking_values = st.one_of(json_scalars, st.sampled_from(["req-1", "../etc", "a" * 200, "completed"]))
+tracking_calls = st.tuples(
+    st.sampled_from(TRACKING_TOOLS),
+    st.dictionaries(
+        st.sampled_from(["request_id", "timeout_s", "download", "include_cost", "status", "limit", "x"]),
+        tracking_values,
+        max_size=5,
+    ),
+)
+
+
+def finished_job(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/status"):
+        return httpx.Response(200, json={"request_id": "req-1", "status": "completed"})
+    if request.url.path.endswith("/cancel"):
+        return httpx.Response(202, json={"request_id": "req-1", "status": "completed", "outcome": "not_cancellable"})
+    return httpx.Response(200, json={"request_id": "req-1", "status": "succeeded", "output": {}})
+
+
+async def call_tracking(tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async with (
+        open_runtime(
+            Settings(api_token=TOKEN, base_url="https://api.test"), transport=httpx.MockTransport(finished_job)
+        ) as runtime,
+        Client(build_server(runtime.tools)) as client,
+    ):
+        return await client.call_tool(tool, arguments)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tracking_calls)
+def test_random_arguments_to_the_tracking_tools_never_crash(call_args: tuple[str, dict[str, Any]]) -> None:
+    tool, arguments = call_args
+    result = anyio.run(call_tracking, tool, arguments)  # an MCPError would raise here
+    text = text_of(result)
+    assert text and "Traceback" not in text and "internal error" not in text

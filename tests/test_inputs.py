@@ -283,3 +283,20 @@ async def test_a_whole_request_stays_under_64_mib(client: Client, tmp_path: Path
     result = await client.call_tool(REFERENCE, {"text": "friends", "images": [big, big]})
     assert not result.is_error, text_of(result)
     assert structured(result)["request_id"]
+
+
+async def test_local_files_must_be_inside_the_input_roots(
+    connect: ClientFactory, api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    outside = Path(write(tmp_path, "secret.png", make_image(640, 480)))
+    (allowed / "link.png").symlink_to(outside)
+    inside = write(allowed, "ok.png", make_image(640, 480))
+    monkeypatch.setenv("RUNCOMFY_INPUT_ROOTS", str(allowed))
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as client:
+        for image in (str(outside), str(allowed / "link.png"), f"{allowed}/../secret.png"):
+            failed, text = await call_lite(client, image)
+            assert failed and "outside the folders this server may read" in text, image
+        failed, text = await call_lite(client, inside)
+        assert not failed, text

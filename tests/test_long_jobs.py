@@ -202,3 +202,21 @@ async def test_two_server_processes_share_the_history(api_url: str, tmp_path: Pa
         listing = structured(await client.call_tool("list_jobs", {"limit": 50}))
     assert sorted(j["request_id"] for j in listing["jobs"]) == sorted(submitted)
     assert len(submitted) == 16
+
+
+async def test_downloads_cannot_leave_the_output_folder(connect: ClientFactory, api_url: str, tmp_path: Path) -> None:
+    hostile = f"{api_url}/files/..%2F..%2F..%2Fetc%2Fcron.d%2Fevil.sh"
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"request_id": "req-7", "status": "succeeded", "output": {"video": hostile}})
+
+    async with connect(Settings(api_token=TOKEN, base_url="https://api.test"), httpx.MockTransport(api)) as client:
+        result = await client.call_tool("get_result", {"request_id": "req-7", "download": True})
+    # The simulator has no such file, so the download fails; what matters is where it would have gone.
+    assert result.is_error and "HTTP 404" in text_of(result)
+    assert not (tmp_path / "etc").exists() and not any(tmp_path.rglob("evil.sh"))
+    from runcomfy_mcp.downloads import output_name
+
+    assert output_name("req-7", hostile, 0, 1) == "req-7.mp4"
+    with pytest.raises(Exception, match="not a RunComfy request id"):
+        output_name("../../x", hostile, 0, 1)
