@@ -11,7 +11,15 @@ from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import BUILTIN_TOOL_NAMES, SpecError, SpecSource, describe_media_rules, load_specs, parse_spec
+from runcomfy_mcp.specs import (
+    BUILTIN_TOOL_NAMES,
+    SpecError,
+    SpecSource,
+    check_json_schema,
+    describe_media_rules,
+    load_specs,
+    parse_spec,
+)
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tool_specs"
@@ -61,6 +69,11 @@ def test_packaged_specs_name_the_four_endpoints() -> None:
     }
 
 
+def test_packaged_specs_hold_valid_json_schemas() -> None:
+    for spec in load_specs():
+        check_json_schema(spec, spec.tool_name)  # start-up skips this for packaged files; here it must hold
+
+
 def test_packaged_specs_keep_upstream_limits() -> None:
     specs = {s.tool_name: s for s in load_specs()}
     ref = specs["seedance_1_0_lite_reference_to_video"].properties
@@ -97,7 +110,9 @@ def _spec_text(**changes: object) -> str:
         (_spec_text(tool_name="Bad Name"), ["tool_name"]),
         (_spec_text(tool_name="get_status"), ["reserved"]),
         (
-            _spec_text(input_schema={"type": "object", "properties": {"a": {"type": "strnig"}}}),
+            _spec_text(
+                input_schema={"type": "object", "properties": {"a": {"type": "strnig"}}}, property_docs={}, advice=[]
+            ),
             ["not valid JSON Schema"],
         ),
         (_spec_text(input_schema={"type": "array"}), ["object schema"]),

@@ -21,9 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import anyio
-import filetype  # type: ignore[import-untyped]
 import httpx
-import imagesize  # type: ignore[import-untyped]
 
 MIB = 1024 * 1024
 SUPPORTED_FORMATS = ("jpeg", "png", "webp")
@@ -101,6 +99,9 @@ def _is_loopback_literal(host: str) -> bool:
 
 def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
     """(format, width, height) from an image's first bytes; None if more bytes are needed."""
+    import filetype  # type: ignore[import-untyped]  # loaded on the first image, not at start-up
+    import imagesize  # type: ignore[import-untyped]
+
     kind = filetype.guess(head[:8192]) if head else None
     if kind is None or not kind.mime.startswith("image/"):
         if len(head) < 262 and not complete:

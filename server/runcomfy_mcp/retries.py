@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import stamina
-
 from runcomfy_mcp.errors import APIConnectionError, RateLimitError, RunComfyError, UpstreamServerError
 
 T = TypeVar("T")
@@ -40,6 +38,8 @@ def backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
 
 async def retrying(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
     """Run `attempt` until it succeeds or fails for good; the final error says how often it was tried."""
+    import stamina  # first needed on the first API call, not at start-up
+
     tries = 0
     try:
         async for retry in stamina.retry_context(

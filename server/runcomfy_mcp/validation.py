@@ -11,12 +11,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _MAX_SHOWN = 80
 _JSON_TYPE = {
@@ -75,6 +76,8 @@ class ArgumentChecker:
 
     @cached_property
     def _validator(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator  # built on a tool's first call, not at start-up
+
         return Draft202012Validator(portable_input_schema(self.spec))
 
     def check(self, arguments: Mapping[str, Any] | None) -> CheckedArguments:
