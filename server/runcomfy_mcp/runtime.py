@@ -14,6 +14,7 @@ from runcomfy_mcp.client import RunComfyClient
 from runcomfy_mcp.downloads import Downloader
 from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.jobs import JobService, PollSchedule
+from runcomfy_mcp.lazy_http import LazyAsyncClient
 from runcomfy_mcp.media import ImageLoader, MediaPolicy, Resolver, resolve_host
 from runcomfy_mcp.redaction import Redactor
 from runcomfy_mcp.settings import Settings
@@ -56,23 +57,28 @@ async def open_runtime(
     timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
     headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
     # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
-    async with (
-        httpx.AsyncClient(timeout=timeout, transport=transport, headers=headers, follow_redirects=False) as api_http,
-        httpx.AsyncClient(timeout=timeout, transport=media_transport, headers=headers) as media_http,
-    ):
+    api_http = LazyAsyncClient(timeout=timeout, transport=transport, headers=headers, follow_redirects=False)
+    media_http = LazyAsyncClient(timeout=timeout, transport=media_transport, headers=headers)
+    try:
         retry = settings.retry_policy()
         client = RunComfyClient(
-            api_http, base_url=settings.base_url, token=settings.token_value(), redactor=redactor, retry=retry
+            api_http.as_client(),
+            base_url=settings.base_url,
+            token=settings.token_value(),
+            redactor=redactor,
+            retry=retry,
         )
-        inputs = InputPreparer(ImageLoader(media_http, media_policy(settings, serving), resolver))
+        inputs = InputPreparer(ImageLoader(media_http.as_client(), media_policy(settings, serving), resolver))
         service = JobService(
             client,
             specs,
             inputs,
             store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
-            downloader=Downloader(media_http, settings.output_dir, retry),
+            downloader=Downloader(media_http.as_client(), settings.output_dir, retry),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
-        yield Runtime(
-            settings=settings, redactor=redactor, service=service, tools=RunComfyTools(service, redactor, notice)
-        )
+        tools = RunComfyTools(service, redactor, notice)
+        yield Runtime(settings=settings, redactor=redactor, service=service, tools=tools)
+    finally:
+        await api_http.aclose()
+        await media_http.aclose()
