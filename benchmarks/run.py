@@ -1,0 +1,298 @@
+"""Every figure users feel, each against its simplest alternative, measured in one run.
+
+    python benchmarks/run.py            # all sections, a table at the end
+    python benchmarks/run.py overhead   # one section
+
+Each section runs in its own process (so peak-memory figures are its own) and talks only to
+loopback: a simulator of the API runs in a separate process (`python -m runcomfy_mcp.sandbox`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from mcp import Client
+from PIL import Image
+
+from runcomfy_mcp.app import build_server
+from runcomfy_mcp.jobs import PollSchedule
+from runcomfy_mcp.media import MIB, ImageLoader, MediaPolicy
+from runcomfy_mcp.runtime import open_runtime
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
+from runcomfy_mcp.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "sandbox-token"
+Row = dict[str, Any]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def image_uri(width: int = 640, height: int = 480) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@asynccontextmanager
+async def simulator(*flags: str) -> AsyncIterator[str]:
+    process = await anyio.open_process([sys.executable, "-m", "runcomfy_mcp.sandbox", "--token", TOKEN, *flags])
+    assert process.stdout
+    try:
+        line = b""
+        with anyio.fail_after(30):
+            while b"\n" not in line:
+                line += await process.stdout.receive()
+        yield line.split(b"\n")[0].decode().strip()
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+        self.counts: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.counts[request.url.path.rsplit("/", 1)[-1] if "/requests/" in request.url.path else "submit"] += 1
+        return await self.inner.handle_async_request(request)
+
+
+def settings_for(url: str, **extra: Any) -> Settings:
+    scratch = tempfile.mkdtemp(prefix="runcomfy-bench-")
+    return Settings(api_token=TOKEN, base_url=url, data_dir=Path(scratch), output_dir=Path(scratch) / "out", **extra)
+
+
+# ------------------------------------------------------------------ sections
+
+
+def section_startup() -> list[Row]:
+    done = subprocess.run([sys.executable, str(HERE / "startup.py"), "--runs", "10"], capture_output=True, text=True)
+    line = done.stdout.strip()
+    ours = float(line.split("runcomfy-mcp ")[1].split(" ms")[0])
+    bare = float(line.split("bare mcp server ")[1].split(" ms")[0])
+    return [row("start-up to tools/list (stdio)", ours, bare, "ms", ratio_max=1.15)]
+
+
+async def section_overhead() -> list[Row]:
+    rows = []
+    async with simulator() as url:
+        for mode in ("auto", "legacy"):
+            async with open_runtime(settings_for(url)) as runtime, Client(build_server(runtime.tools), mode=mode) as c:
+                job = await c.call_tool(
+                    "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                )
+                request_id = (job.structured_content or {})["request_id"]
+                through: list[float] = []
+                for _ in range(300):
+                    started = time.perf_counter()
+                    await c.call_tool("get_status", {"request_id": request_id})
+                    through.append(time.perf_counter() - started)
+            direct: list[float] = []
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                for _ in range(300):
+                    started = time.perf_counter()
+                    (await http.get(f"{url}/v1/requests/{request_id}/status")).json()
+                    direct.append(time.perf_counter() - started)
+            ours, ref = statistics.median(through[50:]) * 1000, statistics.median(direct[50:]) * 1000
+            rows.append(row(f"get_status median, in-memory client ({mode})", ours, ref, "ms", added_max=2.0))
+    return rows
+
+
+async def section_many_jobs(jobs: int = 500, time_scale: float = 5.0) -> list[Row]:
+    duration = (QUEUE_SECONDS + RUN_SECONDS) * time_scale
+    schedule = PollSchedule()
+    implied, elapsed = 0, 0.0
+    for delay in schedule.delays():
+        implied += 1
+        if elapsed >= duration:
+            break
+        elapsed += delay
+    counting = CountingTransport()
+    async with simulator("--time-scale", str(time_scale)) as url:
+        settings = settings_for(url)
+        async with open_runtime(settings, transport=counting) as runtime, Client(build_server(runtime.tools)) as c:
+            uri = image_uri()
+            ids = []
+            for n in range(jobs):
+                job = await c.call_tool(
+                    "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": uri}
+                )
+                ids.append((job.structured_content or {})["request_id"])
+            results: list[bool] = []
+
+            async def wait(request_id: str) -> None:
+                done = await c.call_tool("wait_for_result", {"request_id": request_id, "timeout_s": 120})
+                results.append(not done.is_error and not (done.structured_content or {}).get("timed_out"))
+
+            started = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for request_id in ids:
+                    tg.start_soon(wait, request_id)
+            waited = time.perf_counter() - started
+    per_job = counting.counts["status"] / jobs
+    print(f"  many jobs: {sum(results)}/{jobs} finished in {waited:.0f} s; schedule {list_delays(schedule, 10)}")
+    return [
+        row(f"peak memory, {jobs} jobs waited on at once", rss_mb(), None, "MB", absolute_max=150),
+        row(f"status requests per job (~{duration:.0f} s jobs)", per_job, implied, "", ratio_max=1.0),
+    ]
+
+
+def list_delays(schedule: PollSchedule, n: int) -> list[float]:
+    out = []
+    for delay in schedule.delays():
+        out.append(round(delay, 2))
+        if len(out) == n:
+            return out
+    return out
+
+
+async def section_download(size_mb: int = 200) -> list[Row]:
+    async with simulator("--time-scale", "0.001", "--video-mb", str(size_mb)) as url:
+        settings = settings_for(url)
+        async with open_runtime(settings) as runtime, Client(build_server(runtime.tools)) as c:
+            job = await c.call_tool(
+                "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+            )
+            request_id = (job.structured_content or {})["request_id"]
+            await anyio.sleep(0.1)
+            result = await c.call_tool("get_result", {"request_id": request_id})
+            video_url = (result.structured_content or {})["video_urls"][0]
+            scratch = Path(tempfile.mkdtemp(prefix="runcomfy-dl-"))
+
+            async def plain(n: int) -> float:
+                started = time.perf_counter()
+                async with httpx.AsyncClient() as http, http.stream("GET", video_url) as response:
+                    with open(scratch / f"plain-{n}.mp4", "wb") as out:
+                        async for chunk in response.aiter_raw():
+                            out.write(chunk)
+                return time.perf_counter() - started
+
+            await plain(0)  # the simulator builds and caches the file on first request
+            reference = min([await plain(1), await plain(2)])
+            before = rss_mb()
+            started = time.perf_counter()
+            saved = await c.call_tool("get_result", {"request_id": request_id, "download": True})
+            ours = time.perf_counter() - started
+            growth = rss_mb() - before
+            assert not saved.is_error, saved
+    return [
+        row(f"{size_mb} MB download throughput", size_mb / ours, size_mb / reference, "MB/s", ratio_min=0.9),
+        row(f"{size_mb} MB download peak memory growth", growth, None, "MB", absolute_max=32),
+    ]
+
+
+async def bytes_read_by_probe(data: bytes) -> int:
+    """How many bytes of `data` the probe pulls from a public URL serving it."""
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for start in range(0, len(data), 64 * 1024):
+            sent += 64 * 1024
+            yield data[start : start + 64 * 1024]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-length": str(len(data))}, content=body())
+
+    async def public(host: str) -> list[str]:
+        return ["93.184.216.34"]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        facts = (await ImageLoader(http, MediaPolicy(), public).load("https://cdn.example/x", max_bytes=50 * MIB)).facts
+    assert facts.size_bytes == len(data)
+    return sent
+
+
+async def section_probe() -> list[Row]:
+    rows = []
+    for fmt in ("JPEG", "PNG"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (4000, 3000), (10, 20, 30)).save(buffer, fmt)
+        data = buffer.getvalue() + b"\0" * (30 * MIB - len(buffer.getvalue()))
+        sent = await bytes_read_by_probe(data)
+        rows.append(
+            row(f"bytes read to check a 30 MB {fmt} by URL", sent / 1024, len(data) / 1024, "KB", absolute_max=256)
+        )
+    return rows
+
+
+# ------------------------------------------------------------------ table
+
+
+def row(name: str, ours: float, ref: float | None, unit: str, **target: float) -> Row:
+    ratio = ours / ref if ref else None
+    if "ratio_max" in target:
+        ok, goal = ratio is not None and ratio <= target["ratio_max"], f"≤ {target['ratio_max']}×"
+    elif "ratio_min" in target:
+        ok, goal = ratio is not None and ratio >= target["ratio_min"], f"≥ {target['ratio_min']}×"
+    elif "added_max" in target:
+        ok, goal = ref is not None and ours - ref < target["added_max"], f"< +{target['added_max']} {unit}"
+    else:
+        ok, goal = ours < target["absolute_max"], f"< {target['absolute_max']} {unit}"
+    return {"name": name, "ours": ours, "ref": ref, "unit": unit, "ratio": ratio, "goal": goal, "ok": ok}
+
+
+SECTIONS: dict[str, Callable[[], Any]] = {
+    "startup": section_startup,
+    "overhead": section_overhead,
+    "probe": section_probe,
+    "download": section_download,
+    "many": section_many_jobs,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[1].startswith("--section="):
+        name = argv[1].split("=", 1)[1]
+        section = SECTIONS[name]
+        rows = anyio.run(section) if name != "startup" else section()
+        print("ROWS " + json.dumps(rows))
+        return 0
+    names = argv[1:] or list(SECTIONS)
+    rows: list[Row] = []
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        done = subprocess.run(
+            [sys.executable, __file__, f"--section={name}"], capture_output=True, text=True, env=dict(os.environ)
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("ROWS "):
+                rows.extend(json.loads(line[5:]))
+            elif line.strip():
+                print(line)
+        if done.returncode != 0:
+            print(done.stderr[-3000:])
+            rows.append({"name": f"{name} (crashed)", "ours": float("nan"), "ref": None, "unit": "", "ratio": None,
+                         "goal": "runs", "ok": False})  # fmt: skip
+    print()
+    print(f"{'measure':52} {'ours':>10} {'reference':>10} {'ratio':>7}  {'target':>12}  ok")
+    for r in rows:
+        ref = f"{r['ref']:.1f}" if r["ref"] is not None else "—"
+        ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "—"
+        ours = f"{r['ours']:.1f} {r['unit']}".strip()
+        print(f"{r['name']:52} {ours:>10} {ref:>10} {ratio:>7}  {r['goal']:>12}  {'yes' if r['ok'] else 'NO'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

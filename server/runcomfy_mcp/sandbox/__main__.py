@@ -1,0 +1,50 @@
+"""`python -m runcomfy_mcp.sandbox`: the API simulator on its own, for benchmarks and manual tests.
+
+Prints its base URL as the first line on stdout, then serves until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import anyio
+
+from runcomfy_mcp.sandbox.serving import serve_on_loopback
+from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
+from runcomfy_mcp.specs import load_specs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m runcomfy_mcp.sandbox")
+    parser.add_argument("--token", default="sandbox-token")
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--video-mb", type=float, default=0, help="serve random output files of this size instead")
+    args = parser.parse_args()
+    blob = os.urandom(int(args.video_mb * 1024 * 1024)) if args.video_mb else b""
+
+    def video(job: SimulatedJob) -> bytes:
+        if blob:
+            return blob
+        from runcomfy_mcp.sandbox.video import video_for_job
+
+        return video_for_job(job.arguments)
+
+    simulator = Simulator(
+        token=args.token,
+        model_ids=[s.model_id for s in load_specs()],
+        time_scale=args.time_scale,
+        video_maker=video,
+    )
+
+    async def serve() -> None:
+        async with serve_on_loopback(simulator.app()) as url:
+            simulator.base_url = url
+            print(url, flush=True)
+            await anyio.sleep_forever()
+
+    anyio.run(serve)
+
+
+if __name__ == "__main__":
+    main()
