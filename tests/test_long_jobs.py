@@ -220,3 +220,12 @@ async def test_downloads_cannot_leave_the_output_folder(connect: ClientFactory, 
     assert output_name("req-7", hostile, 0, 1) == "req-7.mp4"
     with pytest.raises(Exception, match="not a RunComfy request id"):
         output_name("../../x", hostile, 0, 1)
+
+
+async def test_a_later_status_check_keeps_the_results_outcome(client: Client, clock: ManualClock) -> None:
+    request_id = await submit(client)
+    clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
+    await client.call_tool("get_result", {"request_id": request_id})
+    await client.call_tool("get_status", {"request_id": request_id})  # says 'completed'
+    jobs = structured(await client.call_tool("list_jobs", {}))["jobs"]
+    assert jobs[0]["status"] == "succeeded"

@@ -174,6 +174,7 @@ class JobService:
         self.schedule = schedule or PollSchedule()
         self.specs = {spec.tool_name: spec for spec in specs}
         self._checkers = {name: ArgumentChecker(spec) for name, spec in self.specs.items()}
+        self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -233,7 +234,9 @@ class JobService:
             queue_position=answer.queue_position if answer.status == "in_queue" else None,
             finished=answer.status in FINISHED_STATUSES,
         )
-        await self._remember(self.store.update(request_id, status=answer.status))
+        if self._recorded_status.get(request_id) != answer.status:
+            await self._remember(self.store.update(request_id, status=answer.status))
+            self._recorded_status[request_id] = answer.status
         return view
 
     async def get_result(

@@ -99,6 +99,8 @@ class JobStore:
         connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
             connection.row_factory = sqlite3.Row
+            # With WAL this cannot corrupt the file; at worst a power cut loses the last status update.
+            connection.execute("PRAGMA synchronous=NORMAL")
             if not self._ready:
                 self._prepare(connection)
             yield connection
@@ -154,10 +156,13 @@ class JobStore:
         """Record what a status or result call learned; a job this store never saw is left unrecorded."""
         await self._run(
             lambda c: c.execute(
-                "UPDATE jobs SET status = ?, updated_at = ?,"
+                # 'completed' from the status call must not hide the result's own 'succeeded' or 'failed'.
+                "UPDATE jobs SET status = CASE WHEN ? = 'completed' AND status IN ('succeeded', 'failed')"
+                " THEN status ELSE ? END, updated_at = ?,"
                 " video_urls = COALESCE(?, video_urls), output = COALESCE(?, output),"
                 " error = COALESCE(?, error), cost = COALESCE(?, cost) WHERE request_id = ?",
                 (
+                    status,
                     status,
                     time.time(),
                     json.dumps(video_urls) if video_urls else None,
