@@ -166,37 +166,50 @@ def list_delays(schedule: PollSchedule, n: int) -> list[float]:
     return out
 
 
-async def section_download(size_mb: int = 200) -> list[Row]:
-    async with simulator("--time-scale", "0.001", "--video-mb", str(size_mb)) as url:
-        settings = settings_for(url)
-        async with open_runtime(settings) as runtime, Client(build_server(runtime.tools)) as c:
+async def section_download(size_mb: int = 200, rounds: int = 3) -> list[Row]:
+    """Alternates a plain httpx stream and get_result(download=true) of the same-size file; best of each."""
+    scratch = Path(tempfile.mkdtemp(prefix="runcomfy-dl-"))
+
+    async def plain(url: str, name: str) -> float:
+        started = time.perf_counter()
+        async with httpx.AsyncClient() as http, http.stream("GET", url) as response:
+            with open(scratch / name, "wb") as out:  # the simplest reference: plain blocking writes
+                async for chunk in response.aiter_raw():
+                    out.write(chunk)
+        return time.perf_counter() - started
+
+    ours: list[float] = []
+    reference: list[float] = []
+    growth = 0.0
+    async with (
+        simulator("--time-scale", "0.001", "--video-mb", str(size_mb)) as url,
+        open_runtime(settings_for(url)) as runtime,
+        Client(build_server(runtime.tools)) as c,
+    ):
+        uri = image_uri()
+        for n in range(rounds):
             job = await c.call_tool(
-                "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": uri}
             )
             request_id = (job.structured_content or {})["request_id"]
-            await anyio.sleep(0.1)
+            await anyio.sleep(0.05)
             result = await c.call_tool("get_result", {"request_id": request_id})
             video_url = (result.structured_content or {})["video_urls"][0]
-            scratch = Path(tempfile.mkdtemp(prefix="runcomfy-dl-"))
-
-            async def plain(n: int) -> float:
-                started = time.perf_counter()
-                async with httpx.AsyncClient() as http, http.stream("GET", video_url) as response:
-                    with open(scratch / f"plain-{n}.mp4", "wb") as out:
-                        async for chunk in response.aiter_raw():
-                            out.write(chunk)
-                return time.perf_counter() - started
-
-            await plain(0)  # the simulator builds and caches the file on first request
-            reference = min([await plain(1), await plain(2)])
+            reference.append(await plain(video_url, f"plain-{n}.mp4"))
             before = rss_mb()
             started = time.perf_counter()
             saved = await c.call_tool("get_result", {"request_id": request_id, "download": True})
-            ours = time.perf_counter() - started
-            growth = rss_mb() - before
+            ours.append(time.perf_counter() - started)
+            growth = max(growth, rss_mb() - before)
             assert not saved.is_error, saved
     return [
-        row(f"{size_mb} MB download throughput", size_mb / ours, size_mb / reference, "MB/s", ratio_min=0.9),
+        row(
+            f"{size_mb} MB download throughput (best of {rounds})",
+            size_mb / min(ours),
+            size_mb / min(reference),
+            "MB/s",
+            ratio_min=0.9,
+        ),
         row(f"{size_mb} MB download peak memory growth", growth, None, "MB", absolute_max=32),
     ]
 

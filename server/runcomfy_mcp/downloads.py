@@ -15,7 +15,7 @@ from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
-CHUNK = 1024 * 1024
+WRITE_BATCH = 4 * 1024 * 1024
 
 
 class DownloadError(RunComfyError):
@@ -62,8 +62,18 @@ class Downloader:
                         "can expire; call get_result again for fresh URLs, then download again."
                     )
                 async with await anyio.open_file(partial, "wb") as out:
-                    async for chunk in response.aiter_raw(CHUNK):
-                        await out.write(chunk)
+                    # Chunks arrive as the socket gives them; a worker thread writes them in batches so the
+                    # event loop never blocks on the disk and pays one thread hop per batch, not per chunk.
+                    batch: list[bytes] = []
+                    batched = 0
+                    async for chunk in response.aiter_raw():
+                        batch.append(chunk)
+                        batched += len(chunk)
+                        if batched >= WRITE_BATCH:
+                            await out.write(b"".join(batch))
+                            batch, batched = [], 0
+                    if batch:
+                        await out.write(b"".join(batch))
             await anyio.to_thread.run_sync(os.replace, partial, final)
         except httpx.TransportError as exc:
             raise RetryableError(
