@@ -15,7 +15,7 @@ from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
-WRITE_BATCH = 4 * 1024 * 1024
+WRITE_BATCH = 8 * 1024 * 1024
 
 
 class DownloadError(RunComfyError):
@@ -70,10 +70,10 @@ class Downloader:
                         batch.append(chunk)
                         batched += len(chunk)
                         if batched >= WRITE_BATCH:
-                            await out.write(b"".join(batch))
+                            await out.writelines(batch)  # no join: the chunks go to the file as they are
                             batch, batched = [], 0
                     if batch:
-                        await out.write(b"".join(batch))
+                        await out.writelines(batch)
             await anyio.to_thread.run_sync(os.replace, partial, final)
         except httpx.TransportError as exc:
             raise RetryableError(
