@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import anyio
 
@@ -40,7 +41,9 @@ def main() -> None:
     async def serve() -> None:
         async with serve_on_loopback(simulator.app()) as url:
             simulator.base_url = url
-            print(url, flush=True)
+            # This process is not an MCP server: its stdout only tells the parent where to connect.
+            sys.stdout.write(url + "\n")
+            sys.stdout.flush()
             await anyio.sleep_forever()
 
     anyio.run(serve)
