@@ -170,3 +170,14 @@ async def test_bearer_token_sent_only_to_the_api(connect: ClientFactory) -> None
     ]
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in seen)
     assert json.loads(seen[0].content) == SEEDANCE_LITE_ARGS
+
+
+async def test_token_echoed_in_a_failed_jobs_reason_is_redacted(connect: ClientFactory) -> None:
+    def failed(request: httpx.Request) -> httpx.Response:
+        reason = f"upstream rejected header {request.headers['authorization']}"
+        return httpx.Response(200, json={"request_id": "req-1", "status": "failed", "error": {"message": reason}})
+
+    async with connect(api_settings(), httpx.MockTransport(failed)) as client:
+        result = await client.call_tool("get_result", {"request_id": "req-1"})
+    assert result.is_error and "upstream rejected header" in text_of(result)
+    assert TOKEN not in json.dumps(result.model_dump(mode="json"))

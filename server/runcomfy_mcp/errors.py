@@ -122,7 +122,7 @@ class BadRequestError(APIStatusError):
     pass
 
 
-_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason")
+_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason", "reason")
 
 
 def upstream_reason(body: Mapping[str, Any] | None) -> str | None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from runcomfy_mcp.client import RunComfyClient, check_request_id
 from runcomfy_mcp.downloads import Downloader
-from runcomfy_mcp.errors import InvalidArgumentsError, RequestNotFoundError
+from runcomfy_mcp.errors import InvalidArgumentsError, RequestNotFoundError, upstream_reason
 from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.specs import ToolSpec
 from runcomfy_mcp.store import JobRecord, JobStore
@@ -91,15 +91,12 @@ def video_urls(output: Mapping[str, Any] | None) -> list[str]:
 
 
 def failure_reason(error: Any, failure: Any) -> str:
-    for value in (error, failure):
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, Mapping):
-            for key in ("message", "error_message", "detail", "reason", "error"):
-                if isinstance(value.get(key), str) and value[key].strip():
-                    return str(value[key]).strip()
-            return str(dict(value))
-    return "RunComfy gave no reason."
+    """Why a job failed, from a result's `error` (string or object) or `failure_reason`."""
+    reason = upstream_reason({"error": error, "failure_reason": failure})
+    if reason:
+        return reason
+    shapeless = next((v for v in (error, failure) if isinstance(v, Mapping) and v), None)
+    return str(dict(shapeless)) if shapeless else "RunComfy gave no reason."
 
 
 def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
@@ -227,7 +224,15 @@ class JobService:
         )
 
     async def get_status(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobStatus:
-        answer = await self.client.status(await self._authorize(request_id, caller), token=caller.token)
+        return await self._status(await self._authorize(request_id, caller), caller)
+
+    async def get_result(
+        self, request_id: str, *, include_cost: bool = False, download: bool = False, caller: Caller = LOCAL_CALLER
+    ) -> JobResult:
+        return await self._result(await self._authorize(request_id, caller), caller, include_cost, download)
+
+    async def _status(self, request_id: str, caller: Caller) -> JobStatus:
+        answer = await self.client.status(request_id, token=caller.token)
         view = JobStatus(
             request_id=answer.request_id or request_id,
             status=answer.status,
@@ -239,12 +244,8 @@ class JobService:
             self._recorded_status[request_id] = answer.status
         return view
 
-    async def get_result(
-        self, request_id: str, *, include_cost: bool = False, download: bool = False, caller: Caller = LOCAL_CALLER
-    ) -> JobResult:
-        answer = await self.client.result(
-            await self._authorize(request_id, caller), include_cost=include_cost, token=caller.token
-        )
+    async def _result(self, request_id: str, caller: Caller, include_cost: bool, download: bool) -> JobResult:
+        answer = await self.client.result(request_id, include_cost=include_cost, token=caller.token)
         failed = answer.status == "failed"
         view = JobResult(
             request_id=answer.request_id or request_id,
@@ -281,15 +282,15 @@ class JobService:
         caller: Caller = LOCAL_CALLER,
     ) -> WaitResult:
         """Poll until the job ends or `timeout_s` passes; cancelling the wait leaves the job alone."""
-        await self._authorize(request_id, caller)
+        await self._authorize(request_id, caller)  # once: the polls below reuse the answer
         started = anyio.current_time()
         deadline = started + timeout_s
         generating_since: float | None = None
         for delay in self.schedule.delays():
-            status = await self.get_status(request_id, caller=caller)
+            status = await self._status(request_id, caller)
             now = anyio.current_time()
             if status.finished:
-                result = await self.get_result(request_id, include_cost=include_cost, download=download, caller=caller)
+                result = await self._result(request_id, caller, include_cost, download)
                 return WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
             if status.status == "in_progress":
                 generating_since = generating_since or now

@@ -14,6 +14,7 @@ import io
 import ipaddress
 import re
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,9 +204,10 @@ class ImageLoader:
         path = Path(unquote(urlsplit(text).path) if text.lower().startswith("file://") else text).expanduser()
         self._check_root(path)
         try:
-            size = (await anyio.Path(path).stat()).st_size
-            if not await anyio.Path(path).is_file():
+            info = await anyio.Path(path).stat()
+            if not stat.S_ISREG(info.st_mode):
                 raise MediaError("is a folder, not an image file")
+            size = info.st_size
             if size > max_bytes:
                 raise _too_big(size, max_bytes)
             data = await anyio.Path(path).read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ import mcp_types as types
 from pydantic import BaseModel
 
 from runcomfy_mcp import replies
-from runcomfy_mcp.client import REQUEST_ID
-from runcomfy_mcp.errors import InvalidArgumentsError, InvalidRequestIdError, RunComfyError
+from runcomfy_mcp.client import REQUEST_ID, check_request_id
+from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
 from runcomfy_mcp.jobs import (
     LOCAL_CALLER,
     QUEUE_STATUSES,
@@ -92,10 +93,7 @@ def error_result(text: str) -> types.CallToolResult:
 
 
 def _request_id(arguments: Mapping[str, Any]) -> str:
-    value = arguments.get("request_id")
-    if not isinstance(value, str) or not REQUEST_ID.match(value):
-        raise InvalidRequestIdError(value)
-    return value
+    return check_request_id(arguments.get("request_id"))
 
 
 def _flag(arguments: Mapping[str, Any], name: str, tool: str) -> bool:
@@ -333,7 +331,7 @@ class RunComfyTools:
             self._redact.add(who.token)
             result = await registered.handler(arguments or {}, report, who)
         except RunComfyError as exc:
-            result = error_result(self._redact(exc.message))
+            result = error_result(exc.message)
         except Exception:
             logger.exception("unexpected failure in tool %s", name)
             result = error_result(
@@ -342,4 +340,13 @@ class RunComfyTools:
             )
         if self._notice:
             result.content.insert(0, types.TextContent(text=self._notice))
+        return self._scrubbed(result)
+
+    def _scrubbed(self, result: types.CallToolResult) -> types.CallToolResult:
+        """Every result, not only errors, may carry upstream text: none of it may carry a token."""
+        for block in result.content:
+            if isinstance(block, types.TextContent):
+                block.text = self._redact(block.text)
+        if result.structured_content is not None:
+            result.structured_content = json.loads(self._redact(json.dumps(result.structured_content)))
         return result
