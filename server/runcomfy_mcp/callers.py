@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.jobs import LOCAL_CALLER, Caller
+from runcomfy_mcp.views import LOCAL_CALLER, Caller
 
 
 class CallerTokenMissingError(RunComfyError):

@@ -127,7 +127,7 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
     if args.transport == "http":
         shared = "callers without a token use the server's token" if args.shared_token else "no shared token"
         logger.info("HTTP mode: each caller brings 'Authorization: Bearer <RunComfy token>'; %s", shared)
-    elif not runtime.service.client.has_token:
+    elif not runtime.settings.token_value():
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
 
 

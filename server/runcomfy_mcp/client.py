@@ -6,7 +6,6 @@ loopback simulator.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -18,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APITimeoutError,
-    InvalidRequestIdError,
     MalformedResponseError,
     MissingTokenError,
     SubmitOutcomeUnknownError,
@@ -26,9 +24,9 @@ from runcomfy_mcp.errors import (
     upstream_reason,
 )
 from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.request_ids import check_request_id
 from runcomfy_mcp.retries import RetryPolicy, retrying
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 WireModel = TypeVar("WireModel", bound=BaseModel)
 
 
@@ -64,12 +62,6 @@ class CancelResponse(_Wire):
     request_id: str | None = None
     status: str | None = None
     outcome: str
-
-
-def check_request_id(request_id: object) -> str:
-    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
-        raise InvalidRequestIdError(request_id)
-    return request_id
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from runcomfy_mcp.client import check_request_id
 from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.request_ids import check_request_id
 from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")

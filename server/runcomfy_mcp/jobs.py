@@ -4,69 +4,35 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
-from pydantic import BaseModel, Field
 
-from runcomfy_mcp.client import RunComfyClient, check_request_id
+from runcomfy_mcp.client import RunComfyClient
 from runcomfy_mcp.downloads import Downloader
 from runcomfy_mcp.errors import InvalidArgumentsError, RequestNotFoundError, upstream_reason
 from runcomfy_mcp.inputs import InputPreparer
+from runcomfy_mcp.request_ids import check_request_id
 from runcomfy_mcp.specs import ToolSpec
-from runcomfy_mcp.store import JobRecord, JobStore
+from runcomfy_mcp.store import JobStore
 from runcomfy_mcp.validation import ArgumentChecker
+from runcomfy_mcp.views import (
+    FINISHED_STATUSES,
+    LOCAL_CALLER,
+    Caller,
+    CancelOutcome,
+    JobList,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    ProgressReporter,
+    SubmittedJob,
+    WaitResult,
+)
 
 logger = logging.getLogger(__name__)
-
-QueueStatus = Literal["in_queue", "in_progress", "completed", "cancelled", "failed"]
-ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancelled"]
-QUEUE_STATUSES: frozenset[str] = frozenset(QueueStatus.__args__)  # type: ignore[attr-defined]
-RESULT_STATUSES: frozenset[str] = frozenset(ResultStatus.__args__)  # type: ignore[attr-defined]
-FINISHED_STATUSES = frozenset({"completed", "cancelled", "failed", "succeeded"})
-
-
-class SubmittedJob(BaseModel):
-    request_id: str = Field(description="Id to pass to get_status, get_result and cancel.")
-    model_id: str
-    tool: str
-    status: str = Field(description="Always 'in_queue' right after submission.")
-    notes: list[str] = Field(default_factory=list, description="What was done with the inputs, and soft advice.")
-
-
-class JobStatus(BaseModel):
-    request_id: str
-    status: str = Field(description="in_queue, in_progress, completed, cancelled or failed.")
-    queue_position: int | None = Field(default=None, description="Place in the queue while in_queue.")
-    finished: bool = Field(description="True once the run has ended (which does not mean it succeeded).")
-
-
-class JobResult(BaseModel):
-    request_id: str
-    status: str = Field(description="The result's own status: succeeded, failed, in_queue, in_progress or cancelled.")
-    output: dict[str, Any] | None = Field(default=None, description="The model's output object, as RunComfy sent it.")
-    video_urls: list[str] = Field(default_factory=list, description="Every video URL in the output.")
-    error: str | None = Field(default=None, description="Why the job failed, when it did.")
-    cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
-    local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
-
-
-class WaitResult(JobResult):
-    timed_out: bool = Field(description="True when the wait ended before the job did; call wait_for_result again.")
-    waited_s: float = Field(description="How long this call waited.")
-    queue_position: int | None = None
-
-
-class JobList(BaseModel):
-    jobs: list[JobRecord]
-
-
-class CancelOutcome(BaseModel):
-    request_id: str
-    outcome: str = Field(description="'cancelled', or 'not_cancellable' when the job already runs or ended.")
-    status: str | None = None
 
 
 def video_urls(output: Mapping[str, Any] | None) -> list[str]:
@@ -114,18 +80,6 @@ def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who is asking: whose RunComfy token to use and which slice of the history is theirs."""
-
-    token: str | None = None  # None: the server's own token
-    owner: str = ""  # the history partition (a token fingerprint in HTTP mode, never the token)
-    private: bool = False  # only jobs this caller submitted may be read, waited on, downloaded or cancelled
-
-
-LOCAL_CALLER = Caller()
-
-
-@dataclass(frozen=True)
 class PollSchedule:
     """Quick at first, then backing off: a ten-minute job costs a few dozen status requests."""
 
@@ -138,9 +92,6 @@ class PollSchedule:
         while True:
             yield delay
             delay = min(self.max_s, delay * self.factor)
-
-
-ProgressReporter = Callable[[float, str], Awaitable[None]]
 
 
 async def _no_progress(progress: float, message: str) -> None:

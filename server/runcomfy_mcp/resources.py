@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import mcp_types as types
 
-from runcomfy_mcp.client import REQUEST_ID
-from runcomfy_mcp.jobs import LOCAL_CALLER, Caller, JobService
-from runcomfy_mcp.specs import portable_input_schema
+from runcomfy_mcp.request_ids import REQUEST_ID
+from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.views import LOCAL_CALLER, Caller
+
+if TYPE_CHECKING:
+    from runcomfy_mcp.jobs import JobService
 
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"
@@ -20,8 +25,9 @@ class ResourceNotFoundError(Exception):
 
 
 class RunComfyResources:
-    def __init__(self, service: JobService) -> None:
-        self.service = service
+    def __init__(self, specs: Mapping[str, ToolSpec], core: Callable[[], JobService]) -> None:
+        self.specs = specs
+        self.core = core
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [
@@ -44,7 +50,7 @@ class RunComfyResources:
                 description=f"Submitted {job.submitted_at} to {job.model_id}.",
                 mime_type=JSON,
             )
-            for job in (await self.service.list_jobs(limit=50, caller=caller)).jobs
+            for job in (await self.core().list_jobs(limit=50, caller=caller)).jobs
         ]
         return models + jobs
 
@@ -57,12 +63,12 @@ class RunComfyResources:
                 description=f"The input schema of {spec.model_id}, as the {spec.tool_name} tool takes it.",
                 mime_type=JSON,
             )
-            for spec in self.service.specs.values()
+            for spec in self.specs.values()
         ]
 
     async def read(self, uri: str, caller: Caller = LOCAL_CALLER) -> str:
         if uri.startswith(MODEL_PREFIX) and uri.endswith("/schema"):
-            spec = self.service.specs.get(uri[len(MODEL_PREFIX) : -len("/schema")])
+            spec = self.specs.get(uri[len(MODEL_PREFIX) : -len("/schema")])
             if spec is not None:
                 return json.dumps(
                     {
@@ -78,7 +84,7 @@ class RunComfyResources:
         if uri.startswith(JOB_PREFIX):
             request_id = uri[len(JOB_PREFIX) :]
             if REQUEST_ID.match(request_id):
-                record = await self.service.job_record(request_id, caller=caller)
+                record = await self.core().job_record(request_id, caller=caller)
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)

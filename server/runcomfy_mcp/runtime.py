@@ -1,33 +1,35 @@
-"""Assembles one server's parts from its settings: the HTTP client, the core, the tool table."""
+"""Assembles one server's parts from its settings: the tool table at once, the core on first use.
+
+A stdio server is started by the chat client at every launch, and most launches only list tools.
+So the core (httpx, SQLite, the image parsers, JSON Schema) is imported and built by the first
+tool call, not at start-up.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
-
-import httpx
+from typing import TYPE_CHECKING, Literal
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.client import RunComfyClient
-from runcomfy_mcp.downloads import Downloader
-from runcomfy_mcp.inputs import InputPreparer
-from runcomfy_mcp.jobs import JobService, PollSchedule
-from runcomfy_mcp.lazy_http import LazyAsyncClient
-from runcomfy_mcp.media import ImageLoader, MediaPolicy, Resolver, resolve_host
 from runcomfy_mcp.redaction import Redactor
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import load_specs
-from runcomfy_mcp.store import JobStore
+from runcomfy_mcp.specs import ToolSpec, load_specs
 from runcomfy_mcp.tools import RunComfyTools
+
+if TYPE_CHECKING:
+    import httpx
+
+    from runcomfy_mcp.jobs import JobService
+    from runcomfy_mcp.lazy_http import LazyAsyncClient
+    from runcomfy_mcp.media import MediaPolicy, Resolver
 
 
 @dataclass
 class Runtime:
     settings: Settings
     redactor: Redactor
-    service: JobService
     tools: RunComfyTools
 
 
@@ -36,9 +38,81 @@ Serving = Literal["stdio", "http"]
 
 def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
     """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local."""
+    from runcomfy_mcp.media import MediaPolicy
+
     if serving == "http":
         return MediaPolicy(local_files=False, fetch_private_urls=False, offline=settings.sandbox)
     return MediaPolicy(input_roots=settings.input_root_paths(), offline=settings.sandbox)
+
+
+class Core:
+    """Builds the JobService, and its HTTP clients, the first time a tool needs it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        specs: Sequence[ToolSpec],
+        redactor: Redactor,
+        serving: Serving,
+        transport: httpx.AsyncBaseTransport | None,
+        media_transport: httpx.AsyncBaseTransport | None,
+        resolver: Resolver | None,
+    ) -> None:
+        self._settings = settings
+        self._specs = specs
+        self._redactor = redactor
+        self._serving = serving
+        self._transport = transport
+        self._media_transport = media_transport
+        self._resolver = resolver
+        self._service: JobService | None = None
+        self._clients: list[LazyAsyncClient] = []
+
+    def __call__(self) -> JobService:
+        if self._service is None:
+            self._service = self._build()
+        return self._service
+
+    def _build(self) -> JobService:
+        import httpx
+
+        from runcomfy_mcp.client import RunComfyClient
+        from runcomfy_mcp.downloads import Downloader
+        from runcomfy_mcp.inputs import InputPreparer
+        from runcomfy_mcp.jobs import JobService, PollSchedule
+        from runcomfy_mcp.lazy_http import LazyAsyncClient
+        from runcomfy_mcp.media import ImageLoader, resolve_host
+        from runcomfy_mcp.store import JobStore
+
+        settings = self._settings
+        timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
+        headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
+        # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
+        api_http = LazyAsyncClient(timeout=timeout, transport=self._transport, headers=headers, follow_redirects=False)
+        media_http = LazyAsyncClient(timeout=timeout, transport=self._media_transport, headers=headers)
+        self._clients = [api_http, media_http]
+        retry = settings.retry_policy()
+        client = RunComfyClient(
+            api_http.as_client(),
+            base_url=settings.base_url,
+            token=settings.token_value(),
+            redactor=self._redactor,
+            retry=retry,
+        )
+        policy = media_policy(settings, self._serving)
+        loader = ImageLoader(media_http.as_client(), policy, self._resolver or resolve_host)
+        return JobService(
+            client,
+            self._specs,
+            InputPreparer(loader),
+            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
+            downloader=Downloader(media_http.as_client(), settings.output_dir, retry),
+            schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
+        )
+
+    async def aclose(self) -> None:
+        for http in self._clients:
+            await http.aclose()
 
 
 @asynccontextmanager
@@ -48,37 +122,14 @@ async def open_runtime(
     serving: Serving = "stdio",
     transport: httpx.AsyncBaseTransport | None = None,
     media_transport: httpx.AsyncBaseTransport | None = None,
-    resolver: Resolver = resolve_host,
+    resolver: Resolver | None = None,
     notice: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """The server's parts; `transport`, `media_transport` and `resolver` are seams for tests."""
     redactor = Redactor(settings.token_value())
     specs = load_specs(settings.tool_specs_dir)
-    timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
-    headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
-    # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
-    api_http = LazyAsyncClient(timeout=timeout, transport=transport, headers=headers, follow_redirects=False)
-    media_http = LazyAsyncClient(timeout=timeout, transport=media_transport, headers=headers)
+    core = Core(settings, specs, redactor, serving, transport, media_transport, resolver)
     try:
-        retry = settings.retry_policy()
-        client = RunComfyClient(
-            api_http.as_client(),
-            base_url=settings.base_url,
-            token=settings.token_value(),
-            redactor=redactor,
-            retry=retry,
-        )
-        inputs = InputPreparer(ImageLoader(media_http.as_client(), media_policy(settings, serving), resolver))
-        service = JobService(
-            client,
-            specs,
-            inputs,
-            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
-            downloader=Downloader(media_http.as_client(), settings.output_dir, retry),
-            schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
-        )
-        tools = RunComfyTools(service, redactor, notice)
-        yield Runtime(settings=settings, redactor=redactor, service=service, tools=tools)
+        yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, core, redactor, notice))
     finally:
-        await api_http.aclose()
-        await media_http.aclose()
+        await core.aclose()

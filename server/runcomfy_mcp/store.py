@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from pydantic import BaseModel, Field
+
+from runcomfy_mcp.views import JobRecord
 
 T = TypeVar("T")
 
@@ -40,20 +41,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC);
 """
-
-
-class JobRecord(BaseModel):
-    request_id: str
-    model_id: str
-    tool: str
-    arguments: dict[str, Any] = Field(description="The arguments sent; inlined images appear as a digest.")
-    submitted_at: str = Field(description="UTC time of submission, ISO 8601.")
-    updated_at: str
-    status: str = Field(description="Last known status.")
-    video_urls: list[str] = Field(default_factory=list)
-    local_files: list[str] = Field(default_factory=list)
-    error: str | None = None
-    cost: float | None = None
 
 
 def digest_data_uris(value: Any) -> Any:

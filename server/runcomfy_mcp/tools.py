@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from pydantic import BaseModel
 
 from runcomfy_mcp import replies
-from runcomfy_mcp.client import REQUEST_ID, check_request_id
 from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
-from runcomfy_mcp.jobs import (
+from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.request_ids import REQUEST_ID, check_request_id
+from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.views import (
     LOCAL_CALLER,
     QUEUE_STATUSES,
     Caller,
     CancelOutcome,
     JobList,
     JobResult,
-    JobService,
     JobStatus,
     ProgressReporter,
     SubmittedJob,
     WaitResult,
 )
-from runcomfy_mcp.redaction import Redactor
-from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+
+if TYPE_CHECKING:
+    from runcomfy_mcp.jobs import JobService
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ def _args_schema(**extra: Any) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(mode="serialization")
 
@@ -119,14 +123,25 @@ def _number(arguments: Mapping[str, Any], name: str, tool: str, default: float, 
 class RunComfyTools:
     """Every tool this server offers, by name."""
 
-    def __init__(self, service: JobService, redactor: Redactor, notice: str | None = None) -> None:
-        self.service = service
+    def __init__(
+        self,
+        specs: Iterable[ToolSpec],
+        core: Callable[[], JobService],
+        redactor: Redactor,
+        notice: str | None = None,
+    ) -> None:
+        self.specs = {spec.tool_name: spec for spec in specs}
+        self.core = core  # builds the core on first use: listing tools needs none of it
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
         self.tools: dict[str, RegisteredTool] = {}
-        for spec in service.specs.values():
+        for spec in self.specs.values():
             self._add_model_tool(spec)
         self._add_tracking_tools()
+
+    @property
+    def service(self) -> JobService:
+        return self.core()
 
     def _add(self, tool: types.Tool, handler: ToolHandler) -> None:
         self.tools[tool.name] = RegisteredTool(tool, handler)

@@ -1,0 +1,89 @@
+"""The core's vocabulary: who asks, and the views it answers with.
+
+The MCP layer needs these to declare its tools, long before any job runs, so this module stays
+free of the core's heavy parts (HTTP, SQLite, image parsing): those load on the first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+QueueStatus = Literal["in_queue", "in_progress", "completed", "cancelled", "failed"]
+ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancelled"]
+QUEUE_STATUSES: frozenset[str] = frozenset(QueueStatus.__args__)  # type: ignore[attr-defined]
+RESULT_STATUSES: frozenset[str] = frozenset(ResultStatus.__args__)  # type: ignore[attr-defined]
+FINISHED_STATUSES = frozenset({"completed", "cancelled", "failed", "succeeded"})
+
+
+class SubmittedJob(BaseModel):
+    request_id: str = Field(description="Id to pass to get_status, get_result and cancel.")
+    model_id: str
+    tool: str
+    status: str = Field(description="Always 'in_queue' right after submission.")
+    notes: list[str] = Field(default_factory=list, description="What was done with the inputs, and soft advice.")
+
+
+class JobStatus(BaseModel):
+    request_id: str
+    status: str = Field(description="in_queue, in_progress, completed, cancelled or failed.")
+    queue_position: int | None = Field(default=None, description="Place in the queue while in_queue.")
+    finished: bool = Field(description="True once the run has ended (which does not mean it succeeded).")
+
+
+class JobResult(BaseModel):
+    request_id: str
+    status: str = Field(description="The result's own status: succeeded, failed, in_queue, in_progress or cancelled.")
+    output: dict[str, Any] | None = Field(default=None, description="The model's output object, as RunComfy sent it.")
+    video_urls: list[str] = Field(default_factory=list, description="Every video URL in the output.")
+    error: str | None = Field(default=None, description="Why the job failed, when it did.")
+    cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
+    local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
+
+
+class WaitResult(JobResult):
+    timed_out: bool = Field(description="True when the wait ended before the job did; call wait_for_result again.")
+    waited_s: float = Field(description="How long this call waited.")
+    queue_position: int | None = None
+
+
+class JobRecord(BaseModel):
+    request_id: str
+    model_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(description="The arguments sent; inlined images appear as a digest.")
+    submitted_at: str = Field(description="UTC time of submission, ISO 8601.")
+    updated_at: str
+    status: str = Field(description="Last known status.")
+    video_urls: list[str] = Field(default_factory=list)
+    local_files: list[str] = Field(default_factory=list)
+    error: str | None = None
+    cost: float | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobRecord]
+
+
+class CancelOutcome(BaseModel):
+    request_id: str
+    outcome: str = Field(description="'cancelled', or 'not_cancellable' when the job already runs or ended.")
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: whose RunComfy token to use and which slice of the history is theirs."""
+
+    token: str | None = None  # None: the server's own token
+    owner: str = ""  # the history partition (a token fingerprint in HTTP mode, never the token)
+    private: bool = False  # only jobs this caller submitted may be read, waited on, downloaded or cancelled
+
+
+LOCAL_CALLER = Caller()
+
+
+ProgressReporter = Callable[[float, str], Awaitable[None]]
