@@ -29,6 +29,11 @@ from runcomfy_mcp.retries import RetryPolicy, retrying
 
 WireModel = TypeVar("WireModel", bound=BaseModel)
 
+# A few kept-alive connections carry any number of polls. httpcore scans every pooled connection
+# (a syscall each) whenever a request starts or ends, so a wide pool makes 500 waits at once
+# quadratic: with 100 connections a round of polls took seconds instead of a fraction of one.
+API_CONNECTION_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from runcomfy_mcp.jobs import JobService
     from runcomfy_mcp.lazy_http import LazyAsyncClient
     from runcomfy_mcp.media import MediaPolicy, Resolver
+    from runcomfy_mcp.store import JobStore
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Core:
         self._resolver = resolver
         self._service: JobService | None = None
         self._clients: list[LazyAsyncClient] = []
+        self._store: JobStore | None = None
 
     def __call__(self) -> JobService:
         if self._service is None:
@@ -76,7 +78,7 @@ class Core:
     def _build(self) -> JobService:
         import httpx
 
-        from runcomfy_mcp.client import RunComfyClient
+        from runcomfy_mcp.client import API_CONNECTION_LIMITS, RunComfyClient
         from runcomfy_mcp.downloads import Downloader
         from runcomfy_mcp.inputs import InputPreparer
         from runcomfy_mcp.jobs import JobService, PollSchedule
@@ -88,7 +90,13 @@ class Core:
         timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
         headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
         # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
-        api_http = LazyAsyncClient(timeout=timeout, transport=self._transport, headers=headers, follow_redirects=False)
+        api_http = LazyAsyncClient(
+            timeout=timeout,
+            transport=self._transport,
+            limits=API_CONNECTION_LIMITS,
+            headers=headers,
+            follow_redirects=False,
+        )
         media_http = LazyAsyncClient(timeout=timeout, transport=self._media_transport, headers=headers)
         self._clients = [api_http, media_http]
         retry = settings.retry_policy()
@@ -101,11 +109,12 @@ class Core:
         )
         policy = media_policy(settings, self._serving)
         loader = ImageLoader(media_http.as_client(), policy, self._resolver or resolve_host)
+        self._store = JobStore(settings.data_dir.expanduser() / "jobs.sqlite3")
         return JobService(
             client,
             self._specs,
             InputPreparer(loader),
-            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
+            store=self._store,
             downloader=Downloader(media_http.as_client(), settings.output_dir, retry),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
@@ -113,6 +122,8 @@ class Core:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
+        if self._store is not None:
+            self._store.close()
 
 
 @asynccontextmanager

@@ -1,9 +1,10 @@
 """The job history: every submission, its last known state, its outputs and local files, in SQLite.
 
 Two server processes on one machine (two chat windows) share the file: WAL mode and a busy
-timeout let them write in turn. Each operation opens its own connection in a worker thread,
-so the event loop never blocks on the disk. Inlined data URIs are stored as a short digest,
-never whole.
+timeout let them write in turn. Each process keeps one connection, used by one worker thread
+at a time, so the event loop never blocks on the disk. (A connection per operation cost a WAL
+checkpoint at every close: with 500 jobs polled at once that delayed every answer by seconds.)
+Inlined data URIs are stored as a short digest, never whole.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,20 +79,23 @@ def _record(row: sqlite3.Row) -> JobRecord:
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._ready = False
+        self._connection: sqlite3.Connection | None = None
+        self._one_at_a_time: anyio.CapacityLimiter | None = None
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        try:
-            connection.row_factory = sqlite3.Row
-            # With WAL this cannot corrupt the file; at worst a power cut loses the last status update.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            if not self._ready:
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            try:
+                connection.row_factory = sqlite3.Row
+                # With WAL this cannot corrupt the file; at worst a power cut loses the last status update.
+                connection.execute("PRAGMA synchronous=NORMAL")
                 self._prepare(connection)
-            yield connection
-        finally:
-            connection.close()
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         # Two processes creating the file at once can each find it locked while the other switches it to
@@ -102,7 +105,6 @@ class JobStore:
                 if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
-                self._ready = True
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 49:
@@ -111,11 +113,20 @@ class JobStore:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as connection:
-                return work(connection)
+            try:
+                return work(self._connect())
+            except sqlite3.DatabaseError:
+                self.close()  # the next operation starts from a fresh connection (e.g. the file was replaced)
+                raise
 
-        return await anyio.to_thread.run_sync(in_thread)
+        if self._one_at_a_time is None:
+            self._one_at_a_time = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(in_thread, limiter=self._one_at_a_time)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     async def record_submission(
         self, *, request_id: str, model_id: str, tool: str, arguments: Mapping[str, Any], owner: str = ""
