@@ -26,11 +26,30 @@ async def test_the_http_load_script_runs_clean_at_small_size() -> None:
     assert "failed calls            0" in output and "40 tool calls" in output
 
 
-async def test_the_benchmark_runner_prints_its_table() -> None:
-    with anyio.fail_after(60):
+@pytest.mark.timeout(180)
+async def test_every_benchmark_section_runs_and_prints_its_row() -> None:
+    with anyio.fail_after(170):
         done = await anyio.run_process(
-            [sys.executable, str(BENCHMARKS / "run.py"), "probe"], env=dict(os.environ), check=False
+            [sys.executable, str(BENCHMARKS / "run.py"), "--quick"], env=dict(os.environ), check=False
         )
     output = done.stdout.decode()
     assert done.returncode == 0, output + done.stderr.decode()[-2000:]
-    assert "bytes read to check a 30 MB JPEG by URL" in output and "bytes read to check a 30 MB PNG by URL" in output
+    table = output.split("measure", 1)[1]
+    for measure in (
+        "start-up to tools/list (stdio)",
+        "get_status median, in-memory client (auto)",
+        "get_status median, in-memory client (legacy)",
+        "bytes read to check a 30 MB JPEG by URL",
+        "bytes read to check a 30 MB PNG by URL",
+        "8 MB download throughput",
+        "8 MB download peak memory growth",
+        "peak memory, 20 jobs waited on at once",
+        "status requests per job",
+    ):
+        assert measure in table, output
+    assert "crashed" not in table and "20/20 finished" in output
+
+
+async def test_the_benchmark_runner_refuses_an_unknown_section() -> None:
+    done = await anyio.run_process([sys.executable, str(BENCHMARKS / "run.py"), "startpu"], check=False)
+    assert done.returncode == 2 and b"unknown section" in done.stderr
