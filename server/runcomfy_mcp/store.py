@@ -2,9 +2,8 @@
 
 Two server processes on one machine (two chat windows) share the file: WAL mode and a busy
 timeout let them write in turn. Each process keeps one connection, used by one worker thread
-at a time, so the event loop never blocks on the disk. (A connection per operation cost a WAL
-checkpoint at every close: with 500 jobs polled at once that delayed every answer by seconds.)
-Inlined data URIs are stored as a short digest, never whole.
+at a time, so the event loop never blocks on the disk (a connection per operation paid a WAL
+checkpoint at every close). Inlined data URIs are stored as a short digest, never whole.
 """
 
 from __future__ import annotations
