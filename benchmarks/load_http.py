@@ -53,7 +53,8 @@ async def wait_until_up(url: str) -> None:
 
 async def main(calls: int, sessions: int) -> int:
     port = free_port()
-    scratch = tempfile.mkdtemp(prefix="runcomfy-load-")
+    scratch_dir = tempfile.TemporaryDirectory(prefix="runcomfy-load-")  # removed when main returns
+    scratch = scratch_dir.name
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
     env |= {"RUNCOMFY_DATA_DIR": scratch, "RUNCOMFY_OUTPUT_DIR": scratch, "RUNCOMFY_SANDBOX_TIME_SCALE": "0.5"}
     command = [str(SCRIPT), "--transport", "http", "--port", str(port), "--sandbox", "--shared-token",

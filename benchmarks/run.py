@@ -79,8 +79,11 @@ class CountingTransport(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+SCRATCH = tempfile.TemporaryDirectory(prefix="runcomfy-bench-")  # removed when the process ends
+
+
 def settings_for(url: str, **extra: Any) -> Settings:
-    scratch = tempfile.mkdtemp(prefix="runcomfy-bench-")
+    scratch = tempfile.mkdtemp(dir=SCRATCH.name)
     return Settings(api_token=TOKEN, base_url=url, data_dir=Path(scratch), output_dir=Path(scratch) / "out", **extra)
 
 
@@ -187,7 +190,7 @@ def list_delays(schedule: PollSchedule, n: int) -> list[float]:
 
 async def section_download(size_mb: int = 200, rounds: int = 6) -> list[Row]:
     """Alternates a plain httpx stream and get_result(download=true) of the same-size file; best of each."""
-    scratch = Path(tempfile.mkdtemp(prefix="runcomfy-dl-"))
+    scratch = Path(tempfile.mkdtemp(dir=SCRATCH.name))
 
     async def plain(url: str, name: str) -> float:
         started = time.perf_counter()

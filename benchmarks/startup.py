@@ -47,7 +47,8 @@ async def time_to_tools(command: list[str], env: dict[str, str]) -> float:
 
 async def measure(runs: int) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
-    env["RUNCOMFY_DATA_DIR"] = tempfile.mkdtemp(prefix="runcomfy-bench-")
+    scratch = tempfile.TemporaryDirectory(prefix="runcomfy-bench-")  # removed when measure returns
+    env["RUNCOMFY_DATA_DIR"] = scratch.name
     ours: list[float] = []
     bare: list[float] = []
     await time_to_tools(OURS, env)  # warm the file cache for both
