@@ -17,7 +17,8 @@ import httpx
 class Fault:
     method: str
     path_part: str
-    kind: str  # "503" | "429" | "reset_before" | "reset_after" | "slow" | "html" | "truncated_json" | "json"
+    # "503" | "429" | "reset_before" | "reset_after" | "pool_full" | "slow" | "html" | "truncated_json" | "json"
+    kind: str
     times: int = 1
     retry_after: str | None = None
     body: dict[str, object] | None = None
@@ -46,6 +47,8 @@ class FaultyTransport(httpx.AsyncBaseTransport):
             return await self._inner.handle_async_request(request)
         if fault.kind == "reset_before":
             raise httpx.ConnectError("connection refused")
+        if fault.kind == "pool_full":  # what httpcore raises when no pooled connection frees up in time
+            raise httpx.PoolTimeout("timed out waiting for a connection from the pool")
         if fault.kind == "reset_after":
             response = await self._inner.handle_async_request(request)
             await response.aread()

@@ -92,6 +92,16 @@ async def test_a_refused_connection_on_submit_says_nothing_was_sent(
     assert simulator.calls.count("POST") == 0
 
 
+async def test_a_submit_that_never_got_a_connection_says_nothing_was_sent(
+    faulty: Client, faults: FaultyTransport, simulator: Simulator
+) -> None:
+    faults.add("POST", "/v1/models/", "pool_full")
+    result = await faulty.call_tool(LITE, SEEDANCE_LITE_ARGS)
+    assert result.is_error and "Nothing was submitted" in text_of(result)
+    assert "may or may not" not in text_of(result)
+    assert simulator.calls.count("POST") == 0
+
+
 async def test_a_hung_upstream_does_not_hold_the_call(faulty: Client, faults: FaultyTransport) -> None:
     faults.add("GET", "/status", "slow", times=10)
     with anyio.fail_after(5):

@@ -121,6 +121,11 @@ class RunComfyClient:
                 f"Submitting the job failed: RunComfy's API at {self._base_url} could not be reached "
                 f"({type(exc).__name__}). Nothing was submitted or charged. Check the network and try again."
             ) from None
+        except httpx.PoolTimeout:  # every pooled connection stayed busy: the request never left this machine
+            raise APIConnectionError(
+                "Submitting the job failed: this server's connections to RunComfy were all busy with other requests "
+                "for too long. Nothing was submitted or charged. Try again in a moment."
+            ) from None
         except httpx.TransportError as exc:
             raise SubmitOutcomeUnknownError(
                 f"Submitting the job to {model_id} was interrupted after the request was sent "
