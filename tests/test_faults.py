@@ -82,6 +82,17 @@ async def test_a_submit_is_never_sent_twice(
     assert posts == (1 if kind == "reset_after" else 0)  # the 503 and the hang never reached the simulator
     assert len(faults.fired) == 1
 
+    # Possibly paid, so not forgotten: the attempt is in the history under a local id.
+    history = structured(await faulty.call_tool("list_jobs", {}))["jobs"]
+    assert [(j["status"], j["tool"]) for j in history] == [("outcome_unknown", LITE)]
+    local_id = history[0]["request_id"]
+    assert local_id in text_of(result)
+    only_unknown = structured(await faulty.call_tool("list_jobs", {"status": "outcome_unknown"}))["jobs"]
+    assert [j["request_id"] for j in only_unknown] == [local_id]
+    follow = await faulty.call_tool("get_status", {"request_id": local_id})
+    assert follow.is_error and "never confirmed" in text_of(follow) and "dashboard" in text_of(follow)
+    assert simulator.calls.count("GET", local_id) == 0  # nothing asked of RunComfy about a made-up id
+
 
 async def test_a_refused_connection_on_submit_says_nothing_was_sent(
     faulty: Client, faults: FaultyTransport, simulator: Simulator
@@ -90,6 +101,7 @@ async def test_a_refused_connection_on_submit_says_nothing_was_sent(
     result = await faulty.call_tool(LITE, SEEDANCE_LITE_ARGS)
     assert result.is_error and "Nothing was submitted" in text_of(result)
     assert simulator.calls.count("POST") == 0
+    assert structured(await faulty.call_tool("list_jobs", {}))["jobs"] == []  # nothing to remember
 
 
 async def test_a_submit_that_never_got_a_connection_says_nothing_was_sent(

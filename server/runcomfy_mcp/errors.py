@@ -7,6 +7,7 @@
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
     ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
+    ├── UnconfirmedSubmissionError    asked to follow the history's record of such a submit
     ├── MalformedResponseError        the API answered with something we cannot read
     └── APIStatusError                the API refused: .status_code, .error_code
         ├── AuthenticationError       401/403, 400004
@@ -74,6 +75,17 @@ class APITimeoutError(APIConnectionError):
 
 class SubmitOutcomeUnknownError(RunComfyError):
     """The submit request may have reached RunComfy; resending could pay twice."""
+
+
+class UnconfirmedSubmissionError(RunComfyError):
+    """A history entry for a submit whose outcome is unknown: it has no RunComfy request id to follow."""
+
+    def __init__(self, local_id: str, model_id: str, submitted_at: str) -> None:
+        super().__init__(
+            f"{local_id} is this server's record of a submission to {model_id} at {submitted_at} that RunComfy never "
+            "confirmed, so there is no RunComfy request id to follow. Look for a job submitted at that time in the "
+            "RunComfy dashboard's request list; if it is not there, it was not created and may be submitted again."
+        )
 
 
 class MalformedResponseError(RunComfyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
@@ -12,7 +13,13 @@ import anyio
 
 from runcomfy_mcp.client import RunComfyClient
 from runcomfy_mcp.downloads import Downloader
-from runcomfy_mcp.errors import InvalidArgumentsError, RequestNotFoundError, upstream_reason
+from runcomfy_mcp.errors import (
+    InvalidArgumentsError,
+    RequestNotFoundError,
+    SubmitOutcomeUnknownError,
+    UnconfirmedSubmissionError,
+    upstream_reason,
+)
 from runcomfy_mcp.inputs import InputPreparer
 from runcomfy_mcp.request_ids import check_request_id
 from runcomfy_mcp.specs import ToolSpec
@@ -21,6 +28,8 @@ from runcomfy_mcp.validation import ArgumentChecker
 from runcomfy_mcp.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
+    OUTCOME_UNKNOWN,
+    UNCONFIRMED_PREFIX,
     Caller,
     CancelOutcome,
     JobList,
@@ -145,6 +154,10 @@ class JobService:
 
     async def _authorize(self, request_id: str, caller: Caller) -> str:
         check_request_id(request_id)
+        if request_id.startswith(UNCONFIRMED_PREFIX):
+            record = await self.store.get(request_id, caller.owner)
+            if record is not None:
+                raise UnconfirmedSubmissionError(request_id, record.model_id, record.submitted_at)
         if caller.private and await self.store.get(request_id, caller.owner) is None:
             raise RequestNotFoundError(
                 f"There is no job {request_id} in your history on this server. Use list_jobs to see your jobs; "
@@ -160,7 +173,24 @@ class JobService:
     ) -> SubmittedJob:
         spec = self.specs[tool_name]
         to_send, notes = await self.prepare_arguments(tool_name, arguments)
-        answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
+        try:
+            answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
+        except SubmitOutcomeUnknownError as exc:
+            # Possibly a paid job: keep it findable in list_jobs even though RunComfy gave no id.
+            local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
+            await self._remember(
+                self.store.record_submission(
+                    request_id=local_id,
+                    model_id=spec.model_id,
+                    tool=tool_name,
+                    arguments=to_send,
+                    owner=caller.owner,
+                    status=OUTCOME_UNKNOWN,
+                )
+            )
+            raise SubmitOutcomeUnknownError(
+                f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
+            ) from None
         await self._remember(
             self.store.record_submission(
                 request_id=answer.request_id,

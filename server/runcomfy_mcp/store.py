@@ -128,15 +128,22 @@ class JobStore:
             self._connection = None
 
     async def record_submission(
-        self, *, request_id: str, model_id: str, tool: str, arguments: Mapping[str, Any], owner: str = ""
+        self,
+        *,
+        request_id: str,
+        model_id: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        owner: str = "",
+        status: str = "in_queue",
     ) -> None:
         now = time.time()
         stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
         await self._run(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_queue')",
-                (request_id, owner, model_id, tool, stored, now, now),
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, owner, model_id, tool, stored, now, now, status),
             )
         )
 

@@ -20,6 +20,7 @@ from runcomfy_mcp.request_ids import REQUEST_ID, check_request_id
 from runcomfy_mcp.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.views import (
     LOCAL_CALLER,
+    OUTCOME_UNKNOWN,
     QUEUE_STATUSES,
     Caller,
     CancelOutcome,
@@ -308,14 +309,15 @@ class RunComfyTools:
                 title="Job history",
                 description=(
                     "Jobs submitted from this machine, newest first, with their last known status, video URLs and "
-                    "saved files. It survives restarts. Use it to find a request_id again."
+                    "saved files. It survives restarts. Use it to find a request_id again. A submit that may or may "
+                    f"not have reached RunComfy is listed under a local id with status '{OUTCOME_UNKNOWN}'."
                 ),
                 input_schema={
                     "type": "object",
                     "properties": {
                         "status": {
                             "type": "string",
-                            "enum": sorted({*QUEUE_STATUSES, "succeeded"}),
+                            "enum": sorted({*QUEUE_STATUSES, "succeeded", OUTCOME_UNKNOWN}),
                             "description": "Only jobs whose last known status is this.",
                         },
                         "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},

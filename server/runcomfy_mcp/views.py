@@ -17,6 +17,9 @@ ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancel
 QUEUE_STATUSES: frozenset[str] = frozenset(QueueStatus.__args__)  # type: ignore[attr-defined]
 RESULT_STATUSES: frozenset[str] = frozenset(ResultStatus.__args__)  # type: ignore[attr-defined]
 FINISHED_STATUSES = frozenset({"completed", "cancelled", "failed", "succeeded"})
+# History status of a submit that may or may not have reached RunComfy (kept under a local id).
+OUTCOME_UNKNOWN = "outcome_unknown"
+UNCONFIRMED_PREFIX = "unconfirmed-"
 
 
 class SubmittedJob(BaseModel):
