@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import resource
@@ -180,12 +181,7 @@ def implied_polls(schedule: PollSchedule, job_seconds: float) -> int:
 
 
 def list_delays(schedule: PollSchedule, n: int) -> list[float]:
-    out = []
-    for delay in schedule.delays():
-        out.append(round(delay, 2))
-        if len(out) == n:
-            return out
-    return out
+    return [round(delay, 2) for delay in itertools.islice(schedule.delays(), n)]
 
 
 async def section_download(size_mb: int = 200, rounds: int = 6) -> list[Row]:

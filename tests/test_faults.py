@@ -94,24 +94,16 @@ async def test_a_submit_is_never_sent_twice(
     assert simulator.calls.count("GET", local_id) == 0  # nothing asked of RunComfy about a made-up id
 
 
-async def test_a_refused_connection_on_submit_says_nothing_was_sent(
-    faulty: Client, faults: FaultyTransport, simulator: Simulator
+@pytest.mark.parametrize("kind", ["reset_before", "pool_full"])  # refused, or no pooled connection freed up
+async def test_a_submit_that_never_left_says_nothing_was_sent(
+    faulty: Client, faults: FaultyTransport, simulator: Simulator, kind: str
 ) -> None:
-    faults.add("POST", "/v1/models/", "reset_before")
-    result = await faulty.call_tool(LITE, SEEDANCE_LITE_ARGS)
-    assert result.is_error and "Nothing was submitted" in text_of(result)
-    assert simulator.calls.count("POST") == 0
-    assert structured(await faulty.call_tool("list_jobs", {}))["jobs"] == []  # nothing to remember
-
-
-async def test_a_submit_that_never_got_a_connection_says_nothing_was_sent(
-    faulty: Client, faults: FaultyTransport, simulator: Simulator
-) -> None:
-    faults.add("POST", "/v1/models/", "pool_full")
+    faults.add("POST", "/v1/models/", kind)
     result = await faulty.call_tool(LITE, SEEDANCE_LITE_ARGS)
     assert result.is_error and "Nothing was submitted" in text_of(result)
     assert "may or may not" not in text_of(result)
     assert simulator.calls.count("POST") == 0
+    assert structured(await faulty.call_tool("list_jobs", {}))["jobs"] == []  # nothing to remember
 
 
 async def test_a_hung_upstream_does_not_hold_the_call(faulty: Client, faults: FaultyTransport) -> None:

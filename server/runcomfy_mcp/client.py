@@ -93,10 +93,6 @@ class RunComfyClient:
         self._redact = redactor
         self.retry = retry or RetryPolicy()
 
-    @property
-    def has_token(self) -> bool:
-        return bool(self._token)
-
     def _auth_headers(self, token: str | None) -> dict[str, str]:
         token = token or self._token
         if not token:

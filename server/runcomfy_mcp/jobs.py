@@ -154,11 +154,12 @@ class JobService:
 
     async def _authorize(self, request_id: str, caller: Caller) -> str:
         check_request_id(request_id)
-        if request_id.startswith(UNCONFIRMED_PREFIX):
-            record = await self.store.get(request_id, caller.owner)
-            if record is not None:
-                raise UnconfirmedSubmissionError(request_id, record.model_id, record.submitted_at)
-        if caller.private and await self.store.get(request_id, caller.owner) is None:
+        if not (caller.private or request_id.startswith(UNCONFIRMED_PREFIX)):
+            return request_id  # the local user's everyday call reads no history
+        record = await self.store.get(request_id, caller.owner)
+        if record is not None and record.status == OUTCOME_UNKNOWN:
+            raise UnconfirmedSubmissionError(request_id, record.model_id, record.submitted_at)
+        if record is None and caller.private:
             raise RequestNotFoundError(
                 f"There is no job {request_id} in your history on this server. Use list_jobs to see your jobs; "
                 "jobs submitted by other callers of this server cannot be seen or touched.",
@@ -178,30 +179,27 @@ class JobService:
         except SubmitOutcomeUnknownError as exc:
             # Possibly a paid job: keep it findable in list_jobs even though RunComfy gave no id.
             local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
-            await self._remember(
-                self.store.record_submission(
-                    request_id=local_id,
-                    model_id=spec.model_id,
-                    tool=tool_name,
-                    arguments=to_send,
-                    owner=caller.owner,
-                    status=OUTCOME_UNKNOWN,
-                )
-            )
+            await self._record_submission(local_id, spec, to_send, caller, status=OUTCOME_UNKNOWN)
             raise SubmitOutcomeUnknownError(
                 f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
             ) from None
-        await self._remember(
-            self.store.record_submission(
-                request_id=answer.request_id,
-                model_id=spec.model_id,
-                tool=tool_name,
-                arguments=to_send,
-                owner=caller.owner,
-            )
-        )
+        await self._record_submission(answer.request_id, spec, to_send, caller)
         return SubmittedJob(
             request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, status="in_queue", notes=notes
+        )
+
+    async def _record_submission(
+        self, request_id: str, spec: ToolSpec, sent: Mapping[str, Any], caller: Caller, status: str = "in_queue"
+    ) -> None:
+        await self._remember(
+            self.store.record_submission(
+                request_id=request_id,
+                model_id=spec.model_id,
+                tool=spec.tool_name,
+                arguments=sent,
+                owner=caller.owner,
+                status=status,
+            )
         )
 
     async def get_status(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobStatus:

@@ -156,10 +156,6 @@ class ImageTooLargeError(MediaError):
         self.size_bytes = size_bytes
 
 
-def _too_big(size: int, cap: int) -> ImageTooLargeError:
-    return ImageTooLargeError(size, cap)
-
-
 class ImageLoader:
     def __init__(self, http: httpx.AsyncClient, policy: MediaPolicy, resolver: Resolver = resolve_host) -> None:
         self._http = http
@@ -187,7 +183,7 @@ class ImageLoader:
         if not sep or ";base64" not in header.lower():
             raise MediaError("is a data: URI that is not base64-encoded (expected data:image/png;base64,...)")
         if len(payload) * 3 // 4 > max_bytes + 3:
-            raise _too_big(len(payload) * 3 // 4, max_bytes)
+            raise ImageTooLargeError(len(payload) * 3 // 4, max_bytes)
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
@@ -209,7 +205,7 @@ class ImageLoader:
                 raise MediaError("is a folder, not an image file")
             size = info.st_size
             if size > max_bytes:
-                raise _too_big(size, max_bytes)
+                raise ImageTooLargeError(size, max_bytes)
             data = await anyio.Path(path).read_bytes()
         except FileNotFoundError:
             raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from None
@@ -351,7 +347,7 @@ class ImageLoader:
             async for chunk in response.aiter_bytes():
                 data += chunk
                 if len(data) > max_bytes:
-                    raise _too_big(len(data), max_bytes)
+                    raise ImageTooLargeError(len(data), max_bytes)
             return bytes(data)
         finally:
             await response.aclose()

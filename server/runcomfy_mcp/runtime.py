@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     import httpx
 
     from runcomfy_mcp.jobs import JobService
-    from runcomfy_mcp.lazy_http import LazyAsyncClient
     from runcomfy_mcp.media import MediaPolicy, Resolver
-    from runcomfy_mcp.store import JobStore
 
 
 @dataclass
@@ -47,7 +45,7 @@ def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
 
 
 class Core:
-    """Builds the JobService, and its HTTP clients, the first time a tool needs it."""
+    """Builds the JobService, its HTTP clients and its store the first time a tool needs them."""
 
     def __init__(
         self,
@@ -67,8 +65,7 @@ class Core:
         self._media_transport = media_transport
         self._resolver = resolver
         self._service: JobService | None = None
-        self._clients: list[LazyAsyncClient] = []
-        self._store: JobStore | None = None
+        self._clients: list[httpx.AsyncClient] = []
 
     def __call__(self) -> JobService:
         if self._service is None:
@@ -82,7 +79,6 @@ class Core:
         from runcomfy_mcp.downloads import Downloader
         from runcomfy_mcp.inputs import InputPreparer
         from runcomfy_mcp.jobs import JobService, PollSchedule
-        from runcomfy_mcp.lazy_http import LazyAsyncClient
         from runcomfy_mcp.media import ImageLoader, resolve_host
         from runcomfy_mcp.store import JobStore
 
@@ -90,40 +86,39 @@ class Core:
         timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
         headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
         # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
-        api_http = LazyAsyncClient(
+        api_http = httpx.AsyncClient(
             timeout=timeout,
             transport=self._transport,
             limits=API_CONNECTION_LIMITS,
             headers=headers,
             follow_redirects=False,
         )
-        media_http = LazyAsyncClient(timeout=timeout, transport=self._media_transport, headers=headers)
+        media_http = httpx.AsyncClient(timeout=timeout, transport=self._media_transport, headers=headers)
         self._clients = [api_http, media_http]
         retry = settings.retry_policy()
         client = RunComfyClient(
-            api_http.as_client(),
+            api_http,
             base_url=settings.base_url,
             token=settings.token_value(),
             redactor=self._redactor,
             retry=retry,
         )
         policy = media_policy(settings, self._serving)
-        loader = ImageLoader(media_http.as_client(), policy, self._resolver or resolve_host)
-        self._store = JobStore(settings.data_dir.expanduser() / "jobs.sqlite3")
+        loader = ImageLoader(media_http, policy, self._resolver or resolve_host)
         return JobService(
             client,
             self._specs,
             InputPreparer(loader),
-            store=self._store,
-            downloader=Downloader(media_http.as_client(), settings.output_dir, retry),
+            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
+            downloader=Downloader(media_http, settings.output_dir, retry),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
 
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
-        if self._store is not None:
-            self._store.close()
+        if self._service is not None:
+            self._service.store.close()
 
 
 @asynccontextmanager

@@ -79,7 +79,7 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
-        self._one_at_a_time: anyio.CapacityLimiter | None = None
+        self._one_at_a_time = anyio.CapacityLimiter(1)  # one thread at a time on the one connection
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -118,8 +118,6 @@ class JobStore:
                 self.close()  # the next operation starts from a fresh connection (e.g. the file was replaced)
                 raise
 
-        if self._one_at_a_time is None:
-            self._one_at_a_time = anyio.CapacityLimiter(1)
         return await anyio.to_thread.run_sync(in_thread, limiter=self._one_at_a_time)
 
     def close(self) -> None:
