@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import RunComfyError, check_token
 from runcomfy_mcp.views import LOCAL_CALLER, Caller
 
 
@@ -36,6 +36,7 @@ class CallerIdentity:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
+            check_token(token, "in this request's Authorization header")
             return Caller(token=token, owner=fingerprint(token), private=True)
         if self.shared_token:
             return Caller(token=None, owner="shared", private=True)

@@ -20,6 +20,7 @@ from runcomfy_mcp.errors import (
     MalformedResponseError,
     MissingTokenError,
     SubmitOutcomeUnknownError,
+    check_token,
     error_from_response,
     upstream_reason,
 )
@@ -94,9 +95,13 @@ class RunComfyClient:
         self.retry = retry or RetryPolicy()
 
     def _auth_headers(self, token: str | None) -> dict[str, str]:
-        token = token or self._token
-        if not token:
-            raise MissingTokenError()
+        if token:
+            check_token(token, "in this request's Authorization header")
+        else:
+            token = self._token
+            if not token:
+                raise MissingTokenError()
+            check_token(token, "in RUNCOMFY_API_TOKEN")
         return {"Authorization": f"Bearer {token}"}
 
     async def submit(self, model_id: str, arguments: Mapping[str, Any], *, token: str | None = None) -> SubmitResponse:

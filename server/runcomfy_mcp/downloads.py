@@ -1,9 +1,17 @@
-"""Saves a job's output files to the output folder: streamed, in constant memory, complete or not at all."""
+"""Saves a job's output files to the output folder: streamed, in constant memory, complete or not at all.
+
+Output URLs come from the upstream, so they are treated like any stranger's URL: each download has
+a size cap and a total deadline, and a shared (HTTP) server fetches only from the API's own host
+and the configured output hosts.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -11,11 +19,13 @@ import anyio
 import httpx
 
 from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.guarded_http import BlockedAddressError, UnsupportedEncodingError, plain_chunks
 from runcomfy_mcp.request_ids import check_request_id
 from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 WRITE_BATCH = 8 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 class DownloadError(RunComfyError):
@@ -29,16 +39,69 @@ def output_name(request_id: str, url: str, index: int, count: int) -> str:
     return f"{check_request_id(request_id)}{'' if count == 1 else f'-{index + 1}'}{suffix}"
 
 
+@dataclass(frozen=True)
+class OutputHosts:
+    """Where output files may be fetched from. `patterns` None: anywhere (the local user's own server)."""
+
+    api_origin: tuple[str, str, int | None] | None = None  # (scheme, host, port) of the API itself
+    patterns: tuple[str, ...] | None = None
+
+    @classmethod
+    def shared(cls, api_base_url: str, patterns: Iterable[str]) -> OutputHosts:
+        parts = urlsplit(api_base_url)
+        origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        return cls(api_origin=origin, patterns=tuple(p.strip().lower() for p in patterns if p.strip()))
+
+    def allows(self, url: str) -> bool:
+        if self.patterns is None:
+            return True
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            return False
+        if self.api_origin == (parts.scheme, host, port):
+            return True
+        return parts.scheme == "https" and any(fnmatch.fnmatchcase(host, p) for p in self.patterns)
+
+    def describe(self) -> str:
+        return ", ".join(self.patterns or ()) + " and the API's own host"
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    max_bytes: int = 2048 * MIB
+    deadline_s: float = 600.0  # one file, first byte to last
+
+
 class Downloader:
-    def __init__(self, http: httpx.AsyncClient, output_dir: Path, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        output_dir: Path,
+        retry: RetryPolicy | None = None,
+        *,
+        limits: DownloadLimits | None = None,
+        hosts: OutputHosts | None = None,
+        reveal_paths: bool = True,
+    ) -> None:
         self._http = http
         self.output_dir = output_dir
         self.retry = retry or RetryPolicy()
+        self.limits = limits or DownloadLimits()
+        self.hosts = hosts or OutputHosts()
+        self.reveal_paths = reveal_paths  # False when the caller is remote: the server's folders are not theirs
 
     async def save_all(self, request_id: str, urls: list[str]) -> list[Path]:
         return [await self.save(url, output_name(request_id, url, i, len(urls))) for i, url in enumerate(urls)]
 
     async def save(self, url: str, name: str) -> Path:
+        if not self.hosts.allows(url):
+            raise DownloadError(
+                f"The output file {_short(url)} is not on RunComfy's file hosts ({self.hosts.describe()}), and this "
+                "server, shared over HTTP, downloads only from those, so nothing was saved. The URL is in the result; "
+                "an operator who trusts that host can add it to RUNCOMFY_OUTPUT_HOSTS."
+            )
         folder = anyio.Path(self.output_dir.expanduser())
         await folder.mkdir(parents=True, exist_ok=True)
         final = folder / name
@@ -50,41 +113,79 @@ class Downloader:
     async def _fetch(self, url: str, folder: anyio.Path, final: anyio.Path) -> None:
         partial = folder / f".{final.name}.{secrets.token_hex(4)}.part"
         try:
-            async with self._http.stream("GET", url) as response:
-                if response.status_code in (408, 429) or response.status_code >= 500:
-                    raise RetryableError(
-                        f"Downloading {url} failed: the file host answered HTTP {response.status_code}. "
-                        "Try the download again in a minute."
-                    )
-                if response.status_code != 200:
-                    raise DownloadError(
-                        f"Downloading {url} failed: the file host answered HTTP {response.status_code}. Result URLs "
-                        "can expire; call get_result again for fresh URLs, then download again."
-                    )
-                async with await anyio.open_file(partial, "wb") as out:
-                    # Chunks arrive as the socket gives them; a worker thread writes them in batches so the
-                    # event loop never blocks on the disk and pays one thread hop per batch, not per chunk.
-                    batch: list[bytes] = []
-                    batched = 0
-                    async for chunk in response.aiter_raw():
-                        batch.append(chunk)
-                        batched += len(chunk)
-                        if batched >= WRITE_BATCH:
-                            await out.writelines(batch)  # no join: the chunks go to the file as they are
-                            batch, batched = [], 0
-                    if batch:
-                        await out.writelines(batch)
+            with anyio.fail_after(self.limits.deadline_s):
+                await self._stream_to(url, partial)
             await anyio.to_thread.run_sync(os.replace, partial, final)
+        except TimeoutError:
+            raise DownloadError(
+                f"Downloading {_short(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was saved. "
+                "The file host may be slow; try the download again later."
+            ) from None
+        except BlockedAddressError as exc:
+            raise DownloadError(f"Downloading {_short(url)} was refused: the URL {exc.reason}.") from None
+        except UnsupportedEncodingError as exc:
+            raise DownloadError(
+                f"Downloading {_short(url)} failed: the file host sent it with a content coding this server does not "
+                f"read ({exc.encoding}). Nothing was saved."
+            ) from None
         except httpx.TransportError as exc:
             raise RetryableError(
-                f"Downloading {url} was interrupted ({type(exc).__name__}); nothing was saved. Try the download again."
+                f"Downloading {_short(url)} was interrupted ({type(exc).__name__}); nothing was saved. "
+                "Try the download again."
             ) from None
         except OSError as exc:
+            where = str(folder) if self.reveal_paths else "the server's output folder"
             raise DownloadError(
-                f"Saving the video to {folder} failed ({exc.strerror or exc}). Check that the folder is writable and "
-                "has space, or set RUNCOMFY_OUTPUT_DIR to another folder."
+                f"Saving the video to {where} failed ({exc.strerror or type(exc).__name__}). Check that the folder "
+                "is writable and has space, or set RUNCOMFY_OUTPUT_DIR to another folder."
             ) from None
         finally:
             with anyio.CancelScope(shield=True):
                 if await partial.exists():
                     await partial.unlink()
+
+    async def _stream_to(self, url: str, partial: anyio.Path) -> None:
+        headers = {"Accept-Encoding": "identity"}  # a compressed answer must not inflate past the size cap
+        async with self._http.stream("GET", url, headers=headers) as response:
+            if response.status_code in (408, 429) or response.status_code >= 500:
+                raise RetryableError(
+                    f"Downloading {_short(url)} failed: the file host answered HTTP {response.status_code}. "
+                    "Try the download again in a minute."
+                )
+            if response.status_code != 200:
+                raise DownloadError(
+                    f"Downloading {_short(url)} failed: the file host answered HTTP {response.status_code}. Result "
+                    "URLs can expire; call get_result again for fresh URLs, then download again."
+                )
+            cap = self.limits.max_bytes
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > cap:
+                raise self._too_large(url, int(length))
+            async with await anyio.open_file(partial, "wb") as out:
+                # Chunks arrive as the socket gives them; a worker thread writes them in batches so the
+                # event loop never blocks on the disk and pays one thread hop per batch, not per chunk.
+                batch: list[bytes] = []
+                batched = total = 0
+                async for chunk in plain_chunks(response):
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    total += len(chunk)
+                    if total > cap:  # a host that sends no length, or lies about it
+                        raise self._too_large(url, total)
+                    if batched >= WRITE_BATCH:
+                        await out.writelines(batch)  # no join: the chunks go to the file as they are
+                        batch, batched = [], 0
+                if batch:
+                    await out.writelines(batch)
+
+    def _too_large(self, url: str, size: int) -> DownloadError:
+        over = "more than " if size > self.limits.max_bytes else ""
+        return DownloadError(
+            f"Downloading {_short(url)} stopped: the file is {over}{size / MIB:.0f} MB, over the "
+            f"{self.limits.max_bytes / MIB:g} MB this server saves (RUNCOMFY_MAX_DOWNLOAD_MB). Nothing was saved; "
+            "the URL in the result still works."
+        )
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -4,6 +4,7 @@
     ├── MissingTokenError             no RUNCOMFY_API_TOKEN configured
     ├── InvalidArgumentsError         arguments break the tool's schema; nothing was sent
     ├── InvalidRequestIdError         a request id that cannot be a RunComfy id
+    ├── InvalidTokenError             a token that cannot be sent in an HTTP header
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
     ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
@@ -24,6 +25,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +65,30 @@ class InvalidRequestIdError(RunComfyError):
             f"{shown} is not a RunComfy request id (ids are 1-128 letters, digits, '_' or '-'). "
             "Use the request_id returned when the job was submitted."
         )
+
+
+# RFC 6750's b64token: what a bearer credential may hold. Anything else cannot go into a header as is.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+MAX_TOKEN_CHARS = 1024
+
+
+class InvalidTokenError(RunComfyError):
+    pass
+
+
+def check_token(token: str, source: str) -> str:
+    """`token` if it can be sent as a bearer credential; `source` says where it came from, for the message."""
+    if len(token) <= MAX_TOKEN_CHARS and _TOKEN_SHAPE.fullmatch(token):
+        return token
+    why = (
+        f"it is over {MAX_TOKEN_CHARS} characters long"
+        if len(token) > MAX_TOKEN_CHARS
+        else ("it contains characters a token cannot have (spaces, quotes, control or non-ASCII characters)")
+    )
+    raise InvalidTokenError(
+        f"The RunComfy API token {source} cannot be used: {why}, so nothing was sent. Copy the token again from "
+        "your RunComfy profile (Profile → API keys), without quotes or extra text."
+    )
 
 
 class APIConnectionError(RunComfyError):

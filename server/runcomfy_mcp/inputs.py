@@ -76,7 +76,10 @@ class InputPreparer:
     def __init__(self, loader: ImageLoader) -> None:
         self.loader = loader
 
-    async def prepare(self, spec: ToolSpec, arguments: Mapping[str, Any], skip: set[str]) -> PreparedInputs:
+    async def prepare(
+        self, spec: ToolSpec, arguments: Mapping[str, Any], skip: set[str], owner: str = "local"
+    ) -> PreparedInputs:
+        """`owner` is whose fetches these are: each caller has a bounded number in flight."""
         prepared = PreparedInputs(dict(arguments))
         for name in spec.media_fields():
             value = arguments.get(name)
@@ -85,7 +88,7 @@ class InputPreparer:
             is_list = isinstance(value, list)
             items = value if is_list else [value]
             sent = [
-                await self._prepare_item(spec, name, f"{name}[{i}]" if is_list else name, item, prepared)
+                await self._prepare_item(spec, name, f"{name}[{i}]" if is_list else name, item, prepared, owner)
                 for i, item in enumerate(items)
             ]
             prepared.arguments[name] = sent if is_list else sent[0]
@@ -97,12 +100,14 @@ class InputPreparer:
             )
         return prepared
 
-    async def _prepare_item(self, spec: ToolSpec, name: str, label: str, item: Any, out: PreparedInputs) -> Any:
+    async def _prepare_item(
+        self, spec: ToolSpec, name: str, label: str, item: Any, out: PreparedInputs, owner: str
+    ) -> Any:
         rules = spec.media_rules(name)
         if not isinstance(item, str):
             return item  # the schema check reports it
         try:
-            loaded = await self.loader.load(item, max_bytes=size_cap(rules))
+            loaded = await self.loader.load(item, max_bytes=size_cap(rules), owner=owner)
         except ImageTooLargeError as exc:
             out.problems.append(self._too_large(label, item, exc, rules))
             return item

@@ -141,12 +141,14 @@ class JobService:
             logger.exception("could not update the job history")
 
     async def prepare_arguments(
-        self, tool_name: str, arguments: Mapping[str, Any] | None
+        self, tool_name: str, arguments: Mapping[str, Any] | None, caller: Caller = LOCAL_CALLER
     ) -> tuple[dict[str, Any], list[str]]:
         """What to send for a call, and notes for the assistant; raises InvalidArgumentsError with every problem."""
         spec = self.specs[tool_name]
         checked = self._checkers[tool_name].check(arguments)
-        prepared = await self.inputs.prepare(spec, checked.arguments, skip=checked.fields_with_problems)
+        prepared = await self.inputs.prepare(
+            spec, checked.arguments, skip=checked.fields_with_problems, owner=caller.owner
+        )
         problems = checked.problems + prepared.problems
         if problems:
             raise InvalidArgumentsError(tool_name, problems)
@@ -173,7 +175,7 @@ class JobService:
         self, tool_name: str, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER
     ) -> SubmittedJob:
         spec = self.specs[tool_name]
-        to_send, notes = await self.prepare_arguments(tool_name, arguments)
+        to_send, notes = await self.prepare_arguments(tool_name, arguments, caller)
         try:
             answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
         except SubmitOutcomeUnknownError as exc:
@@ -246,8 +248,15 @@ class JobService:
         )
         if download and view.status == "succeeded" and view.video_urls:
             paths = await self.downloader.save_all(request_id, view.video_urls)
-            view.local_files = [str(p) for p in paths]
-            await self._remember(self.store.set_local_files(request_id, view.local_files))
+            if self.downloader.reveal_paths:
+                saved = view.local_files = [str(p) for p in paths]
+            else:  # a remote caller: the server's disk is not theirs, so no path of it is handed out
+                saved = [p.name for p in paths]
+                view.notes.append(
+                    f"Saved on the server as {', '.join(saved)}, not on your machine: this server runs remotely. "
+                    "To keep your own copy, fetch the URL above (result URLs may expire)."
+                )
+            await self._remember(self.store.set_local_files(request_id, saved))
         return view
 
     async def wait_for_result(

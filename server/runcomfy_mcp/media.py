@@ -12,10 +12,10 @@ import base64
 import binascii
 import io
 import ipaddress
+import os
 import re
-import socket
 import stat
-from collections.abc import Awaitable, Callable
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,17 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import anyio
 import httpx
+
+from runcomfy_mcp.guarded_http import (
+    BlockedAddressError,
+    FetchesExhaustedError,
+    FetchSlots,
+    Resolver,
+    UnsupportedEncodingError,
+    is_public_address,
+    plain_chunks,
+    resolve_host,
+)
 
 MIB = 1024 * 1024
 SUPPORTED_FORMATS = ("jpeg", "png", "webp")
@@ -76,17 +87,8 @@ class MediaPolicy:
     input_roots: tuple[Path, ...] = ()  # where local files may come from; empty means anywhere
 
 
-Resolver = Callable[[str], Awaitable[list[str]]]
-
-
-async def resolve_host(host: str) -> list[str]:
-    infos = await anyio.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
-def _is_private_ip(text: str) -> bool:
-    ip = ipaddress.ip_address(text.split("%")[0])
-    return not ip.is_global or ip.is_multicast
+DEFAULT_FETCH_DEADLINE_S = 30.0
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _is_loopback_literal(host: str) -> bool:
@@ -96,6 +98,18 @@ def _is_loopback_literal(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _opened_path(fd: int, fallback: Path) -> Path:
+    """Where an open file really is: asked of the kernel, so a path swapped after opening cannot lie."""
+    if sys.platform.startswith("linux"):
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    if sys.platform == "darwin":
+        import fcntl
+
+        raw = fcntl.fcntl(fd, fcntl.F_GETPATH, b"\0" * 1024)  # type: ignore[attr-defined]
+        return Path(raw.rstrip(b"\0").decode())
+    return fallback
 
 
 def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
@@ -157,20 +171,36 @@ class ImageTooLargeError(MediaError):
 
 
 class ImageLoader:
-    def __init__(self, http: httpx.AsyncClient, policy: MediaPolicy, resolver: Resolver = resolve_host) -> None:
+    """Loads image arguments. URL fetches are bounded: a total deadline, a byte cap, and `slots` per caller."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        policy: MediaPolicy,
+        resolver: Resolver = resolve_host,
+        *,
+        deadline_s: float = DEFAULT_FETCH_DEADLINE_S,
+        slots: FetchSlots | None = None,
+    ) -> None:
         self._http = http
         self.policy = policy
         self._resolve = resolver
+        self.deadline_s = deadline_s
+        self.slots = slots or FetchSlots(per_caller=4, total=128)
 
-    async def load(self, value: str, *, max_bytes: int) -> LoadedImage:
+    async def load(self, value: str, *, max_bytes: int, owner: str = "local") -> LoadedImage:
         text = value.strip()
         lowered = text[:8].lower()
-        if lowered.startswith("data:"):
-            return self._from_data_uri(text, max_bytes)
-        if lowered.startswith("file://") or text.startswith(("/", "~")) or _WINDOWS_PATH.match(text):
-            return await self._from_file(text, max_bytes)
-        if lowered.startswith(("http://", "https://")):
-            return await self._from_url(text, max_bytes)
+        try:
+            if lowered.startswith("data:"):
+                return self._from_data_uri(text, max_bytes)
+            if lowered.startswith("file://") or text.startswith(("/", "~")) or _WINDOWS_PATH.match(text):
+                return await self._from_file(text, max_bytes)
+            if lowered.startswith(("http://", "https://")):
+                return await self._from_url(text, max_bytes, owner)
+        except (ValueError, httpx.InvalidURL) as exc:  # a NUL byte, a broken [IPv6] host, an unencodable name
+            what = "path" if not lowered.startswith(("http://", "https://")) else "URL"
+            raise MediaError(f"is not a valid {what} ({_short(str(exc), 80)})") from None
         raise MediaError(
             "is not an image reference: give a public https:// URL, a data: URI, or the absolute path of a "
             "local image file"
@@ -198,29 +228,45 @@ class ImageLoader:
                 "Give a public https:// URL or a data: URI instead"
             )
         path = Path(unquote(urlsplit(text).path) if text.lower().startswith("file://") else text).expanduser()
-        self._check_root(path)
-        try:
-            info = await anyio.Path(path).stat()
-            if not stat.S_ISREG(info.st_mode):
-                raise MediaError("is a folder, not an image file")
-            size = info.st_size
-            if size > max_bytes:
-                raise ImageTooLargeError(size, max_bytes)
-            data = await anyio.Path(path).read_bytes()
-        except FileNotFoundError:
-            raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from None
-        except PermissionError:
-            raise MediaError("cannot be read (permission denied)") from None
-        except IsADirectoryError:
-            raise MediaError("is a folder, not an image file") from None
+        data = await anyio.to_thread.run_sync(self._read_file, path, max_bytes)
         facts = _facts(data)
         note = f"{path.name} ({facts.size_mb:.1f} MB) was read from disk and sent inline as a data URI."
         return LoadedImage(facts, _data_uri(facts, data), note)
 
-    def _check_root(self, path: Path) -> None:
+    def _read_file(self, path: Path, max_bytes: int) -> bytes:
+        """Open once, then check what was opened: a path swapped between a check and the read cannot leak a file."""
+        try:
+            real = path.resolve()
+            self._check_root(real)  # an early, plain answer for paths that lead outside
+            fd = os.open(real, _OPEN_FLAGS)  # no symlink at the last step: that would be a swap since resolve()
+        except FileNotFoundError:
+            raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from None
+        except PermissionError:
+            raise MediaError("cannot be read (permission denied)") from None
+        except OSError as exc:
+            raise MediaError(
+                f"cannot be opened ({exc.strerror or exc}); it may have changed while being read"
+            ) from None
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise MediaError("is a folder, not an image file")
+            if not stat.S_ISREG(info.st_mode):
+                raise MediaError("is not a regular file (a device, pipe or socket)")
+            self._check_root(_opened_path(fd, real))
+            if info.st_size > max_bytes:
+                raise ImageTooLargeError(info.st_size, max_bytes)
+            with os.fdopen(os.dup(fd), "rb") as file:
+                data = file.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > max_bytes:
+            raise ImageTooLargeError(len(data), max_bytes)
+        return data
+
+    def _check_root(self, real: Path) -> None:
         if not self.policy.input_roots:
             return
-        real = path.resolve()  # symlinks and '..' cannot lead outside the roots
         for root in self.policy.input_roots:
             if real.is_relative_to(root.expanduser().resolve()):
                 return
@@ -230,27 +276,36 @@ class ImageLoader:
             "its folder to RUNCOMFY_INPUT_ROOTS in the server's environment"
         )
 
-    async def _from_url(self, url: str, max_bytes: int) -> LoadedImage:
+    async def _from_url(self, url: str, max_bytes: int, owner: str) -> LoadedImage:
         if self.policy.offline and not _is_loopback_literal(urlsplit(url).hostname or ""):
             raise MediaError(
                 "is not on this machine, and sandbox mode works offline. Give the path of a local image file or a "
                 "data: URI instead"
             )
-        if await self._unreachable_by_runcomfy(url):
-            if not self.policy.fetch_private_urls:
-                raise MediaError(
-                    "is on a private network or plain http://, which RunComfy cannot fetch; and this "
-                    "server, shared over HTTP, does not fetch internal addresses for callers. Upload the image "
-                    "somewhere public (https) or send it as a data: URI"
-                )
-            data = await self._download(url, max_bytes)
-            facts = _facts(data)
-            note = (
-                f"{_short(url)} is not reachable by RunComfy (private network or plain http), so it was fetched "
-                "by this server and sent inline as a data URI."
-            )
-            return LoadedImage(facts, _data_uri(facts, data), note)
-        return LoadedImage(await self._probe(url, max_bytes), url)
+        try:
+            with self.slots.take(owner), anyio.fail_after(self.deadline_s):
+                if await self._unreachable_by_runcomfy(url):
+                    if not self.policy.fetch_private_urls:
+                        raise MediaError(
+                            "is on a private network or plain http://, which RunComfy cannot fetch; and this "
+                            "server, shared over HTTP, does not fetch internal addresses for callers. Upload the "
+                            "image somewhere public (https) or send it as a data: URI"
+                        )
+                    data = await self._download(url, max_bytes)
+                    facts = _facts(data)
+                    note = (
+                        f"{_short(url)} is not reachable by RunComfy (private network or plain http), so it was "
+                        "fetched by this server and sent inline as a data URI."
+                    )
+                    return LoadedImage(facts, _data_uri(facts, data), note)
+                return LoadedImage(await self._probe(url, max_bytes), url)
+        except TimeoutError:
+            raise MediaError(
+                f"did not finish answering within {self.deadline_s:g} s (a slow or stalled host). Use a faster "
+                "host, or a local file"
+            ) from None
+        except FetchesExhaustedError as exc:
+            raise MediaError(exc.reason) from None
 
     # ---------------------------------------------------------------- network
 
@@ -262,21 +317,25 @@ class ImageLoader:
         if parts.scheme == "http" or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
             return True
         try:
-            return _is_private_ip(host)
+            return not is_public_address(host)
         except ValueError:
             pass  # a name, not an address literal
         try:
             addresses = await self._resolve(host)
         except OSError:
             raise MediaError(f"cannot be fetched: the host name {host!r} does not resolve") from None
-        return any(_is_private_ip(a) for a in addresses)
+        return not all(is_public_address(a) for a in addresses)
 
     async def _open(self, url: str) -> httpx.Response:
         """GET with redirects followed by hand, so every hop is checked like the first."""
         for _ in range(MAX_REDIRECTS + 1):
-            request = self._http.build_request("GET", url, headers={"Accept": "image/*"})
+            # identity: a compressed answer could inflate far past the size caps before they are checked
+            headers = {"Accept": "image/*", "Accept-Encoding": "identity"}
+            request = self._http.build_request("GET", url, headers=headers)
             try:
                 response = await self._http.send(request, stream=True)
+            except BlockedAddressError as exc:
+                raise MediaError(exc.reason) from None
             except httpx.TimeoutException:
                 raise MediaError("did not answer in time") from None
             except httpx.TransportError as exc:
@@ -313,8 +372,8 @@ class ImageLoader:
             found = None
             steps = iter(_PROBE_STEPS)
             target = next(steps)
-            encoded = response.headers.get("content-encoding", "identity") != "identity"
-            chunks = aiter(response.aiter_bytes())  # decoded, but never more than the caps below
+            encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+            chunks = aiter(plain_chunks(response))
             exhausted = True
             async for chunk in chunks:
                 head += chunk
@@ -324,8 +383,10 @@ class ImageLoader:
                         exhausted = False
                         break
                     target = next(steps, PROBE_LIMIT)
+                    if len(head) > PROBE_LIMIT:
+                        break  # identify() has had all it ever reads
             if found is None:
-                found = identify(bytes(head), complete=True)
+                found = identify(bytes(head[:PROBE_LIMIT]), complete=True)
             assert found is not None
             length = response.headers.get("content-length")
             size = len(head)
@@ -337,6 +398,8 @@ class ImageLoader:
                     if size > max_bytes:
                         break
             return ImageFacts(found[0], found[1], found[2], size)
+        except UnsupportedEncodingError as exc:
+            raise MediaError(f"was sent with a content coding this server does not read ({exc.encoding})") from None
         finally:
             await response.aclose()
 
@@ -344,11 +407,13 @@ class ImageLoader:
         response = await self._open(url)
         try:
             data = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in plain_chunks(response):
                 data += chunk
                 if len(data) > max_bytes:
                     raise ImageTooLargeError(len(data), max_bytes)
             return bytes(data)
+        except UnsupportedEncodingError as exc:
+            raise MediaError(f"was sent with a content coding this server does not read ({exc.encoding})") from None
         finally:
             await response.aclose()
 

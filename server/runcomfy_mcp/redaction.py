@@ -1,29 +1,59 @@
-"""Keeps the RunComfy token out of every string that leaves the process (results, logs, errors)."""
+"""Keeps RunComfy tokens out of every string that leaves the process (results, logs, errors).
+
+The server's own token is always a secret. An HTTP caller's token is a secret only while that
+caller's request runs: it lives in a context variable, so it scrubs that request's result and log
+lines and nobody else's, and nothing of it is kept once the request ends.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 REDACTED = "[redacted]"
 # Bearer credentials in text we did not produce (an upstream body echoing a header, say).
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_request_secret: ContextVar[str | None] = ContextVar("runcomfy_request_secret", default=None)
+
+
+@contextmanager
+def request_secret(token: str | None) -> Iterator[None]:
+    """Treat `token` as a secret in this request (and the tasks it starts), and only there."""
+    reset = _request_secret.set(token)
+    try:
+        yield
+    finally:
+        _request_secret.reset(reset)
 
 
 class Redactor:
-    """Replaces known secrets, and anything shaped like a bearer credential, with a marker."""
+    """Replaces the server's token, the current request's token, and bearer-shaped credentials with a marker."""
 
     def __init__(self, *secrets: str | None) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def add(self, secret: str | None) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
+        secrets = self._secrets
+        caller = _request_secret.get()
+        if caller and caller not in secrets:
+            secrets = tuple(sorted((*secrets, caller), key=len, reverse=True))
+        for secret in secrets:
             text = text.replace(secret, REDACTED)
         return _BEARER.sub(rf"\g<1>{REDACTED}", text)
+
+    def structure(self, value: Any) -> Any:
+        """The same value with every string in it redacted; its shape is never re-parsed from text."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(k) if isinstance(k, str) else k: self.structure(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.structure(v) for v in value]
+        return value
 
 
 class RedactingFilter(logging.Filter):

@@ -45,6 +45,10 @@ def status(view: JobStatus) -> str:
 
 
 def result(view: JobResult) -> str:
+    return "\n".join([_result(view), *(f"Note: {note}" for note in view.notes)])
+
+
+def _result(view: JobResult) -> str:
     rid = view.request_id
     cost = f" Cost: ${view.cost:g}." if view.cost is not None else ""
     if view.status == "succeeded":

@@ -10,6 +10,6 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 def check_request_id(request_id: object) -> str:
-    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
         raise InvalidRequestIdError(request_id)
     return request_id

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from runcomfy_mcp import __version__
 from runcomfy_mcp.redaction import Redactor
@@ -19,10 +20,12 @@ from runcomfy_mcp.specs import ToolSpec, load_specs
 from runcomfy_mcp.tools import RunComfyTools
 
 if TYPE_CHECKING:
+    import httpcore
     import httpx
 
+    from runcomfy_mcp.guarded_http import Resolver
     from runcomfy_mcp.jobs import JobService
-    from runcomfy_mcp.media import MediaPolicy, Resolver
+    from runcomfy_mcp.media import MediaPolicy
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Core:
         transport: httpx.AsyncBaseTransport | None,
         media_transport: httpx.AsyncBaseTransport | None,
         resolver: Resolver | None,
+        network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self._settings = settings
         self._specs = specs
@@ -64,6 +68,7 @@ class Core:
         self._transport = transport
         self._media_transport = media_transport
         self._resolver = resolver
+        self._network = network
         self._service: JobService | None = None
         self._clients: list[httpx.AsyncClient] = []
 
@@ -76,16 +81,31 @@ class Core:
         import httpx
 
         from runcomfy_mcp.client import API_CONNECTION_LIMITS, RunComfyClient
-        from runcomfy_mcp.downloads import Downloader
+        from runcomfy_mcp.downloads import Downloader, DownloadLimits, OutputHosts
+        from runcomfy_mcp.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
         from runcomfy_mcp.inputs import InputPreparer
         from runcomfy_mcp.jobs import JobService, PollSchedule
-        from runcomfy_mcp.media import ImageLoader, resolve_host
+        from runcomfy_mcp.media import MIB, ImageLoader
         from runcomfy_mcp.store import JobStore
 
         settings = self._settings
+        shared = self._serving == "http"
         timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
         headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
-        # Two clients: only the API one ever carries the token; the media one talks to arbitrary hosts.
+        resolver = self._resolver or resolve_host
+        api_host = urlsplit(settings.base_url).hostname or ""
+
+        def guarded(limits: httpx.Limits, trusted_hosts: tuple[str, ...] = ()) -> httpx.AsyncBaseTransport:
+            if self._media_transport is not None:
+                return self._media_transport
+            network = GuardedNetwork(
+                resolver, allow_private=not shared, trusted_hosts=trusted_hosts, inner=self._network
+            )
+            return GuardedTransport(network, limits)
+
+        # Three clients, three pools: only the API one carries the token, and strangers' slow image hosts
+        # can hold neither the API's connections nor the downloads'. Media fetches are counted by FetchSlots,
+        # so their pool needs no queue of its own (a queue is what let 100 slow hosts starve everyone).
         api_http = httpx.AsyncClient(
             timeout=timeout,
             transport=self._transport,
@@ -93,8 +113,20 @@ class Core:
             headers=headers,
             follow_redirects=False,
         )
-        media_http = httpx.AsyncClient(timeout=timeout, transport=self._media_transport, headers=headers)
-        self._clients = [api_http, media_http]
+        media_limits = httpx.Limits(max_connections=settings.max_fetches + 8, max_keepalive_connections=16)
+        media_http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=guarded(media_limits),
+            headers=headers,
+            trust_env=not shared,  # a proxy would resolve names where the address check cannot see
+        )
+        download_http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=guarded(httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,)),
+            headers=headers,
+            trust_env=not shared,
+        )
+        self._clients = [api_http, media_http, download_http]
         retry = settings.retry_policy()
         client = RunComfyClient(
             api_http,
@@ -103,14 +135,27 @@ class Core:
             redactor=self._redactor,
             retry=retry,
         )
-        policy = media_policy(settings, self._serving)
-        loader = ImageLoader(media_http, policy, self._resolver or resolve_host)
+        loader = ImageLoader(
+            media_http,
+            media_policy(settings, self._serving),
+            resolver,
+            deadline_s=settings.fetch_timeout_s,
+            slots=FetchSlots(per_caller=settings.max_fetches_per_caller, total=settings.max_fetches),
+        )
+        downloader = Downloader(
+            download_http,
+            settings.output_dir,
+            retry,
+            limits=DownloadLimits(int(settings.max_download_mb * MIB), settings.download_timeout_s),
+            hosts=OutputHosts.shared(settings.base_url, settings.output_hosts.split(",")) if shared else None,
+            reveal_paths=not shared,
+        )
         return JobService(
             client,
             self._specs,
             InputPreparer(loader),
             store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
-            downloader=Downloader(media_http, settings.output_dir, retry),
+            downloader=downloader,
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
         )
 
@@ -129,12 +174,14 @@ async def open_runtime(
     transport: httpx.AsyncBaseTransport | None = None,
     media_transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
+    network: httpcore.AsyncNetworkBackend | None = None,
     notice: str | None = None,
 ) -> AsyncIterator[Runtime]:
-    """The server's parts; `transport`, `media_transport` and `resolver` are seams for tests."""
+    """The server's parts. Seams for tests: `transport` (the API), `media_transport` (replaces the guarded
+    media and download transports), `resolver` (DNS) and `network` (the sockets under the guard)."""
     redactor = Redactor(settings.token_value())
     specs = load_specs(settings.tool_specs_dir)
-    core = Core(settings, specs, redactor, serving, transport, media_transport, resolver)
+    core = Core(settings, specs, redactor, serving, transport, media_transport, resolver, network)
     try:
         yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, core, redactor, notice))
     finally:

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the job history (SQLite) lives.")
     output_dir: Path = Field(default_factory=default_output_dir, description="Where downloaded videos are saved.")
+    fetch_timeout_s: float = Field(
+        default=30.0, gt=0, description="Total time one image URL may take to probe or fetch, first byte to last."
+    )
+    max_fetches_per_caller: int = Field(default=4, ge=1, description="Image fetches one caller may have in flight.")
+    max_fetches: int = Field(default=128, ge=1, description="Image fetches in flight for all callers together.")
+    download_timeout_s: float = Field(default=600.0, gt=0, description="Total time one output download may take.")
+    max_download_mb: float = Field(default=2048.0, gt=0, description="Largest output file a download saves (MiB).")
+    output_hosts: str = Field(
+        default="*.runcomfy.net",
+        description="HTTP mode: hosts output files may be downloaded from, comma-separated (the API's host always).",
+    )
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
     poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
     sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pydantic import BaseModel
 
 from runcomfy_mcp import replies
 from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
-from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.redaction import Redactor, request_secret
 from runcomfy_mcp.request_ids import REQUEST_ID, check_request_id
 from runcomfy_mcp.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.views import (
@@ -345,25 +344,29 @@ class RunComfyTools:
             return error_result(f"There is no tool named {name!r}. Available tools: {', '.join(self.tools)}.")
         try:
             who = caller() if callable(caller) else caller
-            self._redact.add(who.token)
-            result = await registered.handler(arguments or {}, report, who)
         except RunComfyError as exc:
-            result = error_result(exc.message)
-        except Exception:
-            logger.exception("unexpected failure in tool %s", name)
-            result = error_result(
-                f"{name} failed because of an internal error in runcomfy-mcp (a bug; the server log has details). "
-                "If this was a model tool, check list_jobs or the RunComfy dashboard before submitting again."
-            )
+            return self._finished(error_result(exc.message))
+        with request_secret(who.token):  # this caller's token is a secret in this request only
+            try:
+                result = await registered.handler(arguments or {}, report, who)
+            except RunComfyError as exc:
+                result = error_result(exc.message)
+            except Exception:
+                logger.exception("unexpected failure in tool %s", name)
+                result = error_result(
+                    f"{name} failed because of an internal error in runcomfy-mcp (a bug; the server log has "
+                    "details). If this was a model tool, check list_jobs or the RunComfy dashboard before "
+                    "submitting again."
+                )
+            return self._finished(result)
+
+    def _finished(self, result: types.CallToolResult) -> types.CallToolResult:
+        """The notice first; then every result, not only errors, scrubbed of tokens (upstream text may echo one)."""
         if self._notice:
             result.content.insert(0, types.TextContent(text=self._notice))
-        return self._scrubbed(result)
-
-    def _scrubbed(self, result: types.CallToolResult) -> types.CallToolResult:
-        """Every result, not only errors, may carry upstream text: none of it may carry a token."""
         for block in result.content:
             if isinstance(block, types.TextContent):
                 block.text = self._redact(block.text)
         if result.structured_content is not None:
-            result.structured_content = json.loads(self._redact(json.dumps(result.structured_content)))
+            result.structured_content = self._redact.structure(result.structured_content)
         return result

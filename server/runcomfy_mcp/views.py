@@ -45,6 +45,7 @@ class JobResult(BaseModel):
     error: str | None = Field(default=None, description="Why the job failed, when it did.")
     cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
     local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
+    notes: list[str] = Field(default_factory=list, description="Anything else worth telling the user.")
 
 
 class WaitResult(JobResult):
