@@ -44,7 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--shared-token",
         action="store_true",
-        help="HTTP mode: let callers without their own token use this server's RUNCOMFY_API_TOKEN",
+        help="HTTP mode: let callers without their own token use this server's RUNCOMFY_API_TOKEN. They all "
+        "pay with that token and share one history: any of them can list, read, download and cancel the others' "
+        "jobs. Use it only when every caller is trusted (a team behind one login), never on an open port",
     )
     parser.add_argument(
         "--allowed-host",
@@ -125,7 +127,12 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
         runtime.settings.base_url,
     )
     if args.transport == "http":
-        shared = "callers without a token use the server's token" if args.shared_token else "no shared token"
+        shared = (
+            "callers without a token use the server's token and share ONE history (each can see and cancel the "
+            "others' jobs)"
+            if args.shared_token
+            else "no shared token"
+        )
         logger.info("HTTP mode: each caller brings 'Authorization: Bearer <RunComfy token>'; %s", shared)
     elif not runtime.settings.token_value():
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")

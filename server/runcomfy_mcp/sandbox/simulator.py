@@ -12,14 +12,14 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FAIL_MARKER = "[fail]"
@@ -111,6 +111,9 @@ class Simulator:
         self._ids = itertools.count(1)
         self.base_url = ""  # set by whoever serves it, so output URLs point back here
         self.video_maker_failures = 0  # answer this many file requests with 503 first (a flaky CDN)
+        self.file_base_url: str | None = None  # where output URLs point, when not here (a hostile upstream)
+        self.stream_files = False  # serve files without a length, in 64 KB pieces
+        self.file_chunk_delay_s = 0.0  # pause between those pieces (a slow file host)
 
     # ------------------------------------------------------------ job logic
 
@@ -141,7 +144,7 @@ class Simulator:
                 body["error"] = "Simulated failure: the prompt asked for it with [fail]."
             else:
                 body["status"] = "succeeded"
-                body["output"] = {"video": f"{self.base_url}/files/{job.request_id}.mp4"}
+                body["output"] = {"video": f"{self.file_base_url or self.base_url}/files/{job.request_id}.mp4"}
             if include_cost:
                 body["cost"] = 0.0
         else:
@@ -244,7 +247,14 @@ class Simulator:
             return Response("busy", status_code=503)
         if job.video is None:
             job.video = await anyio.to_thread.run_sync(self.video_maker, job)
+        if self.stream_files:
+            return StreamingResponse(self._pieces(job.video), media_type="video/mp4")
         return Response(job.video, media_type="video/mp4")
+
+    async def _pieces(self, data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+            await anyio.sleep(self.file_chunk_delay_s)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
