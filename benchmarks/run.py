@@ -32,13 +32,13 @@ import httpx
 from mcp import Client
 from PIL import Image
 
-from runcomfy_mcp.app import build_server
-from runcomfy_mcp.client import API_CONNECTION_LIMITS
-from runcomfy_mcp.jobs import PollSchedule
-from runcomfy_mcp.media import MIB, ImageLoader, MediaPolicy
+from runcomfy_mcp.core.jobs import PollSchedule
+from runcomfy_mcp.mcp.app import build_server
+from runcomfy_mcp.media.images import MIB, ImageLoader, MediaPolicy
 from runcomfy_mcp.runtime import open_runtime
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
 from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "sandbox-token"

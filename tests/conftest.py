@@ -11,12 +11,12 @@ import pytest
 from mcp import Client
 
 from images import FakeImageHost, fake_resolver
-from runcomfy_mcp.app import build_server
+from runcomfy_mcp.core.specs import load_specs
+from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.runtime import Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import ManualClock, SimulatedJob, Simulator
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import load_specs
 
 TOKEN = "rc-test-token-5f2a9c1e7b"
 

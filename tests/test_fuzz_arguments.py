@@ -16,10 +16,10 @@ from mcp import Client
 from conftest import TOKEN
 from helpers import text_of
 from images import FakeImageHost, fake_resolver, image_url, make_image
-from runcomfy_mcp.app import build_server
+from runcomfy_mcp.core.specs import load_specs
+from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.runtime import open_runtime
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import load_specs
 
 SPECS = {s.tool_name: s for s in load_specs()}
 GOOD_IMAGES = [

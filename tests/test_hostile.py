@@ -28,14 +28,14 @@ from conftest import TOKEN
 from helpers import structured, text_of
 from images import make_image
 from internet import HOSTILE_HOST, HOSTILE_IP, INTERNAL_HOST, FakeInternet, HostileHost, resolver_for
-from runcomfy_mcp.app import build_server
-from runcomfy_mcp.callers import fingerprint
-from runcomfy_mcp.guarded_http import is_public_address
+from runcomfy_mcp.core.views import Caller
+from runcomfy_mcp.mcp.app import build_server
+from runcomfy_mcp.mcp.callers import fingerprint
+from runcomfy_mcp.media.guarded_http import is_public_address
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.views import Caller
 from test_transports import SCRIPT, http_client, http_server
 
 pytestmark = pytest.mark.anyio

@@ -215,7 +215,7 @@ async def test_downloads_cannot_leave_the_output_folder(connect: ClientFactory, 
     # The simulator has no such file, so the download fails; what matters is where it would have gone.
     assert result.is_error and "HTTP 404" in text_of(result)
     assert not (tmp_path / "etc").exists() and not any(tmp_path.rglob("evil.sh"))
-    from runcomfy_mcp.downloads import output_name
+    from runcomfy_mcp.media.downloads import output_name
 
     assert output_name("req-7", hostile, 0, 1) == "req-7.mp4"
     with pytest.raises(Exception, match="not a RunComfy request id"):

@@ -9,9 +9,7 @@ import pytest
 
 from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
-from runcomfy_mcp.sandbox.simulator import Simulator
-from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import (
+from runcomfy_mcp.core.specs import (
     BUILTIN_TOOL_NAMES,
     SpecError,
     SpecSource,
@@ -20,6 +18,8 @@ from runcomfy_mcp.specs import (
     load_specs,
     parse_spec,
 )
+from runcomfy_mcp.sandbox.simulator import Simulator
+from runcomfy_mcp.settings import Settings
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tool_specs"

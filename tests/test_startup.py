@@ -17,7 +17,7 @@ PROBE = """
 import json, sys
 import anyio
 from mcp import Client
-from runcomfy_mcp.app import build_server
+from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.runtime import open_runtime
 from runcomfy_mcp.settings import Settings
 

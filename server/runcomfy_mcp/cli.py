@@ -14,12 +14,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.app import build_server
-from runcomfy_mcp.callers import CallerIdentity
-from runcomfy_mcp.redaction import RedactingFilter, Redactor
+from runcomfy_mcp.core.specs import SpecError
+from runcomfy_mcp.mcp.app import build_server
+from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import SpecError
+from runcomfy_mcp.upstream.redaction import RedactingFilter, Redactor
 
 logger = logging.getLogger("runcomfy_mcp")
 

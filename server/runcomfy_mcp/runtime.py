@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.redaction import Redactor
+from runcomfy_mcp.core.specs import ToolSpec, load_specs
+from runcomfy_mcp.mcp.tools import RunComfyTools
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import ToolSpec, load_specs
-from runcomfy_mcp.tools import RunComfyTools
+from runcomfy_mcp.upstream.redaction import Redactor
 
 if TYPE_CHECKING:
     import httpcore
     import httpx
 
-    from runcomfy_mcp.guarded_http import Resolver
-    from runcomfy_mcp.jobs import JobService
-    from runcomfy_mcp.media import MediaPolicy
+    from runcomfy_mcp.core.jobs import JobService
+    from runcomfy_mcp.media.guarded_http import Resolver
+    from runcomfy_mcp.media.images import MediaPolicy
 
 
 @dataclass
@@ -40,7 +40,7 @@ Serving = Literal["stdio", "http"]
 
 def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
     """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local."""
-    from runcomfy_mcp.media import MediaPolicy
+    from runcomfy_mcp.media.images import MediaPolicy
 
     if serving == "http":
         return MediaPolicy(local_files=False, fetch_private_urls=False, offline=settings.sandbox)
@@ -80,13 +80,13 @@ class Core:
     def _build(self) -> JobService:
         import httpx
 
-        from runcomfy_mcp.client import API_CONNECTION_LIMITS, RunComfyClient
-        from runcomfy_mcp.downloads import Downloader, DownloadLimits, OutputHosts
-        from runcomfy_mcp.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
-        from runcomfy_mcp.inputs import InputPreparer
-        from runcomfy_mcp.jobs import JobService, PollSchedule
-        from runcomfy_mcp.media import MIB, ImageLoader
-        from runcomfy_mcp.store import JobStore
+        from runcomfy_mcp.core.jobs import JobService, PollSchedule
+        from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
+        from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
+        from runcomfy_mcp.media.images import MIB, ImageLoader
+        from runcomfy_mcp.media.inputs import InputPreparer
+        from runcomfy_mcp.store.sqlite import JobStore
+        from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS, RunComfyClient
 
         settings = self._settings
         shared = self._serving == "http"

@@ -11,9 +11,9 @@ import sys
 
 import anyio
 
+from runcomfy_mcp.core.specs import load_specs
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
-from runcomfy_mcp.specs import load_specs
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from pydantic import SecretStr
 
+from runcomfy_mcp.core.specs import load_specs
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
 from runcomfy_mcp.settings import Settings
-from runcomfy_mcp.specs import load_specs
 
 logger = logging.getLogger(__name__)
 

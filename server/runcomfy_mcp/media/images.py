@@ -24,7 +24,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import anyio
 import httpx
 
-from runcomfy_mcp.guarded_http import (
+from runcomfy_mcp.media.guarded_http import (
     BlockedAddressError,
     FetchesExhaustedError,
     FetchSlots,

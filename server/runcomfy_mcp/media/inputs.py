@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runcomfy_mcp.media import (
+from runcomfy_mcp.core.specs import MediaRule, ToolSpec
+from runcomfy_mcp.media.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     FORMAT_NAMES,
     MIB,
@@ -23,7 +24,6 @@ from runcomfy_mcp.media import (
     MediaError,
     describe_source,
 )
-from runcomfy_mcp.specs import MediaRule, ToolSpec
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,

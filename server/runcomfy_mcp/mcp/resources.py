@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import mcp_types as types
 
-from runcomfy_mcp.request_ids import REQUEST_ID
-from runcomfy_mcp.specs import ToolSpec, portable_input_schema
-from runcomfy_mcp.views import LOCAL_CALLER, Caller
+from runcomfy_mcp.core.request_ids import REQUEST_ID
+from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.jobs import JobService
+    from runcomfy_mcp.core.jobs import JobService
 
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"

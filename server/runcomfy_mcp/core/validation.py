@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from runcomfy_mcp.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from runcomfy_mcp.views import JobRecord
+from runcomfy_mcp.core.views import JobRecord
 
 T = TypeVar("T")
 

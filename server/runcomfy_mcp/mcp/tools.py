@@ -12,12 +12,9 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from pydantic import BaseModel
 
-from runcomfy_mcp import replies
-from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
-from runcomfy_mcp.redaction import Redactor, request_secret
-from runcomfy_mcp.request_ids import REQUEST_ID, check_request_id
-from runcomfy_mcp.specs import ToolSpec, portable_input_schema
-from runcomfy_mcp.views import (
+from runcomfy_mcp.core.request_ids import REQUEST_ID, check_request_id
+from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.core.views import (
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
     QUEUE_STATUSES,
@@ -30,9 +27,12 @@ from runcomfy_mcp.views import (
     SubmittedJob,
     WaitResult,
 )
+from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
+from runcomfy_mcp.mcp import replies
+from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.jobs import JobService
+    from runcomfy_mcp.core.jobs import JobService
 
 logger = logging.getLogger(__name__)
 

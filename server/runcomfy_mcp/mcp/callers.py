@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
 from runcomfy_mcp.errors import RunComfyError, check_token
-from runcomfy_mcp.views import LOCAL_CALLER, Caller
 
 
 class CallerTokenMissingError(RunComfyError):

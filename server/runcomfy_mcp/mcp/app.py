@@ -10,10 +10,10 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.callers import CallerIdentity
 from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.resources import ResourceNotFoundError, RunComfyResources
-from runcomfy_mcp.tools import RunComfyTools
+from runcomfy_mcp.mcp.callers import CallerIdentity
+from runcomfy_mcp.mcp.resources import ResourceNotFoundError, RunComfyResources
+from runcomfy_mcp.mcp.tools import RunComfyTools
 
 INSTRUCTIONS = (
     "Makes videos with RunComfy's hosted ByteDance models. A model tool submits a paid job and returns a "

@@ -11,21 +11,10 @@ from typing import Any
 
 import anyio
 
-from runcomfy_mcp.client import RunComfyClient
-from runcomfy_mcp.downloads import Downloader
-from runcomfy_mcp.errors import (
-    InvalidArgumentsError,
-    RequestNotFoundError,
-    SubmitOutcomeUnknownError,
-    UnconfirmedSubmissionError,
-    upstream_reason,
-)
-from runcomfy_mcp.inputs import InputPreparer
-from runcomfy_mcp.request_ids import check_request_id
-from runcomfy_mcp.specs import ToolSpec
-from runcomfy_mcp.store import JobStore
-from runcomfy_mcp.validation import ArgumentChecker
-from runcomfy_mcp.views import (
+from runcomfy_mcp.core.request_ids import check_request_id
+from runcomfy_mcp.core.specs import ToolSpec
+from runcomfy_mcp.core.validation import ArgumentChecker
+from runcomfy_mcp.core.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
@@ -40,6 +29,17 @@ from runcomfy_mcp.views import (
     SubmittedJob,
     WaitResult,
 )
+from runcomfy_mcp.errors import (
+    InvalidArgumentsError,
+    RequestNotFoundError,
+    SubmitOutcomeUnknownError,
+    UnconfirmedSubmissionError,
+    upstream_reason,
+)
+from runcomfy_mcp.media.downloads import Downloader
+from runcomfy_mcp.media.inputs import InputPreparer
+from runcomfy_mcp.store.sqlite import JobStore
+from runcomfy_mcp.upstream.client import RunComfyClient
 
 logger = logging.getLogger(__name__)
 

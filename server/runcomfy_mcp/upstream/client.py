@@ -14,6 +14,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from runcomfy_mcp.core.request_ids import check_request_id
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -24,9 +25,8 @@ from runcomfy_mcp.errors import (
     error_from_response,
     upstream_reason,
 )
-from runcomfy_mcp.redaction import Redactor
-from runcomfy_mcp.request_ids import check_request_id
-from runcomfy_mcp.retries import RetryPolicy, retrying
+from runcomfy_mcp.upstream.redaction import Redactor
+from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
 
 WireModel = TypeVar("WireModel", bound=BaseModel)
 

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from runcomfy_mcp.core.request_ids import check_request_id
 from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.guarded_http import BlockedAddressError, UnsupportedEncodingError, plain_chunks
-from runcomfy_mcp.request_ids import check_request_id
-from runcomfy_mcp.retries import RetryableError, RetryPolicy, retrying
+from runcomfy_mcp.media.guarded_http import BlockedAddressError, UnsupportedEncodingError, plain_chunks
+from runcomfy_mcp.upstream.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 WRITE_BATCH = 8 * 1024 * 1024

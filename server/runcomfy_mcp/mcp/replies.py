@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runcomfy_mcp.views import (
+from runcomfy_mcp.core.views import (
     QUEUE_STATUSES,
     RESULT_STATUSES,
     CancelOutcome,

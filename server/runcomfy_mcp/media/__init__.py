@@ -1,0 +1,1 @@
+"""Media from outside: image inputs probed or inlined, output files downloaded, over guarded HTTP."""
