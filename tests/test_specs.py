@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
 from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
@@ -190,3 +191,18 @@ def test_settings_read_the_extra_folder_from_the_environment(monkeypatch: pytest
     (tmp_path / "fifth.json").write_text(json.dumps(FIFTH))
     monkeypatch.setenv("RUNCOMFY_TOOL_SPECS_DIR", str(tmp_path))
     assert len(load_specs(Settings().tool_specs_dir)) == 5
+
+
+@pytest.mark.anyio
+async def test_sample_values_on_required_fields_are_not_shown_as_defaults(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for tool in tools.values():
+        schema = tool.input_schema
+        for name in schema.get("required", []):
+            assert "default" not in schema["properties"][name], f"{tool.name}.{name} shows a sample as its default"
+    pro = tools["seedance_v1_5_pro_image_to_video"].input_schema["properties"]
+    assert "anime girl" not in json.dumps(pro), "the page's 500-character sample prompt is still shown"
+    assert "examples" not in pro["first_frame_image_url"] and "playgrounds-storage" not in json.dumps(pro)
+    assert pro["resolution"]["default"] == "480p"  # a real default of an optional field stays
+    dreamina = tools["dreamina_3_0_image_to_video"].input_schema
+    assert "prompt" in dreamina["required"] and "default" not in dreamina["properties"]["prompt"]

@@ -250,14 +250,29 @@ MEDIA_INPUT_HELP = (
 )
 
 
+EXAMPLE_MAX_CHARS = 80
+
+
+def _default_to_example(prop: dict[str, Any], is_media: bool) -> None:
+    """A model page's sample value on a required field is not a default: shown as one, it tells an assistant
+    "leave this out and you get this". Short samples become `examples`; sample media and long texts are dropped."""
+    sample = prop.pop("default")
+    if sample is None or is_media or len(json.dumps(sample)) > EXAMPLE_MAX_CHARS:
+        return
+    prop["examples"] = [sample]
+
+
 def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
     """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions."""
     schema = copy.deepcopy(spec.input_schema)
     schema["title"] = spec.title
     schema["additionalProperties"] = False
+    required = set(schema.get("required", []))
     for name, prop in schema["properties"].items():
         doc = spec.property_docs.get(name, PropertyDoc())
         is_media = _is_media_property(prop)
+        if name in required and "default" in prop:
+            _default_to_example(prop, is_media)
         rules = [MediaRule.model_validate(r) for r in prop.pop("validations", [])]
         if prop.get("format") == "image_uri":
             del prop["format"]
