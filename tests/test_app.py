@@ -155,7 +155,7 @@ async def test_malformed_request_id_is_refused_before_any_request(client: Client
         result = await client.call_tool("get_status", {"request_id": bad})
         assert result.is_error and "not a RunComfy request id" in text_of(result)
     result = await client.call_tool("get_result", {})
-    assert result.is_error and "not a RunComfy request id" in text_of(result)
+    assert result.is_error and "request_id: missing; get_result needs it" in text_of(result)
     assert simulator.calls.requests == []
 
 
@@ -178,3 +178,21 @@ async def test_server_identifies_itself(client: Client) -> None:
 
 def test_tool_results_are_call_tool_results() -> None:
     assert types.CallToolResult(content=[]).is_error is False
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "words"),
+    [
+        ("list_jobs", {"status": "sucess"}, "status: 'sucess' is not accepted"),
+        ("list_jobs", {"limit": 2.5}, "limit: 2.5 is not accepted"),
+        ("list_jobs", {"limit": 0}, "limit: 0 is not accepted"),
+        ("list_jobs", {"statuss": "failed"}, "statuss: list_jobs has no such argument; it takes status, limit"),
+        ("wait_for_result", {"request_id": "sim-1", "timeout_s": 601}, "timeout_s: 601 is not accepted"),
+        ("get_result", {"request_id": "sim-1", "download": "maybe"}, "download: 'maybe' is not accepted"),
+    ],
+)
+async def test_job_tool_arguments_are_checked_against_their_schema(
+    client: Client, tool: str, arguments: dict[str, object], words: str
+) -> None:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error and words in text_of(result), text_of(result)

@@ -19,6 +19,8 @@ RESULT_STATUSES: frozenset[str] = frozenset(ResultStatus.__args__)  # type: igno
 FINISHED_STATUSES = frozenset({"completed", "cancelled", "failed", "succeeded"})
 # History status of a submit that may or may not have reached RunComfy (kept under a local id).
 OUTCOME_UNKNOWN = "outcome_unknown"
+# Every status a history entry can have: the queue's and the result's, and a submit of unknown outcome.
+HistoryStatus = Literal[QueueStatus, ResultStatus, "outcome_unknown"]
 UNCONFIRMED_PREFIX = "unconfirmed-"
 
 

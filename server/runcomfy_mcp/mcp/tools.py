@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from pydantic import BaseModel
 
-from runcomfy_mcp.core.request_ids import REQUEST_ID, check_request_id
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import (
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
-    QUEUE_STATUSES,
     Caller,
     CancelOutcome,
     JobList,
@@ -27,38 +25,22 @@ from runcomfy_mcp.core.views import (
     SubmittedJob,
     WaitResult,
 )
-from runcomfy_mcp.errors import InvalidArgumentsError, RunComfyError
+from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp import replies
+from runcomfy_mcp.mcp.arguments import (
+    JobArguments,
+    ListJobsArguments,
+    ResultArguments,
+    WaitArguments,
+    input_schema,
+    parse,
+)
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
     from runcomfy_mcp.core.jobs import JobService
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_WAIT_S = 45.0
-MAX_WAIT_S = 600.0
-
-_REQUEST_ID_PROPERTY = {
-    "type": "string",
-    "pattern": REQUEST_ID.pattern,
-    "description": "The request_id returned by the model tool that submitted the job.",
-}
-_DOWNLOAD_PROPERTY = {
-    "type": "boolean",
-    "default": False,
-    "description": "Also save the video(s) to the user's output folder and return the local paths.",
-}
-_COST_PROPERTY = {"type": "boolean", "default": False, "description": "Also ask RunComfy what the job cost."}
-
-
-def _args_schema(**extra: Any) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"request_id": _REQUEST_ID_PROPERTY, **extra},
-        "required": ["request_id"],
-        "additionalProperties": False,
-    }
 
 
 @functools.cache
@@ -94,30 +76,6 @@ def _result_reply(view: JobResult, text: str) -> types.CallToolResult:
 
 def error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
-
-
-def _request_id(arguments: Mapping[str, Any]) -> str:
-    return check_request_id(arguments.get("request_id"))
-
-
-def _flag(arguments: Mapping[str, Any], name: str, tool: str) -> bool:
-    value = arguments.get(name, False)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise InvalidArgumentsError(tool, [f"{name}: {value!r} must be true or false."])
-    return value
-
-
-def _number(arguments: Mapping[str, Any], name: str, tool: str, default: float, low: float, high: float) -> float:
-    value = arguments.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentsError(tool, [f"{name}: {value!r} must be a number from {low:g} to {high:g}."]) from None
-    if not low <= number <= high:
-        raise InvalidArgumentsError(tool, [f"{name}: {number:g} is out of range; use {low:g} to {high:g}."])
-    return number
 
 
 class RunComfyTools:
@@ -183,28 +141,28 @@ class RunComfyTools:
         async def get_status(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            view = await self.service.get_status(_request_id(arguments), caller=caller)
+            args = parse(JobArguments, "get_status", arguments)
+            view = await self.service.get_status(args.request_id, caller=caller)
             return _reply(view, replies.status(view))
 
         async def get_result(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
+            args = parse(ResultArguments, "get_result", arguments)
             view = await self.service.get_result(
-                _request_id(arguments),
-                include_cost=_flag(arguments, "include_cost", "get_result"),
-                download=_flag(arguments, "download", "get_result"),
-                caller=caller,
+                args.request_id, include_cost=args.include_cost, download=args.download, caller=caller
             )
             return _result_reply(view, replies.result(view))
 
         async def wait_for_result(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
+            args = parse(WaitArguments, "wait_for_result", arguments)
             view = await self.service.wait_for_result(
-                _request_id(arguments),
-                timeout_s=_number(arguments, "timeout_s", "wait_for_result", DEFAULT_WAIT_S, 1, MAX_WAIT_S),
-                include_cost=_flag(arguments, "include_cost", "wait_for_result"),
-                download=_flag(arguments, "download", "wait_for_result"),
+                args.request_id,
+                timeout_s=args.timeout_s,
+                include_cost=args.include_cost,
+                download=args.download,
                 on_progress=report,
                 caller=caller,
             )
@@ -214,17 +172,15 @@ class RunComfyTools:
         async def cancel(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            outcome = await self.service.cancel(_request_id(arguments), caller=caller)
+            args = parse(JobArguments, "cancel", arguments)
+            outcome = await self.service.cancel(args.request_id, caller=caller)
             return _reply(outcome, replies.cancelled(outcome))
 
         async def list_jobs(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            status = arguments.get("status")
-            if status is not None and not isinstance(status, str):
-                raise InvalidArgumentsError("list_jobs", [f"status: {status!r} must be a status name."])
-            limit = int(_number(arguments, "limit", "list_jobs", 20, 1, 200))
-            jobs = await self.service.list_jobs(status=status, limit=limit, caller=caller)
+            args = parse(ListJobsArguments, "list_jobs", arguments)
+            jobs = await self.service.list_jobs(status=args.status, limit=args.limit, caller=caller)
             return _reply(jobs, replies.job_list(jobs))
 
         self._add(
@@ -235,7 +191,7 @@ class RunComfyTools:
                     "Where a RunComfy job stands: in_queue (with queue_position), in_progress, completed, "
                     "cancelled or failed. 'completed' means the run ended, not that it succeeded: call get_result."
                 ),
-                input_schema=_args_schema(),
+                input_schema=input_schema(JobArguments),
                 output_schema=_output_schema(JobStatus),
                 annotations=read_only("Job status"),
             ),
@@ -250,7 +206,7 @@ class RunComfyTools:
                     "download=true, the saved files). A job that has not finished yet is reported as such (ask "
                     "again later); a failed job is an error with RunComfy's reason."
                 ),
-                input_schema=_args_schema(include_cost=_COST_PROPERTY, download=_DOWNLOAD_PROPERTY),
+                input_schema=input_schema(ResultArguments),
                 output_schema=_output_schema(JobResult),
                 annotations=read_only("Job result"),
             ),
@@ -266,17 +222,7 @@ class RunComfyTools:
                     "get_result. When time runs out that is not an error: it returns the current state; call "
                     "wait_for_result again to keep waiting."
                 ),
-                input_schema=_args_schema(
-                    timeout_s={
-                        "type": "number",
-                        "minimum": 1,
-                        "maximum": MAX_WAIT_S,
-                        "default": DEFAULT_WAIT_S,
-                        "description": "How long to wait in this call, in seconds.",
-                    },
-                    download=_DOWNLOAD_PROPERTY,
-                    include_cost=_COST_PROPERTY,
-                ),
+                input_schema=input_schema(WaitArguments),
                 output_schema=_output_schema(WaitResult),
                 annotations=read_only("Wait for a job"),
             ),
@@ -290,7 +236,7 @@ class RunComfyTools:
                     "Cancel a RunComfy job that is still queued. A job already generating cannot be cancelled "
                     "(outcome 'not_cancellable'): it goes on and may be charged."
                 ),
-                input_schema=_args_schema(),
+                input_schema=input_schema(JobArguments),
                 output_schema=_output_schema(CancelOutcome),
                 annotations=types.ToolAnnotations(
                     title="Cancel job",
@@ -311,18 +257,7 @@ class RunComfyTools:
                     "saved files. It survives restarts. Use it to find a request_id again. A submit that may or may "
                     f"not have reached RunComfy is listed under a local id with status '{OUTCOME_UNKNOWN}'."
                 ),
-                input_schema={
-                    "type": "object",
-                    "properties": {
-                        "status": {
-                            "type": "string",
-                            "enum": sorted({*QUEUE_STATUSES, "succeeded", OUTCOME_UNKNOWN}),
-                            "description": "Only jobs whose last known status is this.",
-                        },
-                        "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
-                    },
-                    "additionalProperties": False,
-                },
+                input_schema=input_schema(ListJobsArguments),
                 output_schema=_output_schema(JobList),
                 annotations=types.ToolAnnotations(
                     title="Job history", read_only_hint=True, idempotent_hint=True, open_world_hint=False

@@ -1,0 +1,99 @@
+"""The job tools' arguments, each declared once: one pydantic model gives the schema clients see and the parsing.
+
+(Model tools take their schema from the model's spec, checked by the core's validator instead.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runcomfy_mcp.core.request_ids import REQUEST_ID, check_request_id
+from runcomfy_mcp.core.views import HistoryStatus
+from runcomfy_mcp.errors import InvalidArgumentsError
+
+DEFAULT_WAIT_S = 45.0
+MAX_WAIT_S = 600.0
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 200
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobArguments(_Arguments):
+    request_id: str = Field(
+        description="The request_id returned by the model tool that submitted the job.",
+        json_schema_extra={"pattern": REQUEST_ID.pattern},
+    )
+
+    @field_validator("request_id", mode="before")
+    @classmethod
+    def _a_runcomfy_id(cls, value: object) -> str:
+        return check_request_id(value)  # its own error names the id and what ids look like
+
+
+class ResultArguments(JobArguments):
+    include_cost: bool = Field(default=False, description="Also ask RunComfy what the job cost.")
+    download: bool = Field(
+        default=False, description="Also save the video(s) to the user's output folder and return the local paths."
+    )
+
+
+class WaitArguments(ResultArguments):
+    timeout_s: float = Field(
+        default=DEFAULT_WAIT_S, ge=1, le=MAX_WAIT_S, description="How long to wait in this call, in seconds."
+    )
+
+
+class ListJobsArguments(_Arguments):
+    status: HistoryStatus | None = Field(default=None, description="Only jobs whose last known status is this.")
+    limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
+
+
+Parsed = TypeVar("Parsed", bound=_Arguments)
+
+
+def parse(model: type[Parsed], tool: str, arguments: Mapping[str, Any]) -> Parsed:
+    """The arguments as `model`, or InvalidArgumentsError listing every problem, each naming its field."""
+    try:
+        return model.model_validate(dict(arguments))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in error["loc"]) or "(arguments)"
+            if error["type"] == "missing":
+                problems.append(f"{field}: missing; {tool} needs it.")
+            elif error["type"] == "extra_forbidden":
+                allowed = ", ".join(model.model_fields)
+                problems.append(f"{field}: {tool} has no such argument; it takes {allowed}.")
+            else:
+                problems.append(f"{field}: {error['input']!r} is not accepted: {error['msg']}.")
+        raise InvalidArgumentsError(tool, problems) from exc
+
+
+@functools.cache
+def input_schema(model: type[_Arguments]) -> dict[str, Any]:
+    """The model's JSON Schema, trimmed of what costs context and tells an assistant nothing (titles, null arms)."""
+    schema: dict[str, Any] = _trimmed(model.model_json_schema())
+    return schema
+
+
+def _trimmed(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_trimmed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _trimmed(v) for k, v in node.items() if k != "title"}
+    arms = node.get("anyOf")
+    if isinstance(arms, list) and len(arms) == 2 and {"type": "null"} in arms:
+        (kept,) = [arm for arm in arms if arm != {"type": "null"}]
+        del node["anyOf"]
+        node = {**kept, **node}
+        if node.get("default", ...) is None:
+            del node["default"]
+    return node
