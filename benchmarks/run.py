@@ -34,6 +34,7 @@ from PIL import Image
 
 from runcomfy_mcp.core.jobs import PollSchedule
 from runcomfy_mcp.mcp.app import build_server
+from runcomfy_mcp.media.guarded_http import FetchSlots
 from runcomfy_mcp.media.images import MIB, ImageLoader, MediaPolicy
 from runcomfy_mcp.runtime import open_runtime
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
@@ -261,7 +262,8 @@ async def bytes_read_by_probe(data: bytes) -> int:
         return ["93.184.216.34"]
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        facts = (await ImageLoader(http, MediaPolicy(), public).load("https://cdn.example/x", max_bytes=50 * MIB)).facts
+        loader = ImageLoader(http, MediaPolicy(), public, deadline_s=60, slots=FetchSlots(per_caller=1, total=1))
+        facts = (await loader.load("https://cdn.example/x", max_bytes=50 * MIB)).facts
     assert facts.size_bytes == len(data)
     return sent
 

@@ -95,13 +95,15 @@ class Core:
         resolver = self._resolver or resolve_host
         api_host = urlsplit(settings.base_url).hostname or ""
 
-        def guarded(limits: httpx.Limits, trusted_hosts: tuple[str, ...] = ()) -> httpx.AsyncBaseTransport:
-            if self._media_transport is not None:
-                return self._media_transport
-            network = GuardedNetwork(
-                resolver, allow_private=not shared, trusted_hosts=trusted_hosts, inner=self._network
-            )
-            return GuardedTransport(network, limits)
+        def guarded_client(limits: httpx.Limits, trusted_hosts: tuple[str, ...] = ()) -> httpx.AsyncClient:
+            transport = self._media_transport
+            if transport is None:
+                network = GuardedNetwork(
+                    resolver, allow_private=not shared, trusted_hosts=trusted_hosts, inner=self._network
+                )
+                transport = GuardedTransport(network, limits)
+            # trust_env off when shared: a proxy would resolve names where the address check cannot see.
+            return httpx.AsyncClient(timeout=timeout, transport=transport, headers=headers, trust_env=not shared)
 
         # Three clients, three pools: only the API one carries the token, and strangers' slow image hosts
         # can hold neither the API's connections nor the downloads'. Media fetches are counted by FetchSlots,
@@ -113,19 +115,10 @@ class Core:
             headers=headers,
             follow_redirects=False,
         )
-        media_limits = httpx.Limits(max_connections=settings.max_fetches + 8, max_keepalive_connections=16)
-        media_http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=guarded(media_limits),
-            headers=headers,
-            trust_env=not shared,  # a proxy would resolve names where the address check cannot see
+        media_http = guarded_client(
+            httpx.Limits(max_connections=settings.max_fetches + 8, max_keepalive_connections=16)
         )
-        download_http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=guarded(httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,)),
-            headers=headers,
-            trust_env=not shared,
-        )
+        download_http = guarded_client(httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,))
         self._clients = [api_http, media_http, download_http]
         retry = settings.retry_policy()
         client = RunComfyClient(
@@ -147,7 +140,7 @@ class Core:
             settings.output_dir,
             retry,
             limits=DownloadLimits(int(settings.max_download_mb * MIB), settings.download_timeout_s),
-            hosts=OutputHosts.shared(settings.base_url, settings.output_hosts.split(",")) if shared else None,
+            hosts=OutputHosts.shared(settings.base_url, settings.output_host_patterns()) if shared else None,
             reveal_paths=not shared,
         )
         return JobService(

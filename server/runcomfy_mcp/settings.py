@@ -85,5 +85,8 @@ class Settings(BaseSettings):
             return (Path.home(),)
         return tuple(Path(p).expanduser() for p in self.input_roots.split(os.pathsep) if p.strip())
 
+    def output_host_patterns(self) -> tuple[str, ...]:
+        return tuple(p.strip().lower() for p in self.output_hosts.split(",") if p.strip())
+
     def token_value(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None

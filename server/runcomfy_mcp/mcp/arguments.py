@@ -55,10 +55,10 @@ class ListJobsArguments(_Arguments):
     limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
 
 
-Parsed = TypeVar("Parsed", bound=_Arguments)
+Args = TypeVar("Args", bound=_Arguments)
 
 
-def parse(model: type[Parsed], tool: str, arguments: Mapping[str, Any]) -> Parsed:
+def parse(model: type[Args], tool: str, arguments: Mapping[str, Any]) -> Args:
     """The arguments as `model`, or InvalidArgumentsError listing every problem, each naming its field."""
     try:
         return model.model_validate(dict(arguments))

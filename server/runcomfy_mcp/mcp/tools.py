@@ -28,6 +28,9 @@ from runcomfy_mcp.core.views import (
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp import replies
 from runcomfy_mcp.mcp.arguments import (
+    DEFAULT_WAIT_S,
+    MAX_WAIT_S,
+    Args,
     JobArguments,
     ListJobsArguments,
     ResultArguments,
@@ -134,30 +137,48 @@ class RunComfyTools:
             submit,
         )
 
-    def _add_tracking_tools(self) -> None:
-        def read_only(title: str) -> types.ToolAnnotations:
-            return types.ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+    def _add_job_tool(
+        self,
+        name: str,
+        title: str,
+        description: str,
+        arguments: type[Args],
+        output: type[BaseModel],
+        handler: Callable[[Args, ProgressReporter, Caller], Awaitable[types.CallToolResult]],
+        annotations: types.ToolAnnotations | None = None,
+    ) -> None:
+        """A tool that follows jobs: its arguments model is both the schema clients see and the parser."""
 
-        async def get_status(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
-            args = parse(JobArguments, "get_status", arguments)
+        async def run(raw: Mapping[str, Any], report: ProgressReporter, caller: Caller) -> types.CallToolResult:
+            return await handler(parse(arguments, name, raw), report, caller)
+
+        annotations = annotations or types.ToolAnnotations(
+            title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=True
+        )
+        tool = types.Tool(
+            name=name,
+            title=title,
+            description=description,
+            input_schema=input_schema(arguments),
+            output_schema=_output_schema(output),
+            annotations=annotations,
+        )
+        self._add(tool, run)
+
+    def _add_tracking_tools(self) -> None:
+        async def get_status(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
             view = await self.service.get_status(args.request_id, caller=caller)
             return _reply(view, replies.status(view))
 
-        async def get_result(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
-            args = parse(ResultArguments, "get_result", arguments)
+        async def get_result(args: ResultArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
             view = await self.service.get_result(
                 args.request_id, include_cost=args.include_cost, download=args.download, caller=caller
             )
             return _result_reply(view, replies.result(view))
 
         async def wait_for_result(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
+            args: WaitArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            args = parse(WaitArguments, "wait_for_result", arguments)
             view = await self.service.wait_for_result(
                 args.request_id,
                 timeout_s=args.timeout_s,
@@ -169,101 +190,72 @@ class RunComfyTools:
             text = replies.wait_timed_out(view) if view.timed_out else replies.result(view)
             return _result_reply(view, text)
 
-        async def cancel(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
-            args = parse(JobArguments, "cancel", arguments)
+        async def cancel(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
             outcome = await self.service.cancel(args.request_id, caller=caller)
             return _reply(outcome, replies.cancelled(outcome))
 
-        async def list_jobs(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
-            args = parse(ListJobsArguments, "list_jobs", arguments)
+        async def list_jobs(args: ListJobsArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
             jobs = await self.service.list_jobs(status=args.status, limit=args.limit, caller=caller)
             return _reply(jobs, replies.job_list(jobs))
 
-        self._add(
-            types.Tool(
-                name="get_status",
-                title="Job status",
-                description=(
-                    "Where a RunComfy job stands: in_queue (with queue_position), in_progress, completed, "
-                    "cancelled or failed. 'completed' means the run ended, not that it succeeded: call get_result."
-                ),
-                input_schema=input_schema(JobArguments),
-                output_schema=_output_schema(JobStatus),
-                annotations=read_only("Job status"),
-            ),
+        self._add_job_tool(
+            "get_status",
+            "Job status",
+            "Where a RunComfy job stands: in_queue (with queue_position), in_progress, completed, cancelled or "
+            "failed. 'completed' means the run ended, not that it succeeded: call get_result.",
+            JobArguments,
+            JobStatus,
             get_status,
         )
-        self._add(
-            types.Tool(
-                name="get_result",
-                title="Job result",
-                description=(
-                    "The outcome of a RunComfy job: on success the output object and every video URL (and, with "
-                    "download=true, the saved files). A job that has not finished yet is reported as such (ask "
-                    "again later); a failed job is an error with RunComfy's reason."
-                ),
-                input_schema=input_schema(ResultArguments),
-                output_schema=_output_schema(JobResult),
-                annotations=read_only("Job result"),
-            ),
+        self._add_job_tool(
+            "get_result",
+            "Job result",
+            "The outcome of a RunComfy job: on success the output object and every video URL (and, with "
+            "download=true, the saved files). A job that has not finished yet is reported as such (ask again "
+            "later); a failed job is an error with RunComfy's reason.",
+            ResultArguments,
+            JobResult,
             get_result,
         )
-        self._add(
-            types.Tool(
-                name="wait_for_result",
-                title="Wait for a job",
-                description=(
-                    "Wait for a RunComfy job to finish, reporting progress, for up to timeout_s seconds (default 45, "
-                    "which fits chat clients' time limits; at most 600). When the job ends it answers like "
-                    "get_result. When time runs out that is not an error: it returns the current state; call "
-                    "wait_for_result again to keep waiting."
-                ),
-                input_schema=input_schema(WaitArguments),
-                output_schema=_output_schema(WaitResult),
-                annotations=read_only("Wait for a job"),
-            ),
+        self._add_job_tool(
+            "wait_for_result",
+            "Wait for a job",
+            f"Wait for a RunComfy job to finish, reporting progress, for up to timeout_s seconds (default "
+            f"{DEFAULT_WAIT_S:g}, which fits chat clients' time limits; at most {MAX_WAIT_S:g}). When the job ends "
+            "it answers like get_result. When time runs out that is not an error: it returns the current state; "
+            "call wait_for_result again to keep waiting.",
+            WaitArguments,
+            WaitResult,
             wait_for_result,
         )
-        self._add(
-            types.Tool(
-                name="cancel",
-                title="Cancel job",
-                description=(
-                    "Cancel a RunComfy job that is still queued. A job already generating cannot be cancelled "
-                    "(outcome 'not_cancellable'): it goes on and may be charged."
-                ),
-                input_schema=input_schema(JobArguments),
-                output_schema=_output_schema(CancelOutcome),
-                annotations=types.ToolAnnotations(
-                    title="Cancel job",
-                    read_only_hint=False,
-                    destructive_hint=True,
-                    idempotent_hint=True,
-                    open_world_hint=True,
-                ),
-            ),
+        self._add_job_tool(
+            "cancel",
+            "Cancel job",
+            "Cancel a RunComfy job that is still queued. A job already generating cannot be cancelled (outcome "
+            "'not_cancellable'): it goes on and may be charged.",
+            JobArguments,
+            CancelOutcome,
             cancel,
-        )
-        self._add(
-            types.Tool(
-                name="list_jobs",
-                title="Job history",
-                description=(
-                    "Jobs submitted from this machine, newest first, with their last known status, video URLs and "
-                    "saved files. It survives restarts. Use it to find a request_id again. A submit that may or may "
-                    f"not have reached RunComfy is listed under a local id with status '{OUTCOME_UNKNOWN}'."
-                ),
-                input_schema=input_schema(ListJobsArguments),
-                output_schema=_output_schema(JobList),
-                annotations=types.ToolAnnotations(
-                    title="Job history", read_only_hint=True, idempotent_hint=True, open_world_hint=False
-                ),
+            types.ToolAnnotations(
+                title="Cancel job",
+                read_only_hint=False,
+                destructive_hint=True,
+                idempotent_hint=True,
+                open_world_hint=True,
             ),
+        )
+        self._add_job_tool(
+            "list_jobs",
+            "Job history",
+            "Jobs submitted from this machine, newest first, with their last known status, video URLs and saved "
+            "files. It survives restarts. Use it to find a request_id again. A submit that may or may not have "
+            f"reached RunComfy is listed under a local id with status '{OUTCOME_UNKNOWN}'.",
+            ListJobsArguments,
+            JobList,
             list_jobs,
+            types.ToolAnnotations(
+                title="Job history", read_only_hint=True, idempotent_hint=True, open_world_hint=False
+            ),
         )
 
     async def call(

@@ -20,12 +20,12 @@ import httpx
 
 from runcomfy_mcp.core.request_ids import check_request_id
 from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.media.guarded_http import BlockedAddressError, UnsupportedEncodingError, plain_chunks
+from runcomfy_mcp.media.guarded_http import FetchRefusedError, plain_chunks
+from runcomfy_mcp.media.images import MIB, shortened
 from runcomfy_mcp.upstream.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
-WRITE_BATCH = 8 * 1024 * 1024
-MIB = 1024 * 1024
+WRITE_BATCH = 8 * MIB
 
 
 class DownloadError(RunComfyError):
@@ -50,7 +50,7 @@ class OutputHosts:
     def shared(cls, api_base_url: str, patterns: Iterable[str]) -> OutputHosts:
         parts = urlsplit(api_base_url)
         origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
-        return cls(api_origin=origin, patterns=tuple(p.strip().lower() for p in patterns if p.strip()))
+        return cls(api_origin=origin, patterns=tuple(patterns))
 
     def allows(self, url: str) -> bool:
         if self.patterns is None:
@@ -70,8 +70,8 @@ class OutputHosts:
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    max_bytes: int = 2048 * MIB
-    deadline_s: float = 600.0  # one file, first byte to last
+    max_bytes: int
+    deadline_s: float  # one file, first byte to last
 
 
 class Downloader:
@@ -79,16 +79,16 @@ class Downloader:
         self,
         http: httpx.AsyncClient,
         output_dir: Path,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy,
         *,
-        limits: DownloadLimits | None = None,
+        limits: DownloadLimits,
         hosts: OutputHosts | None = None,
         reveal_paths: bool = True,
     ) -> None:
         self._http = http
         self.output_dir = output_dir
-        self.retry = retry or RetryPolicy()
-        self.limits = limits or DownloadLimits()
+        self.retry = retry
+        self.limits = limits
         self.hosts = hosts or OutputHosts()
         self.reveal_paths = reveal_paths  # False when the caller is remote: the server's folders are not theirs
 
@@ -98,7 +98,7 @@ class Downloader:
     async def save(self, url: str, name: str) -> Path:
         if not self.hosts.allows(url):
             raise DownloadError(
-                f"The output file {_short(url)} is not on RunComfy's file hosts ({self.hosts.describe()}), and this "
+                f"The output file {shortened(url)} is not on RunComfy's file hosts ({self.hosts.describe()}), and this "
                 "server, shared over HTTP, downloads only from those, so nothing was saved. The URL is in the result; "
                 "an operator who trusts that host can add it to RUNCOMFY_OUTPUT_HOSTS."
             )
@@ -118,19 +118,14 @@ class Downloader:
             await anyio.to_thread.run_sync(os.replace, partial, final)
         except TimeoutError:
             raise DownloadError(
-                f"Downloading {_short(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was saved. "
-                "The file host may be slow; try the download again later."
+                f"Downloading {shortened(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was "
+                "saved. The file host may be slow; try the download again later."
             ) from None
-        except BlockedAddressError as exc:
-            raise DownloadError(f"Downloading {_short(url)} was refused: the URL {exc.reason}.") from None
-        except UnsupportedEncodingError as exc:
-            raise DownloadError(
-                f"Downloading {_short(url)} failed: the file host sent it with a content coding this server does not "
-                f"read ({exc.encoding}). Nothing was saved."
-            ) from None
+        except FetchRefusedError as exc:
+            raise DownloadError(f"Downloading {shortened(url)} was refused: the URL {exc.reason}.") from exc
         except httpx.TransportError as exc:
             raise RetryableError(
-                f"Downloading {_short(url)} was interrupted ({type(exc).__name__}); nothing was saved. "
+                f"Downloading {shortened(url)} was interrupted ({type(exc).__name__}); nothing was saved. "
                 "Try the download again."
             ) from None
         except OSError as exc:
@@ -149,12 +144,12 @@ class Downloader:
         async with self._http.stream("GET", url, headers=headers) as response:
             if response.status_code in (408, 429) or response.status_code >= 500:
                 raise RetryableError(
-                    f"Downloading {_short(url)} failed: the file host answered HTTP {response.status_code}. "
+                    f"Downloading {shortened(url)} failed: the file host answered HTTP {response.status_code}. "
                     "Try the download again in a minute."
                 )
             if response.status_code != 200:
                 raise DownloadError(
-                    f"Downloading {_short(url)} failed: the file host answered HTTP {response.status_code}. Result "
+                    f"Downloading {shortened(url)} failed: the file host answered HTTP {response.status_code}. Result "
                     "URLs can expire; call get_result again for fresh URLs, then download again."
                 )
             cap = self.limits.max_bytes
@@ -181,11 +176,7 @@ class Downloader:
     def _too_large(self, url: str, size: int) -> DownloadError:
         over = "more than " if size > self.limits.max_bytes else ""
         return DownloadError(
-            f"Downloading {_short(url)} stopped: the file is {over}{size / MIB:.0f} MB, over the "
+            f"Downloading {shortened(url)} stopped: the file is {over}{size / MIB:.0f} MB, over the "
             f"{self.limits.max_bytes / MIB:g} MB this server saves (RUNCOMFY_MAX_DOWNLOAD_MB). Nothing was saved; "
             "the URL in the result still works."
         )
-
-
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -56,12 +56,25 @@ def is_address_literal(host: str) -> bool:
     return True
 
 
-class BlockedAddressError(Exception):
-    """A connection this server refuses to open; `reason` completes '<the URL> …'."""
+class FetchRefusedError(Exception):
+    """A fetch this layer will not do or finish; `reason` completes '<the URL> …'."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class BlockedAddressError(FetchRefusedError):
+    """A connection to an address this server will not open."""
+
+
+class UnsupportedEncodingError(FetchRefusedError):
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"was sent with a content coding this server does not read ({encoding})")
+
+
+class FetchesExhaustedError(FetchRefusedError):
+    """Too many fetches in flight, for this caller or for everyone."""
 
 
 class GuardedNetwork(httpcore.AsyncNetworkBackend):
@@ -83,7 +96,7 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
         self._trusted = {h.lower() for h in trusted_hosts}
         self._inner = inner or httpcore.AnyIOBackend()
 
-    async def checked_addresses(self, host: str) -> list[str]:
+    async def _checked_addresses(self, host: str) -> list[str]:
         """The addresses a connection to `host` may use; raises BlockedAddressError if any is private."""
         if is_address_literal(host):
             addresses = [host]
@@ -111,7 +124,7 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         failure: Exception | None = None
-        for address in await self.checked_addresses(host):
+        for address in await self._checked_addresses(host):
             try:
                 return await self._inner.connect_tcp(
                     address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
@@ -144,10 +157,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-class UnsupportedEncodingError(Exception):
-    def __init__(self, encoding: str) -> None:
-        super().__init__(encoding)
-        self.encoding = encoding
+def content_coding(response: httpx.Response) -> str:
+    return response.headers.get("content-encoding", "").strip().lower() or "identity"
 
 
 async def plain_chunks(response: httpx.Response, step: int = DECODE_STEP) -> AsyncIterator[bytes]:
@@ -159,8 +170,8 @@ async def plain_chunks(response: httpx.Response, step: int = DECODE_STEP) -> Asy
     if response.is_stream_consumed:  # a body handed over whole (an in-memory response): already in memory
         yield response.content
         return
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
+    encoding = content_coding(response)
+    if encoding == "identity":
         async for chunk in response.aiter_raw():
             yield chunk
         return
@@ -180,12 +191,6 @@ async def plain_chunks(response: httpx.Response, step: int = DECODE_STEP) -> Asy
             pending = inflater.unconsumed_tail
             if out:
                 yield out
-
-
-class FetchesExhaustedError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class FetchSlots:

@@ -25,11 +25,10 @@ import anyio
 import httpx
 
 from runcomfy_mcp.media.guarded_http import (
-    BlockedAddressError,
-    FetchesExhaustedError,
+    FetchRefusedError,
     FetchSlots,
     Resolver,
-    UnsupportedEncodingError,
+    content_coding,
     is_public_address,
     plain_chunks,
     resolve_host,
@@ -87,7 +86,6 @@ class MediaPolicy:
     input_roots: tuple[Path, ...] = ()  # where local files may come from; empty means anywhere
 
 
-DEFAULT_FETCH_DEADLINE_S = 30.0
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -179,14 +177,14 @@ class ImageLoader:
         policy: MediaPolicy,
         resolver: Resolver = resolve_host,
         *,
-        deadline_s: float = DEFAULT_FETCH_DEADLINE_S,
-        slots: FetchSlots | None = None,
+        deadline_s: float,
+        slots: FetchSlots,
     ) -> None:
         self._http = http
         self.policy = policy
         self._resolve = resolver
         self.deadline_s = deadline_s
-        self.slots = slots or FetchSlots(per_caller=4, total=128)
+        self.slots = slots
 
     async def load(self, value: str, *, max_bytes: int, owner: str = "local") -> LoadedImage:
         text = value.strip()
@@ -200,7 +198,7 @@ class ImageLoader:
                 return await self._from_url(text, max_bytes, owner)
         except (ValueError, httpx.InvalidURL) as exc:  # a NUL byte, a broken [IPv6] host, an unencodable name
             what = "path" if not lowered.startswith(("http://", "https://")) else "URL"
-            raise MediaError(f"is not a valid {what} ({_short(str(exc), 80)})") from None
+            raise MediaError(f"is not a valid {what} ({shortened(str(exc), 80)})") from None
         raise MediaError(
             "is not an image reference: give a public https:// URL, a data: URI, or the absolute path of a "
             "local image file"
@@ -284,28 +282,32 @@ class ImageLoader:
             )
         try:
             with self.slots.take(owner), anyio.fail_after(self.deadline_s):
-                if await self._unreachable_by_runcomfy(url):
-                    if not self.policy.fetch_private_urls:
-                        raise MediaError(
-                            "is on a private network or plain http://, which RunComfy cannot fetch; and this "
-                            "server, shared over HTTP, does not fetch internal addresses for callers. Upload the "
-                            "image somewhere public (https) or send it as a data: URI"
-                        )
-                    data = await self._download(url, max_bytes)
-                    facts = _facts(data)
-                    note = (
-                        f"{_short(url)} is not reachable by RunComfy (private network or plain http), so it was "
-                        "fetched by this server and sent inline as a data URI."
-                    )
-                    return LoadedImage(facts, _data_uri(facts, data), note)
-                return LoadedImage(await self._probe(url, max_bytes), url)
+                return await self._fetch_url(url, max_bytes)
         except TimeoutError:
             raise MediaError(
                 f"did not finish answering within {self.deadline_s:g} s (a slow or stalled host). Use a faster "
                 "host, or a local file"
             ) from None
-        except FetchesExhaustedError as exc:
-            raise MediaError(exc.reason) from None
+        except FetchRefusedError as exc:
+            raise MediaError(exc.reason) from exc
+
+    async def _fetch_url(self, url: str, max_bytes: int) -> LoadedImage:
+        """Probed and passed through when RunComfy can reach it; otherwise fetched whole and inlined, if allowed."""
+        if not await self._unreachable_by_runcomfy(url):
+            return LoadedImage(await self._probe(url, max_bytes), url)
+        if not self.policy.fetch_private_urls:
+            raise MediaError(
+                "is on a private network or plain http://, which RunComfy cannot fetch; and this server, shared "
+                "over HTTP, does not fetch internal addresses for callers. Upload the image somewhere public (https) "
+                "or send it as a data: URI"
+            )
+        data = await self._download(url, max_bytes)
+        facts = _facts(data)
+        note = (
+            f"{shortened(url)} is not reachable by RunComfy (private network or plain http), so it was fetched by "
+            "this server and sent inline as a data URI."
+        )
+        return LoadedImage(facts, _data_uri(facts, data), note)
 
     # ---------------------------------------------------------------- network
 
@@ -334,8 +336,6 @@ class ImageLoader:
             request = self._http.build_request("GET", url, headers=headers)
             try:
                 response = await self._http.send(request, stream=True)
-            except BlockedAddressError as exc:
-                raise MediaError(exc.reason) from None
             except httpx.TimeoutException:
                 raise MediaError("did not answer in time") from None
             except httpx.TransportError as exc:
@@ -372,7 +372,7 @@ class ImageLoader:
             found = None
             steps = iter(_PROBE_STEPS)
             target = next(steps)
-            encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+            encoded = content_coding(response) != "identity"
             chunks = aiter(plain_chunks(response))
             exhausted = True
             async for chunk in chunks:
@@ -398,8 +398,6 @@ class ImageLoader:
                     if size > max_bytes:
                         break
             return ImageFacts(found[0], found[1], found[2], size)
-        except UnsupportedEncodingError as exc:
-            raise MediaError(f"was sent with a content coding this server does not read ({exc.encoding})") from None
         finally:
             await response.aclose()
 
@@ -412,13 +410,12 @@ class ImageLoader:
                 if len(data) > max_bytes:
                     raise ImageTooLargeError(len(data), max_bytes)
             return bytes(data)
-        except UnsupportedEncodingError as exc:
-            raise MediaError(f"was sent with a content coding this server does not read ({exc.encoding})") from None
         finally:
             await response.aclose()
 
 
-def _short(text: str, limit: int = 100) -> str:
+def shortened(text: str, limit: int = 100) -> str:
+    """`text` cut to `limit` characters, for naming a long URL or value in a message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -427,4 +424,4 @@ def describe_source(value: Any) -> str:
     text = str(value).strip()
     if text[:5].lower() == "data:":
         return "the data: URI"
-    return _short(text, 80)
+    return shortened(text, 80)

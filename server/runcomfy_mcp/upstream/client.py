@@ -95,13 +95,10 @@ class RunComfyClient:
         self.retry = retry or RetryPolicy()
 
     def _auth_headers(self, token: str | None) -> dict[str, str]:
-        if token:
-            check_token(token, "in this request's Authorization header")
-        else:
-            token = self._token
-            if not token:
+        if not token:  # a caller's own token was checked where it arrived (mcp.callers)
+            if not self._token:
                 raise MissingTokenError()
-            check_token(token, "in RUNCOMFY_API_TOKEN")
+            token = check_token(self._token, "in RUNCOMFY_API_TOKEN")
         return {"Authorization": f"Bearer {token}"}
 
     async def submit(self, model_id: str, arguments: Mapping[str, Any], *, token: str | None = None) -> SubmitResponse:
