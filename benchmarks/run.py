@@ -33,9 +33,10 @@ from mcp import Client
 from PIL import Image
 
 from runcomfy_mcp.core.jobs import PollSchedule
+from runcomfy_mcp.core.media_rules import MIB
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.media.guarded_http import FetchSlots
-from runcomfy_mcp.media.images import MIB, ImageLoader, MediaPolicy
+from runcomfy_mcp.media.sources import MediaLoader, MediaPolicy
 from runcomfy_mcp.runtime import open_runtime
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
 from runcomfy_mcp.settings import Settings
@@ -262,7 +263,7 @@ async def bytes_read_by_probe(data: bytes) -> int:
         return ["93.184.216.34"]
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        loader = ImageLoader(http, MediaPolicy(), public, deadline_s=60, slots=FetchSlots(per_caller=1, total=1))
+        loader = MediaLoader(http, MediaPolicy(), public, deadline_s=60, slots=FetchSlots(per_caller=1, total=1))
         facts = (await loader.load("https://cdn.example/x", max_bytes=50 * MIB)).facts
     assert facts.size_bytes == len(data)
     return sent

@@ -14,7 +14,7 @@ from mcp import Client
 from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from images import PRIVATE_HOST, FakeImageHost, image_url, make_image, padded
-from runcomfy_mcp.media.images import MIB
+from runcomfy_mcp.core.media_rules import MIB
 from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.media.guarded_http import Resolver
-    from runcomfy_mcp.media.images import MediaPolicy
+    from runcomfy_mcp.media.sources import MediaPolicy
 
 
 @dataclass
@@ -40,7 +40,7 @@ Serving = Literal["stdio", "http"]
 
 def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
     """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local."""
-    from runcomfy_mcp.media.images import MediaPolicy
+    from runcomfy_mcp.media.sources import MediaPolicy
 
     if serving == "http":
         return MediaPolicy(local_files=False, fetch_private_urls=False, offline=settings.sandbox)
@@ -81,10 +81,11 @@ class Core:
         import httpx
 
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
+        from runcomfy_mcp.core.media_rules import MIB
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
-        from runcomfy_mcp.media.images import MIB, ImageLoader
         from runcomfy_mcp.media.inputs import InputPreparer
+        from runcomfy_mcp.media.sources import MediaLoader
         from runcomfy_mcp.store.sqlite import JobStore
         from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS, RunComfyClient
 
@@ -128,7 +129,7 @@ class Core:
             redactor=self._redactor,
             retry=retry,
         )
-        loader = ImageLoader(
+        loader = MediaLoader(
             media_http,
             media_policy(settings, self._serving),
             resolver,

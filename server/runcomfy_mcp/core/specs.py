@@ -11,8 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,41 +19,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from runcomfy_mcp.core.media_rules import MediaKind, MediaRule, describe_media_rules
+from runcomfy_mcp.errors import RunComfyError
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs"})
 ImageFormat = Literal["jpeg", "png", "webp"]
-
-_RULE = re.compile(
-    r"^(?P<measure>width_pixels|height_pixels|shortest_side_pixels|longest_side_pixels|width/height|file_size_mb)"
-    r"(?P<op><=|>=|<|>)$"
-)
+MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
 
 
-class SpecError(Exception):
+class SpecError(RunComfyError):
     """A spec file that cannot be used; the message names the file."""
-
-
-class MediaRule(BaseModel):
-    """One entry of a field's `validations` list: holds when `measure op value` is true."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    validation_rule: str = Field(pattern=_RULE.pattern)
-    validation_value: float
-    validation_error: str
-
-    @property
-    def measure(self) -> str:
-        match = _RULE.match(self.validation_rule)
-        assert match is not None  # guaranteed by the field pattern
-        return match["measure"]
-
-    @property
-    def op(self) -> str:
-        match = _RULE.match(self.validation_rule)
-        assert match is not None
-        return match["op"]
 
 
 class PropertyDoc(BaseModel):
@@ -126,16 +102,22 @@ class ToolSpec(BaseModel):
     def media_rules(self, field: str) -> list[MediaRule]:
         return [MediaRule.model_validate(r) for r in self.properties[field].get("validations", [])]
 
-    def media_fields(self) -> list[str]:
-        """Fields that carry images: those with `validations` or `format: image_uri` (on items too)."""
-        return [name for name, prop in self.properties.items() if _is_media_property(prop)]
+    def media_fields(self) -> dict[str, MediaKind]:
+        """Fields that carry media, and which kind: from `format` (on items too); `validations` alone mean images."""
+        found: dict[str, MediaKind] = {}
+        for name, prop in self.properties.items():
+            kind = media_kind(prop)
+            if kind:
+                found[name] = kind
+        return found
 
 
-def _is_media_property(prop: dict[str, Any]) -> bool:
-    if prop.get("validations") or prop.get("format") == "image_uri":
-        return True
+def media_kind(prop: dict[str, Any]) -> MediaKind | None:
     items = prop.get("items")
-    return isinstance(items, dict) and items.get("format") == "image_uri"
+    for fmt in (prop.get("format"), items.get("format") if isinstance(items, dict) else None):
+        if fmt in MEDIA_FORMATS:
+            return MEDIA_FORMATS[fmt]
+    return "image" if prop.get("validations") else None
 
 
 # ---------------------------------------------------------------- loading
@@ -210,43 +192,9 @@ def load_specs(extra_dir: Path | None = None) -> list[ToolSpec]:
 
 # ---------------------------------------------------------------- the schema clients see
 
-_OP_WORDS = {"<": "less than", "<=": "at most", ">": "more than", ">=": "at least"}
-_FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
-
-
-def _bounds(rules: list[MediaRule], measure: str) -> list[str]:
-    picked = sorted((r for r in rules if r.measure == measure), key=lambda r: r.op.startswith("<"))
-    return [f"{_OP_WORDS[r.op]} {r.validation_value:g}" for r in picked]
-
-
-def describe_media_rules(rules: list[MediaRule], formats: Sequence[str] | None = None) -> str:
-    """Plain words for a field's `validations`, e.g. 'each side more than 300 and less than 6000 px'."""
-    parts: list[str] = []
-    width, height = _bounds(rules, "width_pixels"), _bounds(rules, "height_pixels")
-    if width and width == height:
-        parts.append(f"each side {' and '.join(width)} px")
-    else:
-        if width:
-            parts.append(f"width {' and '.join(width)} px")
-        if height:
-            parts.append(f"height {' and '.join(height)} px")
-    for measure, label, unit in (
-        ("shortest_side_pixels", "shortest side", " px"),
-        ("longest_side_pixels", "longest side", " px"),
-        ("width/height", "aspect ratio (width/height)", ""),
-        ("file_size_mb", "file size", " MB"),
-    ):
-        bounds = _bounds(rules, measure)
-        if bounds:
-            parts.append(f"{label} {' and '.join(bounds)}{unit}")
-    if formats:
-        parts.append(" or ".join(_FORMAT_NAMES[f] for f in formats) + " only")
-    return "; ".join(parts)
-
-
 MEDIA_INPUT_HELP = (
-    "Give a public https:// image URL, a data: URI, or (when the server runs on the user's machine) the absolute "
-    "path of a local image file; local files are checked and sent inline."
+    "Give a public https:// {kind} URL, a data: URI, or (when the server runs on the user's machine) the absolute "
+    "path of a local {kind} file; local files are checked and sent inline."
 )
 
 
@@ -270,22 +218,22 @@ def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
     required = set(schema.get("required", []))
     for name, prop in schema["properties"].items():
         doc = spec.property_docs.get(name, PropertyDoc())
-        is_media = _is_media_property(prop)
+        kind = media_kind(prop)
         if name in required and "default" in prop:
-            _default_to_example(prop, is_media)
+            _default_to_example(prop, kind is not None)
         rules = [MediaRule.model_validate(r) for r in prop.pop("validations", [])]
-        if prop.get("format") == "image_uri":
-            del prop["format"]
-        if isinstance(prop.get("items"), dict) and prop["items"].get("format") == "image_uri":
-            del prop["items"]["format"]
+        for node in (prop, prop.get("items")):
+            if isinstance(node, dict) and node.get("format") in MEDIA_FORMATS:
+                del node["format"]  # not a JSON Schema format: said in words below
         if doc.title:
             prop["title"] = doc.title
         sentences = [doc.description or prop.get("description") or ""]
-        if is_media:
+        if kind:
             rule_words = describe_media_rules(rules, spec.accepted_formats.get(name))
             if rule_words:
-                sentences.append(f"Image rules{' (each image)' if prop.get('type') == 'array' else ''}: {rule_words}.")
-            sentences.append(MEDIA_INPUT_HELP)
+                each = f" (each {kind})" if prop.get("type") == "array" else ""
+                sentences.append(f"{kind.capitalize()} rules{each}: {rule_words}.")
+            sentences.append(MEDIA_INPUT_HELP.format(kind=kind))
         text = " ".join(s.strip() for s in sentences if s and s.strip())
         if text:
             prop["description"] = text

@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from runcomfy_mcp.core.media_rules import MIB
 from runcomfy_mcp.core.request_ids import check_request_id
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.media.guarded_http import FetchRefusedError, plain_chunks
-from runcomfy_mcp.media.images import MIB, shortened
+from runcomfy_mcp.media.sources import shortened
 from runcomfy_mcp.upstream.retries import RetryableError, RetryPolicy, retrying
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")

@@ -1,68 +1,22 @@
-"""Prepares a call's image inputs: load each one, apply the spec's `validations`, keep the request in bounds.
-
-One generic interpreter for every rule kind the model pages use (`width_pixels<`, `width/height<=`,
-`file_size_mb<`, ...): the spec file says what to check, not code per model.
-"""
+"""Prepares a call's media inputs: load each one, apply the schema's `validations`, keep the request in bounds."""
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runcomfy_mcp.core.specs import MediaRule, ToolSpec
-from runcomfy_mcp.media.images import (
-    DEFAULT_MAX_IMAGE_BYTES,
-    FORMAT_NAMES,
-    MIB,
+from runcomfy_mcp.core.media_rules import FORMAT_NAMES, MIB, MediaKind, MediaRule, broken_rules, size_cap
+from runcomfy_mcp.core.specs import ToolSpec
+from runcomfy_mcp.media.sources import (
+    DEFAULT_MAX_BYTES,
     REQUEST_CAP,
     SHRINK_HINT,
-    ImageFacts,
-    ImageLoader,
-    ImageTooLargeError,
     MediaError,
+    MediaLoader,
+    MediaTooLargeError,
     describe_source,
 )
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-_MEASURES: dict[str, Callable[[ImageFacts], float]] = {
-    "width_pixels": lambda f: f.width,
-    "height_pixels": lambda f: f.height,
-    "shortest_side_pixels": lambda f: min(f.width, f.height),
-    "longest_side_pixels": lambda f: max(f.width, f.height),
-    "width/height": lambda f: f.width / f.height,
-    "file_size_mb": lambda f: f.size_mb,
-}
-
-
-def _measured(measure: str, facts: ImageFacts) -> str:
-    if measure == "file_size_mb":
-        return f"got {facts.size_mb:.2f} MB"
-    if measure == "width/height":
-        return f"got {facts.width}×{facts.height}, ratio {facts.width / facts.height:.2f}"
-    return f"got {facts.width}×{facts.height}"
-
-
-def broken_rules(facts: ImageFacts, rules: list[MediaRule]) -> list[str]:
-    """The page's own words for each rule the image breaks, once per distinct message, with what was measured."""
-    messages: list[str] = []
-    for rule in rules:
-        if not _OPS[rule.op](_MEASURES[rule.measure](facts), rule.validation_value):
-            text = f"{rule.validation_error} ({_measured(rule.measure, facts)})"
-            if text not in messages:
-                messages.append(text)
-    return messages
-
-
-def size_cap(rules: list[MediaRule]) -> int:
-    caps = [int(r.validation_value * MIB) for r in rules if r.measure == "file_size_mb" and r.op in ("<", "<=")]
-    return min(caps, default=DEFAULT_MAX_IMAGE_BYTES)
 
 
 @dataclass
@@ -73,7 +27,7 @@ class PreparedInputs:
 
 
 class InputPreparer:
-    def __init__(self, loader: ImageLoader) -> None:
+    def __init__(self, loader: MediaLoader) -> None:
         self.loader = loader
 
     async def prepare(
@@ -81,34 +35,35 @@ class InputPreparer:
     ) -> PreparedInputs:
         """`owner` is whose fetches these are: each caller has a bounded number in flight."""
         prepared = PreparedInputs(dict(arguments))
-        for name in spec.media_fields():
+        for name, kind in spec.media_fields().items():
             value = arguments.get(name)
             if value is None or name in skip:
                 continue
             is_list = isinstance(value, list)
             items = value if is_list else [value]
             sent = [
-                await self._prepare_item(spec, name, f"{name}[{i}]" if is_list else name, item, prepared, owner)
+                await self._prepare_item(spec, name, kind, f"{name}[{i}]" if is_list else name, item, prepared, owner)
                 for i, item in enumerate(items)
             ]
             prepared.arguments[name] = sent if is_list else sent[0]
         inline = sum(len(v) for v in _strings(prepared.arguments) if v[:5].lower() == "data:")
         if inline > REQUEST_CAP:
             prepared.problems.append(
-                f"(all images): the inlined images add up to {inline / MIB:.1f} MB, over the {REQUEST_CAP // MIB} MB "
+                f"(all inputs): the inlined files add up to {inline / MIB:.1f} MB, over the {REQUEST_CAP // MIB} MB "
                 "a request may carry. Use https:// URLs for some of them, or send smaller files."
             )
         return prepared
 
     async def _prepare_item(
-        self, spec: ToolSpec, name: str, label: str, item: Any, out: PreparedInputs, owner: str
+        self, spec: ToolSpec, name: str, kind: MediaKind, label: str, item: Any, out: PreparedInputs, owner: str
     ) -> Any:
         rules = spec.media_rules(name)
         if not isinstance(item, str):
             return item  # the schema check reports it
         try:
-            loaded = await self.loader.load(item, max_bytes=size_cap(rules), owner=owner)
-        except ImageTooLargeError as exc:
+            cap = size_cap(rules, DEFAULT_MAX_BYTES[kind])
+            loaded = await self.loader.load(item, max_bytes=cap, owner=owner, kind=kind)
+        except MediaTooLargeError as exc:
             out.problems.append(self._too_large(label, item, exc, rules))
             return item
         except MediaError as exc:
@@ -119,7 +74,7 @@ class InputPreparer:
             allowed = " or ".join(FORMAT_NAMES[f] for f in formats)
             out.problems.append(
                 f"{label}: this model accepts {allowed} images only, and {describe_source(item)} is "
-                f"{FORMAT_NAMES[loaded.facts.format]}. Convert it to {allowed} and try again."
+                f"{loaded.facts.format_name}. Convert it to {allowed} and try again."
             )
         out.problems.extend(f"{label}: {message}" for message in broken_rules(loaded.facts, rules))
         if loaded.note:
@@ -127,9 +82,9 @@ class InputPreparer:
         return loaded.send_as
 
     @staticmethod
-    def _too_large(label: str, item: str, exc: ImageTooLargeError, rules: list[MediaRule]) -> str:
+    def _too_large(label: str, item: str, exc: MediaTooLargeError, rules: list[MediaRule]) -> str:
         size_rule = next((r for r in rules if r.measure == "file_size_mb"), None)
-        if size_rule is None:
+        if size_rule is None or size_rule.validation_value * MIB > exc.size_bytes:  # the inline limit, not the rule
             return f"{label}: {describe_source(item)} {exc.reason}"
         return f"{label}: {size_rule.validation_error} (got {exc.size_bytes / MIB:.2f} MB) {SHRINK_HINT}"
 

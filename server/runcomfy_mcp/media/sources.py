@@ -1,6 +1,6 @@
-"""Image inputs: where an image comes from, what it is, and what to send RunComfy.
+"""Media inputs (images, videos, sounds): where one comes from, what it is, and what to send RunComfy.
 
-An image argument may be a public https:// URL (probed by reading only its first bytes and
+A media argument may be a public https:// URL (probed by reading only its first bytes and
 passed through), a data: URI (decoded, checked, passed through), a local file (read, checked,
 sent as a data URI) or a URL RunComfy cannot reach (fetched here and inlined, where the
 server's policy allows it). Format and size come from the bytes, never from a file name.
@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -24,6 +24,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import anyio
 import httpx
 
+from runcomfy_mcp.core.media_rules import FORMAT_NAMES, MIB, MediaFacts, MediaKind
+from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.media.guarded_http import (
     FetchRefusedError,
     FetchSlots,
@@ -34,19 +36,23 @@ from runcomfy_mcp.media.guarded_http import (
     resolve_host,
 )
 
-MIB = 1024 * 1024
 SUPPORTED_FORMATS = ("jpeg", "png", "webp")
-FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
 PROBE_LIMIT = 256 * 1024  # header bytes read to learn format and dimensions
-DEFAULT_MAX_IMAGE_BYTES = 50 * MIB  # RunComfy's recommended ceiling when a model sets none
+DEFAULT_MAX_BYTES: dict[MediaKind, int] = {
+    "image": 50 * MIB,
+    "video": 100 * MIB,
+    "audio": 100 * MIB,
+}  # RunComfy's advice
+# Videos and sounds from disk travel inside the request as base64 (4/3 larger): at most this much each.
+MAX_INLINE_AV_BYTES = 32 * MIB
 REQUEST_CAP = 64 * MIB  # a whole request, as RunComfy's own clients keep it
 MAX_REDIRECTS = 5
 _PROBE_STEPS = (64, 1024, 16 * 1024, 64 * 1024, PROBE_LIMIT)
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 
 
-class MediaError(Exception):
-    """An image that cannot be used; `reason` completes '<field>: <the image> …'."""
+class MediaError(RunComfyError):
+    """An input that cannot be used; `reason` completes '<field>: <the file> …'."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -54,24 +60,8 @@ class MediaError(Exception):
 
 
 @dataclass(frozen=True)
-class ImageFacts:
-    format: str
-    width: int
-    height: int
-    size_bytes: int
-
-    @property
-    def size_mb(self) -> float:
-        return self.size_bytes / MIB
-
-    @property
-    def mime(self) -> str:
-        return f"image/{self.format}"
-
-
-@dataclass(frozen=True)
-class LoadedImage:
-    facts: ImageFacts
+class LoadedMedia:
+    facts: MediaFacts
     send_as: str  # the value to send RunComfy: the original, or a data URI
     note: str | None = None
 
@@ -136,6 +126,35 @@ def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
     return None
 
 
+_AUDIO_CONTAINERS = ("mp4", "m4a", "webm", "ogg")  # often hold sound alone, and may sniff as video
+
+
+def identify_av(head: bytes, kind: MediaKind, *, complete: bool) -> tuple[str, str] | None:
+    """(format, mime) of a video or sound from its first bytes; None if more bytes are needed."""
+    import filetype
+
+    found = filetype.guess(head[:8192]) if head else None
+    if found is None:
+        if len(head) < 262 and not complete:
+            return None
+        if head.lstrip()[:1] in (b"<", b"{"):
+            raise MediaError(f"is a web page or text document, not a {kind} file")
+        raise MediaError(f"is not a {kind} file (the bytes match no {kind} format)")
+    if found.mime.startswith(f"{kind}/") or (kind == "audio" and found.extension in _AUDIO_CONTAINERS):
+        return found.extension, found.mime
+    what = found.mime.split("/")[0]
+    raise MediaError(f"is {'an' if what[0] in 'aeiou' else 'a'} {what} ({found.extension}) file, not a {kind} file")
+
+
+def _sniff(head: bytes, kind: MediaKind, *, complete: bool) -> MediaFacts | None:
+    """What the first bytes say (size still unknown), or None if more are needed."""
+    if kind == "image":
+        image = identify(head, complete=complete)
+        return MediaFacts("image", image[0], 0, image[1], image[2], f"image/{image[0]}") if image else None
+    av = identify_av(head, kind, complete=complete)
+    return MediaFacts(kind, av[0], 0, mime=av[1]) if av else None
+
+
 def _ends_properly(fmt: str, data: bytes) -> bool:
     """Whether a whole file carries its format's end marker (a cut-off download or copy does not)."""
     if fmt == "jpeg":
@@ -145,31 +164,43 @@ def _ends_properly(fmt: str, data: bytes) -> bool:
     return int.from_bytes(data[4:8], "little") + 8 <= len(data)  # WebP: the RIFF size
 
 
-def _facts(data: bytes) -> ImageFacts:
+def _facts(data: bytes, kind: MediaKind) -> MediaFacts:
+    if kind != "image":
+        av = identify_av(data, kind, complete=True)
+        assert av is not None
+        return MediaFacts(kind, av[0], len(data), mime=av[1])
     found = identify(data, complete=True)
     assert found is not None
     if not _ends_properly(found[0], data):
         raise MediaError(f"is a truncated {FORMAT_NAMES[found[0]]} file: it ends before the image does")
-    return ImageFacts(found[0], found[1], found[2], len(data))
+    return MediaFacts("image", found[0], len(data), found[1], found[2], f"image/{found[0]}")
 
 
-def _data_uri(facts: ImageFacts, data: bytes) -> str:
+def _data_uri(facts: MediaFacts, data: bytes) -> str:
     return f"data:{facts.mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 SHRINK_HINT = "Re-save it smaller (e.g. JPEG at quality 85, at most 2048 px on the long side) and try again."
 
 
-class ImageTooLargeError(MediaError):
-    def __init__(self, size_bytes: int, cap_bytes: int) -> None:
-        super().__init__(
-            f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {SHRINK_HINT}"
-        )
+class MediaTooLargeError(MediaError):
+    def __init__(self, size_bytes: int, cap_bytes: int, hint: str = SHRINK_HINT) -> None:
+        super().__init__(f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {hint}")
         self.size_bytes = size_bytes
 
 
-class ImageLoader:
-    """Loads image arguments. URL fetches are bounded: a total deadline, a byte cap, and `slots` per caller."""
+def _inline_limit(max_bytes: int, kind: MediaKind) -> tuple[int, str]:
+    """The cap for a file that travels inside the request, and what to say beyond it."""
+    if kind == "image" or max_bytes <= MAX_INLINE_AV_BYTES:
+        return max_bytes, SHRINK_HINT
+    return MAX_INLINE_AV_BYTES, (
+        f"A {kind} that is not at a public https:// URL is sent inside the request, which works up to "
+        f"{MAX_INLINE_AV_BYTES / MIB:g} MB: upload it somewhere public (https) and give its URL instead."
+    )
+
+
+class MediaLoader:
+    """Loads media arguments. URL fetches are bounded: a total deadline, a byte cap, and `slots` per caller."""
 
     def __init__(
         self,
@@ -186,52 +217,54 @@ class ImageLoader:
         self.deadline_s = deadline_s
         self.slots = slots
 
-    async def load(self, value: str, *, max_bytes: int, owner: str = "local") -> LoadedImage:
+    async def load(self, value: str, *, max_bytes: int, owner: str = "local", kind: MediaKind = "image") -> LoadedMedia:
+        """`max_bytes` bounds the file; a video or sound that must travel inline is held to MAX_INLINE_AV_BYTES."""
         text = value.strip()
         lowered = text[:8].lower()
         try:
             if lowered.startswith("data:"):
-                return self._from_data_uri(text, max_bytes)
+                return self._from_data_uri(text, max_bytes, kind)
             if lowered.startswith("file://") or text.startswith(("/", "~")) or _WINDOWS_PATH.match(text):
-                return await self._from_file(text, max_bytes)
+                return await self._from_file(text, max_bytes, kind)
             if lowered.startswith(("http://", "https://")):
-                return await self._from_url(text, max_bytes, owner)
+                return await self._from_url(text, max_bytes, owner, kind)
         except (ValueError, httpx.InvalidURL) as exc:  # a NUL byte, a broken [IPv6] host, an unencodable name
             what = "path" if not lowered.startswith(("http://", "https://")) else "URL"
             raise MediaError(f"is not a valid {what} ({shortened(str(exc), 80)})") from None
         raise MediaError(
-            "is not an image reference: give a public https:// URL, a data: URI, or the absolute path of a "
-            "local image file"
+            f"is not {'an' if kind == 'image' else 'a'} {kind} reference: give a public https:// URL, a data: URI, "
+            f"or the absolute path of a local {kind} file"
         )
 
     # ---------------------------------------------------------------- sources
 
-    def _from_data_uri(self, uri: str, max_bytes: int) -> LoadedImage:
+    def _from_data_uri(self, uri: str, max_bytes: int, kind: MediaKind) -> LoadedMedia:
         header, sep, payload = uri.partition(",")
         if not sep or ";base64" not in header.lower():
             raise MediaError("is a data: URI that is not base64-encoded (expected data:image/png;base64,...)")
         if len(payload) * 3 // 4 > max_bytes + 3:
-            raise ImageTooLargeError(len(payload) * 3 // 4, max_bytes)
+            raise MediaTooLargeError(len(payload) * 3 // 4, max_bytes)
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise MediaError("is a data: URI whose base64 payload is damaged") from None
-        facts = _facts(data)
-        return LoadedImage(facts, uri)
+        facts = _facts(data, kind)
+        return LoadedMedia(facts, uri)
 
-    async def _from_file(self, text: str, max_bytes: int) -> LoadedImage:
+    async def _from_file(self, text: str, max_bytes: int, kind: MediaKind) -> LoadedMedia:
         if not self.policy.local_files:
             raise MediaError(
                 "is a local file path, but this server runs over HTTP and does not read files from its host. "
                 "Give a public https:// URL or a data: URI instead"
             )
         path = Path(unquote(urlsplit(text).path) if text.lower().startswith("file://") else text).expanduser()
-        data = await anyio.to_thread.run_sync(self._read_file, path, max_bytes)
-        facts = _facts(data)
+        cap, hint = _inline_limit(max_bytes, kind)
+        data = await anyio.to_thread.run_sync(self._read_file, path, cap, hint)
+        facts = _facts(data, kind)
         note = f"{path.name} ({facts.size_mb:.1f} MB) was read from disk and sent inline as a data URI."
-        return LoadedImage(facts, _data_uri(facts, data), note)
+        return LoadedMedia(facts, _data_uri(facts, data), note)
 
-    def _read_file(self, path: Path, max_bytes: int) -> bytes:
+    def _read_file(self, path: Path, max_bytes: int, hint: str) -> bytes:
         """Open once, then check what was opened: a path swapped between a check and the read cannot leak a file."""
         try:
             real = path.resolve()
@@ -248,18 +281,18 @@ class ImageLoader:
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
-                raise MediaError("is a folder, not an image file")
+                raise MediaError("is a folder, not a file")
             if not stat.S_ISREG(info.st_mode):
                 raise MediaError("is not a regular file (a device, pipe or socket)")
             self._check_root(_opened_path(fd, real))
             if info.st_size > max_bytes:
-                raise ImageTooLargeError(info.st_size, max_bytes)
+                raise MediaTooLargeError(info.st_size, max_bytes, hint)
             with os.fdopen(os.dup(fd), "rb") as file:
                 data = file.read(max_bytes + 1)
         finally:
             os.close(fd)
         if len(data) > max_bytes:
-            raise ImageTooLargeError(len(data), max_bytes)
+            raise MediaTooLargeError(len(data), max_bytes, hint)
         return data
 
     def _check_root(self, real: Path) -> None:
@@ -270,19 +303,19 @@ class ImageLoader:
                 return
         allowed = ", ".join(str(r) for r in self.policy.input_roots)
         raise MediaError(
-            f"is outside the folders this server may read ({allowed}). Move the image into one of them, or add "
+            f"is outside the folders this server may read ({allowed}). Move the file into one of them, or add "
             "its folder to RUNCOMFY_INPUT_ROOTS in the server's environment"
         )
 
-    async def _from_url(self, url: str, max_bytes: int, owner: str) -> LoadedImage:
+    async def _from_url(self, url: str, max_bytes: int, owner: str, kind: MediaKind) -> LoadedMedia:
         if self.policy.offline and not _is_loopback_literal(urlsplit(url).hostname or ""):
             raise MediaError(
-                "is not on this machine, and sandbox mode works offline. Give the path of a local image file or a "
+                "is not on this machine, and sandbox mode works offline. Give the path of a local file or a "
                 "data: URI instead"
             )
         try:
             with self.slots.take(owner), anyio.fail_after(self.deadline_s):
-                return await self._fetch_url(url, max_bytes)
+                return await self._fetch_url(url, max_bytes, kind)
         except TimeoutError:
             raise MediaError(
                 f"did not finish answering within {self.deadline_s:g} s (a slow or stalled host). Use a faster "
@@ -291,23 +324,23 @@ class ImageLoader:
         except FetchRefusedError as exc:
             raise MediaError(exc.reason) from exc
 
-    async def _fetch_url(self, url: str, max_bytes: int) -> LoadedImage:
+    async def _fetch_url(self, url: str, max_bytes: int, kind: MediaKind) -> LoadedMedia:
         """Probed and passed through when RunComfy can reach it; otherwise fetched whole and inlined, if allowed."""
         if not await self._unreachable_by_runcomfy(url):
-            return LoadedImage(await self._probe(url, max_bytes), url)
+            return LoadedMedia(await self._probe(url, max_bytes, kind), url)
         if not self.policy.fetch_private_urls:
             raise MediaError(
                 "is on a private network or plain http://, which RunComfy cannot fetch; and this server, shared "
-                "over HTTP, does not fetch internal addresses for callers. Upload the image somewhere public (https) "
+                "over HTTP, does not fetch internal addresses for callers. Upload the file somewhere public (https) "
                 "or send it as a data: URI"
             )
-        data = await self._download(url, max_bytes)
-        facts = _facts(data)
+        data = await self._download(url, *_inline_limit(max_bytes, kind))
+        facts = _facts(data, kind)
         note = (
             f"{shortened(url)} is not reachable by RunComfy (private network or plain http), so it was fetched by "
             "this server and sent inline as a data URI."
         )
-        return LoadedImage(facts, _data_uri(facts, data), note)
+        return LoadedMedia(facts, _data_uri(facts, data), note)
 
     # ---------------------------------------------------------------- network
 
@@ -332,7 +365,7 @@ class ImageLoader:
         """GET with redirects followed by hand, so every hop is checked like the first."""
         for _ in range(MAX_REDIRECTS + 1):
             # identity: a compressed answer could inflate far past the size caps before they are checked
-            headers = {"Accept": "image/*", "Accept-Encoding": "identity"}
+            headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
             request = self._http.build_request("GET", url, headers=headers)
             try:
                 response = await self._http.send(request, stream=True)
@@ -361,13 +394,15 @@ class ImageLoader:
         if code == 404:
             raise MediaError("was not found (HTTP 404)")
         if code >= 400:
-            raise MediaError(f"answered HTTP {code}; it must answer a plain GET with the image")
+            raise MediaError(f"answered HTTP {code}; it must answer a plain GET with the file itself")
 
-    async def _probe(self, url: str, max_bytes: int) -> ImageFacts:
+    async def _probe(self, url: str, max_bytes: int, kind: MediaKind) -> MediaFacts:
         response = await self._open(url)
         try:
             if "text/html" in response.headers.get("content-type", ""):
-                raise MediaError("is a web page, not an image. Use the address of the image itself")
+                raise MediaError(
+                    f"is a web page, not {'an' if kind == 'image' else 'a'} {kind}. Use the file's own address"
+                )
             head = bytearray()
             found = None
             steps = iter(_PROBE_STEPS)
@@ -378,7 +413,7 @@ class ImageLoader:
             async for chunk in chunks:
                 head += chunk
                 if len(head) >= target:
-                    found = identify(bytes(head[:PROBE_LIMIT]), complete=False)
+                    found = _sniff(bytes(head[:PROBE_LIMIT]), kind, complete=False)
                     if found:
                         exhausted = False
                         break
@@ -386,7 +421,7 @@ class ImageLoader:
                     if len(head) > PROBE_LIMIT:
                         break  # identify() has had all it ever reads
             if found is None:
-                found = identify(bytes(head[:PROBE_LIMIT]), complete=True)
+                found = _sniff(bytes(head[:PROBE_LIMIT]), kind, complete=True)
             assert found is not None
             length = response.headers.get("content-length")
             size = len(head)
@@ -397,18 +432,18 @@ class ImageLoader:
                     size += len(chunk)
                     if size > max_bytes:
                         break
-            return ImageFacts(found[0], found[1], found[2], size)
+            return replace(found, size_bytes=size)
         finally:
             await response.aclose()
 
-    async def _download(self, url: str, max_bytes: int) -> bytes:
+    async def _download(self, url: str, max_bytes: int, hint: str = SHRINK_HINT) -> bytes:
         response = await self._open(url)
         try:
             data = bytearray()
             async for chunk in plain_chunks(response):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise ImageTooLargeError(len(data), max_bytes)
+                    raise MediaTooLargeError(len(data), max_bytes, hint)
             return bytes(data)
         finally:
             await response.aclose()
@@ -420,7 +455,7 @@ def shortened(text: str, limit: int = 100) -> str:
 
 
 def describe_source(value: Any) -> str:
-    """How an image argument is named in messages: never a whole data URI."""
+    """How a media argument is named in messages: never a whole data URI."""
     text = str(value).strip()
     if text[:5].lower() == "data:":
         return "the data: URI"
