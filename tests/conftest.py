@@ -11,7 +11,6 @@ import pytest
 from mcp import Client
 
 from images import FakeImageHost, fake_resolver
-from runcomfy_mcp.core.specs import load_specs
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.runtime import Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
@@ -55,7 +54,7 @@ def fake_video(job: SimulatedJob) -> bytes:
 
 @pytest.fixture
 def simulator(clock: ManualClock) -> Simulator:
-    return Simulator(token=TOKEN, model_ids=[s.model_id for s in load_specs()], clock=clock, video_maker=fake_video)
+    return Simulator(token=TOKEN, clock=clock, video_maker=fake_video)
 
 
 @pytest.fixture

@@ -27,7 +27,11 @@ async def submit(client: Client, tool: str = "seedance_1_0_lite_image_to_video",
 
 async def test_lists_the_four_model_tools_and_the_tracking_tools(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {*MODEL_TOOLS, "get_status", "get_result", "wait_for_result", "cancel", "list_jobs"}
+    assert set(tools) == {
+        *MODEL_TOOLS,
+        *("find_models", "describe_model", "run_model"),
+        *("get_status", "get_result", "wait_for_result", "cancel", "list_jobs"),
+    }
     for name in MODEL_TOOLS:
         tool = tools[name]
         assert tool.title and tool.description and tool.output_schema

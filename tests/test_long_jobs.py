@@ -215,11 +215,11 @@ async def test_downloads_cannot_leave_the_output_folder(connect: ClientFactory, 
     # The simulator has no such file, so the download fails; what matters is where it would have gone.
     assert result.is_error and "HTTP 404" in text_of(result)
     assert not (tmp_path / "etc").exists() and not any(tmp_path.rglob("evil.sh"))
-    from runcomfy_mcp.media.downloads import output_name
+    from runcomfy_mcp.media.downloads import output_stem
 
-    assert output_name("req-7", hostile, 0, 1) == "req-7.mp4"
+    assert output_stem("req-7", 0, 1) == "req-7"
     with pytest.raises(Exception, match="not a RunComfy request id"):
-        output_name("../../x", hostile, 0, 1)
+        output_stem("../../x", 0, 1)
 
 
 async def test_a_later_status_check_keeps_the_results_outcome(client: Client, clock: ManualClock) -> None:

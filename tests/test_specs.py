@@ -10,6 +10,7 @@ from mcp import Client
 
 from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
+from runcomfy_mcp.core.catalog import CATALOG_TOOL_NAMES
 from runcomfy_mcp.core.specs import (
     BUILTIN_TOOL_NAMES,
     SpecError,
@@ -173,12 +174,12 @@ async def test_a_fifth_model_file_makes_a_fifth_tool(
     tmp_path: Path, connect: ClientFactory, api_url: str, simulator: Simulator
 ) -> None:
     (tmp_path / "fifth.json").write_text(json.dumps(FIFTH))
-    simulator.model_ids.add(FIFTH["model_id"])
+    simulator.catalog[FIFTH["model_id"]] = {"model_id": FIFTH["model_id"]}
     settings = Settings(api_token=TOKEN, base_url=api_url, tool_specs_dir=tmp_path)
     async with connect(settings) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert "seedance_1_0_pro_text_to_video" in tools
-        assert sum(1 for name in tools if name not in BUILTIN_TOOL_NAMES) == 5
+        assert sum(1 for name in tools if name not in BUILTIN_TOOL_NAMES | CATALOG_TOOL_NAMES) == 5
         assert tools["seedance_1_0_pro_text_to_video"].input_schema["properties"]["duration"]["enum"] == [5, 10]
         bad = await client.call_tool("seedance_1_0_pro_text_to_video", {"prompt": "x", "duration": 7})
         assert bad.is_error and "duration" in text_of(bad)

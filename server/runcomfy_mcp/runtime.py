@@ -7,14 +7,18 @@ tool call, not at start-up.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from runcomfy_mcp import __version__
 from runcomfy_mcp.core.specs import ToolSpec, load_specs
+from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp.tools import RunComfyTools
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
@@ -23,9 +27,14 @@ if TYPE_CHECKING:
     import httpcore
     import httpx
 
+    from runcomfy_mcp.core.catalog import Catalog
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.media.guarded_http import Resolver
     from runcomfy_mcp.media.sources import MediaPolicy
+    from runcomfy_mcp.upstream.client import RunComfyClient
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,12 +57,11 @@ def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
 
 
 class Core:
-    """Builds the JobService, its HTTP clients and its store the first time a tool needs them."""
+    """Builds the core's services, their HTTP clients and the store the first time a tool needs them."""
 
     def __init__(
         self,
         settings: Settings,
-        specs: Sequence[ToolSpec],
         redactor: Redactor,
         serving: Serving,
         transport: httpx.AsyncBaseTransport | None,
@@ -62,22 +70,62 @@ class Core:
         network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self._settings = settings
-        self._specs = specs
         self._redactor = redactor
         self._serving = serving
         self._transport = transport
         self._media_transport = media_transport
         self._resolver = resolver
         self._network = network
-        self._service: JobService | None = None
+        self.specs: Sequence[ToolSpec] = ()  # the model tools' specs, for the catalog to name them
+        self._client: RunComfyClient | None = None
+        self._jobs: JobService | None = None
+        self._catalog: Catalog | None = None
         self._clients: list[httpx.AsyncClient] = []
 
-    def __call__(self) -> JobService:
-        if self._service is None:
-            self._service = self._build()
-        return self._service
+    def jobs(self) -> JobService:
+        if self._jobs is None:
+            self._jobs = self._build_jobs()
+        return self._jobs
 
-    def _build(self) -> JobService:
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from runcomfy_mcp.core.catalog import Catalog
+
+            self._catalog = Catalog(
+                self.client(), catalog_path(self._settings), ttl_s=self._settings.catalog_ttl_s, specs=self.specs
+            )
+        return self._catalog
+
+    def _timeout(self) -> httpx.Timeout:
+        import httpx
+
+        return httpx.Timeout(self._settings.request_timeout_s, connect=self._settings.connect_timeout_s)
+
+    def client(self) -> RunComfyClient:
+        """The Model API client; only its HTTP client carries the token."""
+        if self._client is None:
+            import httpx
+
+            from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS, RunComfyClient
+
+            api_http = httpx.AsyncClient(
+                timeout=self._timeout(),
+                transport=self._transport,
+                limits=API_CONNECTION_LIMITS,
+                headers=USER_AGENT,
+                follow_redirects=False,
+            )
+            self._clients.append(api_http)
+            self._client = RunComfyClient(
+                api_http,
+                base_url=self._settings.base_url,
+                token=self._settings.token_value(),
+                redactor=self._redactor,
+                retry=self._settings.retry_policy(),
+            )
+        return self._client
+
+    def _build_jobs(self) -> JobService:
         import httpx
 
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
@@ -87,12 +135,9 @@ class Core:
         from runcomfy_mcp.media.inputs import InputPreparer
         from runcomfy_mcp.media.sources import MediaLoader
         from runcomfy_mcp.store.sqlite import JobStore
-        from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS, RunComfyClient
 
         settings = self._settings
         shared = self._serving == "http"
-        timeout = httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
-        headers = {"User-Agent": f"runcomfy-mcp/{__version__}"}
         resolver = self._resolver or resolve_host
         api_host = urlsplit(settings.base_url).hostname or ""
 
@@ -104,31 +149,19 @@ class Core:
                 )
                 transport = GuardedTransport(network, limits)
             # trust_env off when shared: a proxy would resolve names where the address check cannot see.
-            return httpx.AsyncClient(timeout=timeout, transport=transport, headers=headers, trust_env=not shared)
+            http = httpx.AsyncClient(
+                timeout=self._timeout(), transport=transport, headers=USER_AGENT, trust_env=not shared
+            )
+            self._clients.append(http)
+            return http
 
-        # Three clients, three pools: only the API one carries the token, and strangers' slow image hosts
+        # Three clients, three pools: only the API one carries the token, and strangers' slow media hosts
         # can hold neither the API's connections nor the downloads'. Media fetches are counted by FetchSlots,
         # so their pool needs no queue of its own (a queue is what let 100 slow hosts starve everyone).
-        api_http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=self._transport,
-            limits=API_CONNECTION_LIMITS,
-            headers=headers,
-            follow_redirects=False,
-        )
         media_http = guarded_client(
             httpx.Limits(max_connections=settings.max_fetches + 8, max_keepalive_connections=16)
         )
         download_http = guarded_client(httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,))
-        self._clients = [api_http, media_http, download_http]
-        retry = settings.retry_policy()
-        client = RunComfyClient(
-            api_http,
-            base_url=settings.base_url,
-            token=settings.token_value(),
-            redactor=self._redactor,
-            retry=retry,
-        )
         loader = MediaLoader(
             media_http,
             media_policy(settings, self._serving),
@@ -139,14 +172,13 @@ class Core:
         downloader = Downloader(
             download_http,
             settings.output_dir,
-            retry,
+            settings.retry_policy(),
             limits=DownloadLimits(int(settings.max_download_mb * MIB), settings.download_timeout_s),
             hosts=OutputHosts.shared(settings.base_url, settings.output_host_patterns()) if shared else None,
             reveal_paths=not shared,
         )
         return JobService(
-            client,
-            self._specs,
+            self.client(),
             InputPreparer(loader),
             store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
             downloader=downloader,
@@ -156,8 +188,42 @@ class Core:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
-        if self._service is not None:
-            self._service.store.close()
+        if self._jobs is not None:
+            self._jobs.store.close()
+
+
+USER_AGENT = {"User-Agent": f"runcomfy-mcp/{__version__}"}
+
+
+def catalog_path(settings: Settings) -> Path:
+    """One cache per API: the sandbox's catalog never replaces RunComfy's."""
+    digest = hashlib.sha256(settings.base_url.encode()).hexdigest()[:10]
+    return settings.data_dir.expanduser() / f"catalog-{digest}.json"
+
+
+def load_tool_specs(settings: Settings) -> list[ToolSpec]:
+    """The bundled specs and the user's own (the folder must exist only when it was set explicitly)."""
+    return load_specs(settings.specs_dir(), required=settings.tool_specs_dir is not None)
+
+
+async def catalog_tool_specs(settings: Settings, core: Core, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
+    """RUNCOMFY_MODELS as tools of their own. A model that cannot be had is logged and left out, never fatal."""
+    from runcomfy_mcp.core.catalog import unique_tool_names
+
+    bundled = {s.model_id for s in specs}
+    wanted = [m for m in settings.model_ids() if m not in bundled]
+    if not wanted:
+        return []
+    names = unique_tool_names(wanted, taken={s.tool_name for s in specs})
+    made: list[ToolSpec] = []
+    for model_id in wanted:
+        try:
+            spec = await core.catalog().spec(model_id)
+        except RunComfyError as exc:
+            logger.warning("RUNCOMFY_MODELS: %s is left out: %s", model_id, exc.message)
+            continue
+        made.append(spec.model_copy(update={"tool_name": names[model_id]}))
+    return made
 
 
 @asynccontextmanager
@@ -174,9 +240,11 @@ async def open_runtime(
     """The server's parts. Seams for tests: `transport` (the API), `media_transport` (replaces the guarded
     media and download transports), `resolver` (DNS) and `network` (the sockets under the guard)."""
     redactor = Redactor(settings.token_value())
-    specs = load_specs(settings.tool_specs_dir)
-    core = Core(settings, specs, redactor, serving, transport, media_transport, resolver, network)
+    specs = load_tool_specs(settings)
+    core = Core(settings, redactor, serving, transport, media_transport, resolver, network)
     try:
+        specs += await catalog_tool_specs(settings, core, specs)
+        core.specs = specs
         yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, core, redactor, notice))
     finally:
         await core.aclose()

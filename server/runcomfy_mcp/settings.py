@@ -18,6 +18,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("runcomfy-mcp", appauthor=False))
 
 
+def default_specs_dir() -> Path:
+    return Path(platformdirs.user_config_dir("runcomfy-mcp", appauthor=False)) / "tool_specs"
+
+
 def default_output_dir() -> Path:
     return Path(platformdirs.user_downloads_dir()) / "runcomfy"
 
@@ -27,7 +31,15 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = Field(default=None, description="RunComfy API token (Profile → API keys).")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Model API base URL.")
-    tool_specs_dir: Path | None = Field(default=None, description="Folder of extra tool spec JSON files.")
+    tool_specs_dir: Path | None = Field(
+        default=None,
+        description="Folder of your own tool spec files (`models add` writes there); default: a tool_specs folder "
+        "in the user's config folder, read when it exists.",
+    )
+    models: str | None = Field(
+        default=None, description="Catalog model ids (comma-separated) that become tools of their own."
+    )
+    catalog_ttl_s: float = Field(default=86400.0, ge=0, description="How long the cached model catalog is fresh.")
     request_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout for one API request.")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout for one API request.")
     retry_attempts: int = Field(default=4, ge=1, le=10, description="Tries for status/result/cancel/download.")
@@ -87,6 +99,12 @@ class Settings(BaseSettings):
 
     def output_host_patterns(self) -> tuple[str, ...]:
         return tuple(p.strip().lower() for p in self.output_hosts.split(",") if p.strip())
+
+    def specs_dir(self) -> Path:
+        return (self.tool_specs_dir or default_specs_dir()).expanduser()
+
+    def model_ids(self) -> list[str]:
+        return list(dict.fromkeys(m.strip() for m in (self.models or "").split(",") if m.strip()))
 
     def token_value(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None

@@ -11,7 +11,8 @@ from typing import Any
 
 import anyio
 
-from runcomfy_mcp.core.request_ids import check_request_id
+from runcomfy_mcp.core.ids import check_request_id
+from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.specs import ToolSpec
 from runcomfy_mcp.core.validation import ArgumentChecker
 from runcomfy_mcp.core.views import (
@@ -44,27 +45,6 @@ from runcomfy_mcp.upstream.client import RunComfyClient
 logger = logging.getLogger(__name__)
 
 
-def video_urls(output: Mapping[str, Any] | None) -> list[str]:
-    """Every URL under `output.video` / `output.videos`, in order, without repeats."""
-    if not output:
-        return []
-    found: list[str] = []
-
-    def collect(value: Any) -> None:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            if value not in found:
-                found.append(value)
-        elif isinstance(value, Mapping):
-            collect(value.get("url"))
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-
-    collect(output.get("video"))
-    collect(output.get("videos"))
-    return found
-
-
 def failure_reason(error: Any, failure: Any) -> str:
     """Why a job failed, from a result's `error` (string or object) or `failure_reason`."""
     reason = upstream_reason({"error": error, "failure_reason": failure})
@@ -72,20 +52,6 @@ def failure_reason(error: Any, failure: Any) -> str:
         return reason
     shapeless = next((v for v in (error, failure) if isinstance(v, Mapping) and v), None)
     return str(dict(shapeless)) if shapeless else "RunComfy gave no reason."
-
-
-def advice_for(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
-    notes: list[str] = []
-    for item in spec.advice:
-        value = arguments.get(item.field)
-        if value is None:
-            continue
-        cond = item.when
-        if (cond.max_length is not None and isinstance(value, str) and len(value) > cond.max_length) or (
-            cond.other_field is not None and arguments.get(cond.other_field) == cond.equals
-        ):
-            notes.append(item.message)
-    return notes
 
 
 @dataclass(frozen=True)
@@ -118,7 +84,6 @@ class JobService:
     def __init__(
         self,
         client: RunComfyClient,
-        specs: Iterable[ToolSpec],
         inputs: InputPreparer,
         store: JobStore,
         downloader: Downloader,
@@ -129,8 +94,7 @@ class JobService:
         self.store = store
         self.downloader = downloader
         self.schedule = schedule or PollSchedule()
-        self.specs = {spec.tool_name: spec for spec in specs}
-        self._checkers = {name: ArgumentChecker(spec) for name, spec in self.specs.items()}
+        self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
         self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
 
     async def _remember(self, work: Awaitable[None]) -> None:
@@ -140,19 +104,25 @@ class JobService:
         except (sqlite3.Error, OSError):
             logger.exception("could not update the job history")
 
+    def _checker(self, spec: ToolSpec) -> ArgumentChecker:
+        key = (spec.model_id, spec.tool_name)
+        known = self._checkers.get(key)
+        if known is None or known[0] is not spec:  # a catalog model whose schema changed gets a new checker
+            known = self._checkers[key] = (spec, ArgumentChecker(spec))
+        return known[1]
+
     async def prepare_arguments(
-        self, tool_name: str, arguments: Mapping[str, Any] | None, caller: Caller = LOCAL_CALLER
+        self, spec: ToolSpec, arguments: Mapping[str, Any] | None, caller: Caller = LOCAL_CALLER, tool: str = ""
     ) -> tuple[dict[str, Any], list[str]]:
         """What to send for a call, and notes for the assistant; raises InvalidArgumentsError with every problem."""
-        spec = self.specs[tool_name]
-        checked = self._checkers[tool_name].check(arguments)
+        checked = self._checker(spec).check(arguments)
         prepared = await self.inputs.prepare(
             spec, checked.arguments, skip=checked.fields_with_problems, owner=caller.owner
         )
         problems = checked.problems + prepared.problems
         if problems:
-            raise InvalidArgumentsError(tool_name, problems)
-        return prepared.arguments, prepared.notes + advice_for(spec, checked.arguments)
+            raise InvalidArgumentsError(tool or spec.tool_name, problems)
+        return prepared.arguments, prepared.notes + spec.advice_for(checked.arguments)
 
     async def _authorize(self, request_id: str, caller: Caller) -> str:
         check_request_id(request_id)
@@ -172,32 +142,39 @@ class JobService:
         return request_id
 
     async def submit_job(
-        self, tool_name: str, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER
+        self, spec: ToolSpec, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER, tool: str = ""
     ) -> SubmittedJob:
-        spec = self.specs[tool_name]
-        to_send, notes = await self.prepare_arguments(tool_name, arguments, caller)
+        """`tool`: the tool that was called, when not the model's own (run_model)."""
+        tool = tool or spec.tool_name
+        to_send, notes = await self.prepare_arguments(spec, arguments, caller, tool)
         try:
             answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
         except SubmitOutcomeUnknownError as exc:
             # Possibly a paid job: keep it findable in list_jobs even though RunComfy gave no id.
             local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
-            await self._record_submission(local_id, spec, to_send, caller, status=OUTCOME_UNKNOWN)
+            await self._record_submission(local_id, spec, tool, to_send, caller, status=OUTCOME_UNKNOWN)
             raise SubmitOutcomeUnknownError(
                 f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
             ) from None
-        await self._record_submission(answer.request_id, spec, to_send, caller)
+        await self._record_submission(answer.request_id, spec, tool, to_send, caller)
         return SubmittedJob(
-            request_id=answer.request_id, model_id=spec.model_id, tool=tool_name, status="in_queue", notes=notes
+            request_id=answer.request_id, model_id=spec.model_id, tool=tool, status="in_queue", notes=notes
         )
 
     async def _record_submission(
-        self, request_id: str, spec: ToolSpec, sent: Mapping[str, Any], caller: Caller, status: str = "in_queue"
+        self,
+        request_id: str,
+        spec: ToolSpec,
+        tool: str,
+        sent: Mapping[str, Any],
+        caller: Caller,
+        status: str = "in_queue",
     ) -> None:
         await self._remember(
             self.store.record_submission(
                 request_id=request_id,
                 model_id=spec.model_id,
-                tool=spec.tool_name,
+                tool=tool,
                 arguments=sent,
                 owner=caller.owner,
                 status=status,
@@ -228,11 +205,13 @@ class JobService:
     async def _result(self, request_id: str, caller: Caller, include_cost: bool, download: bool) -> JobResult:
         answer = await self.client.result(request_id, include_cost=include_cost, token=caller.token)
         failed = answer.status == "failed"
+        outputs = collect_outputs(answer.output, await self._sent_arguments(request_id, caller))
         view = JobResult(
             request_id=answer.request_id or request_id,
             status=answer.status,
             output=answer.output,
-            video_urls=video_urls(answer.output),
+            outputs=outputs,
+            video_urls=[o.url for o in outputs if o.kind == "video"],
             error=failure_reason(answer.error, answer.failure_reason) if failed else None,
             cost=answer.cost,
         )
@@ -246,8 +225,8 @@ class JobService:
                 cost=view.cost,
             )
         )
-        if download and view.status == "succeeded" and view.video_urls:
-            paths = await self.downloader.save_all(request_id, view.video_urls)
+        if download and view.status == "succeeded" and view.outputs:
+            paths = await self.downloader.save_all(request_id, view.outputs)
             if self.downloader.reveal_paths:
                 saved = view.local_files = [str(p) for p in paths]
             else:  # a remote caller: the server's disk is not theirs, so no path of it is handed out
@@ -258,6 +237,14 @@ class JobService:
                 )
             await self._remember(self.store.set_local_files(request_id, saved))
         return view
+
+    async def _sent_arguments(self, request_id: str, caller: Caller) -> list[Any]:
+        """What this job was sent, so a result echoing an input is not taken for an output."""
+        try:
+            record = await self.store.get(request_id, caller.owner)
+        except (sqlite3.Error, OSError):
+            return []
+        return list(record.arguments.values()) if record else []
 
     async def wait_for_result(
         self,

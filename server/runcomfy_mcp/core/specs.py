@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -99,6 +99,20 @@ class ToolSpec(BaseModel):
         props: dict[str, Any] = self.input_schema["properties"]
         return props
 
+    def advice_for(self, arguments: Mapping[str, Any]) -> list[str]:
+        """The soft warnings that apply to these arguments."""
+        notes: list[str] = []
+        for item in self.advice:
+            value = arguments.get(item.field)
+            if value is None:
+                continue
+            cond = item.when
+            if (cond.max_length is not None and isinstance(value, str) and len(value) > cond.max_length) or (
+                cond.other_field is not None and arguments.get(cond.other_field) == cond.equals
+            ):
+                notes.append(item.message)
+        return notes
+
     def media_rules(self, field: str) -> list[MediaRule]:
         return [MediaRule.model_validate(r) for r in self.properties[field].get("validations", [])]
 
@@ -137,8 +151,10 @@ def _packaged_sources() -> Iterator[SpecSource]:
             yield SpecSource(f"tool_specs/{entry.name}", entry.read_text(encoding="utf-8"), packaged=True)
 
 
-def _folder_sources(folder: Path) -> Iterator[SpecSource]:
+def _folder_sources(folder: Path, required: bool) -> Iterator[SpecSource]:
     if not folder.is_dir():
+        if not required:
+            return
         raise SpecError(f"RUNCOMFY_TOOL_SPECS_DIR {str(folder)!r} is not a folder.")
     for path in sorted(folder.glob("*.json")):
         yield SpecSource(str(path), path.read_text(encoding="utf-8"))
@@ -172,12 +188,13 @@ def check_json_schema(spec: ToolSpec, name: str) -> None:
         raise SpecError(f"Tool spec {name} is invalid: input_schema is not valid JSON Schema: {exc.message}") from None
 
 
-def load_specs(extra_dir: Path | None = None) -> list[ToolSpec]:
-    """The packaged specs, then those in `extra_dir`; a later file with the same tool name replaces an earlier one."""
+def load_specs(extra_dir: Path | None = None, *, required: bool = True) -> list[ToolSpec]:
+    """The packaged specs, then those in `extra_dir` (which may be missing unless `required`); a later file with
+    the same tool name replaces an earlier one."""
     sources: Iterable[SpecSource] = _packaged_sources()
     by_name: dict[str, ToolSpec] = {}
     origin: dict[str, str] = {}
-    for source in [*sources, *(_folder_sources(extra_dir) if extra_dir else [])]:
+    for source in [*sources, *(_folder_sources(extra_dir, required) if extra_dir else [])]:
         spec = parse_spec(source)
         if spec.tool_name in by_name:
             if source.name.startswith("tool_specs/"):

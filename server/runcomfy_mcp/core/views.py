@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from runcomfy_mcp.core.outputs import Output
+
 QueueStatus = Literal["in_queue", "in_progress", "completed", "cancelled", "failed"]
 ResultStatus = Literal["succeeded", "failed", "in_queue", "in_progress", "cancelled"]
 QUEUE_STATUSES: frozenset[str] = frozenset(QueueStatus.__args__)  # type: ignore[attr-defined]
@@ -43,7 +45,8 @@ class JobResult(BaseModel):
     request_id: str
     status: str = Field(description="The result's own status: succeeded, failed, in_queue, in_progress or cancelled.")
     output: dict[str, Any] | None = Field(default=None, description="The model's output object, as RunComfy sent it.")
-    video_urls: list[str] = Field(default_factory=list, description="Every video URL in the output.")
+    outputs: list[Output] = Field(default_factory=list, description="Every output file: url and kind.")
+    video_urls: list[str] = Field(default_factory=list, description="The video outputs' URLs.")
     error: str | None = Field(default=None, description="Why the job failed, when it did.")
     cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
     local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
@@ -64,6 +67,7 @@ class JobRecord(BaseModel):
     submitted_at: str = Field(description="UTC time of submission, ISO 8601.")
     updated_at: str
     status: str = Field(description="Last known status.")
+    outputs: list[Output] = Field(default_factory=list)
     video_urls: list[str] = Field(default_factory=list)
     local_files: list[str] = Field(default_factory=list)
     error: str | None = None
@@ -93,3 +97,34 @@ LOCAL_CALLER = Caller()
 
 
 ProgressReporter = Callable[[float, str], Awaitable[None]]
+
+
+class ModelRow(BaseModel):
+    model_id: str
+    name: str
+    categories: list[str]
+    base_price_usd: float | None = None
+    price_unit: str | None = None
+    description: str = Field(description="One line.")
+    tool: str | None = Field(default=None, description="This model's own tool here, if it has one.")
+
+
+class FoundModels(BaseModel):
+    models: list[ModelRow]
+    total: int = Field(description="How many models matched.")
+    source: str = Field(description="live, cache (RunComfy unreachable) or bundled (no catalog yet).")
+    note: str | None = None
+
+
+class ModelDescription(BaseModel):
+    model_id: str
+    name: str
+    description: str
+    categories: list[str]
+    base_price_usd: float | None = None
+    price_unit: str | None = None
+    model_url: str | None = None
+    tool: str | None = None
+    runnable: bool = Field(description="False when its schema cannot be used here (see problem).")
+    problem: str | None = None
+    input_schema: dict[str, Any] | None = Field(default=None, description="The arguments run_model's input takes.")

@@ -1,4 +1,4 @@
-"""The job tools' arguments, each declared once: one pydantic model gives the schema clients see and the parsing.
+"""The built-in tools' arguments, each declared once: one pydantic model gives the schema clients see and the parsing.
 
 (Model tools take their schema from the model's spec, checked by the core's validator instead.)
 """
@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runcomfy_mcp.core.request_ids import REQUEST_ID, check_request_id
+from runcomfy_mcp.core.ids import MAX_MODEL_ID_CHARS, REQUEST_ID, check_request_id
 from runcomfy_mcp.core.views import HistoryStatus
 from runcomfy_mcp.errors import InvalidArgumentsError
 
@@ -53,6 +53,23 @@ class WaitArguments(ResultArguments):
 class ListJobsArguments(_Arguments):
     status: HistoryStatus | None = Field(default=None, description="Only jobs whose last known status is this.")
     limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
+
+
+class FindModelsArguments(_Arguments):
+    query: str | None = Field(
+        default=None, max_length=200, description="Words to look for, e.g. 'kling image to video'."
+    )
+    category: str | None = Field(default=None, max_length=100, description="e.g. image-to-video, text-to-image.")
+    limit: int = Field(default=10, ge=1, le=50)
+    refresh: bool = Field(default=False, description="Read RunComfy's catalog again instead of the cached copy.")
+
+
+class ModelArguments(_Arguments):
+    model_id: str = Field(max_length=MAX_MODEL_ID_CHARS, description="A model_id from find_models.")
+
+
+class RunModelArguments(ModelArguments):
+    input: dict[str, Any] = Field(default_factory=dict, description="The model's inputs, as describe_model lists them.")
 
 
 Args = TypeVar("Args", bound=_Arguments)

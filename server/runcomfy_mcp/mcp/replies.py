@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from runcomfy_mcp.core.views import (
     QUEUE_STATUSES,
     RESULT_STATUSES,
     CancelOutcome,
+    FoundModels,
     JobList,
     JobResult,
     JobStatus,
+    ModelDescription,
     SubmittedJob,
     WaitResult,
 )
@@ -52,14 +56,14 @@ def _result(view: JobResult) -> str:
     rid = view.request_id
     cost = f" Cost: ${view.cost:g}." if view.cost is not None else ""
     if view.status == "succeeded":
-        if not view.video_urls:
-            return f"Job {rid} succeeded, but its output holds no video URL. Output: {view.output}.{cost}"
-        urls = "\n".join(f"- {url}" for url in view.video_urls)
+        if not view.outputs:
+            return f"Job {rid} succeeded, but its output holds no file URL. Output: {view.output}.{cost}"
+        urls = "\n".join(f"- {o.kind}: {o.url}" for o in view.outputs)
         if view.local_files:
             saved = "\n".join(f"- {path}" for path in view.local_files)
-            return f"Job {rid} succeeded. Video:\n{urls}\nSaved to:\n{saved}{cost}"
+            return f"Job {rid} succeeded. Outputs:\n{urls}\nSaved to:\n{saved}{cost}"
         return (
-            f"Job {rid} succeeded. Video:\n{urls}\n"
+            f"Job {rid} succeeded. Outputs:\n{urls}\n"
             f"Result URLs may expire; call get_result with download=true to keep a copy on disk.{cost}"
         )
     if view.status == "failed":
@@ -99,6 +103,53 @@ def job_list(jobs: JobList) -> str:
         return "No jobs in the history yet."
     lines = [f"{len(jobs.jobs)} job(s), newest first:"]
     for job in jobs.jobs:
-        extra = f" → {job.local_files[0]}" if job.local_files else (f" → {job.video_urls[0]}" if job.video_urls else "")
+        extra = f" → {job.local_files[0]}" if job.local_files else (f" → {job.outputs[0].url}" if job.outputs else "")
         lines.append(f"- {job.request_id} {job.tool} [{job.status}] submitted {job.submitted_at}{extra}")
+    return "\n".join(lines)
+
+
+def price(base_price_usd: float | None, unit: str | None) -> str:
+    if base_price_usd is None:
+        return "price unknown"
+    return f"${base_price_usd:g}/{unit}" if unit else f"${base_price_usd:g}"
+
+
+def found_models(found: FoundModels) -> str:
+    lines = [found.note] if found.note else []
+    if not found.models:
+        lines.append("No model matched. Try fewer or other words, or a category.")
+        return "\n".join(lines)
+    shown = f"{len(found.models)} of {found.total}" if found.total > len(found.models) else str(found.total)
+    lines.append(f"{shown} model(s), best match first:")
+    for row in found.models:
+        tool = f" [tool: {row.tool}]" if row.tool else ""
+        lines.append(
+            f"- {row.model_id}: {row.name} ({price(row.base_price_usd, row.price_unit)}){tool}. {row.description}"
+        )
+    lines.append("describe_model shows a model's inputs; run_model runs it.")
+    return "\n".join(lines)
+
+
+def model_description(model: ModelDescription) -> str:
+    head = f"{model.model_id}: {model.name} ({price(model.base_price_usd, model.price_unit)})."
+    lines = [head, model.description] if model.description else [head]
+    if model.model_url:
+        lines.append(f"Page: {model.model_url}")
+    if not model.runnable:
+        lines.append(f"It cannot be run from here: {model.problem}")
+        return "\n".join(lines)
+    schema = model.input_schema or {}
+    required = set(schema.get("required", []))
+    lines.append("Inputs (run_model's input; * = required):")
+    for name, prop in schema.get("properties", {}).items():
+        facts = [str(prop.get("type", "any"))]
+        if "enum" in prop:
+            facts.append("one of " + ", ".join(json.dumps(v) for v in prop["enum"]))
+        for key, word in (("minimum", "min"), ("maximum", "max"), ("maxLength", "max length"), ("default", "default")):
+            if key in prop:
+                facts.append(f"{word} {json.dumps(prop[key])}")
+        text = f" {prop['description']}" if prop.get("description") else ""
+        lines.append(f"- {name}{'*' if name in required else ''} ({'; '.join(facts)}).{text}")
+    call = f"{model.tool} (its own tool) or run_model" if model.tool else "run_model"
+    lines.append(f"Every input is checked before anything is paid; submit with {call}.")
     return "\n".join(lines)

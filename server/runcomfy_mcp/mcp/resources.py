@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import mcp_types as types
 
-from runcomfy_mcp.core.request_ids import REQUEST_ID
+from runcomfy_mcp.core.ids import REQUEST_ID
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.core.jobs import JobService
+    from runcomfy_mcp.mcp.tools import Services
 
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"
@@ -25,7 +25,7 @@ class ResourceNotFoundError(Exception):
 
 
 class RunComfyResources:
-    def __init__(self, specs: Mapping[str, ToolSpec], core: Callable[[], JobService]) -> None:
+    def __init__(self, specs: Mapping[str, ToolSpec], core: Services) -> None:
         self.specs = specs
         self.core = core
 
@@ -50,7 +50,7 @@ class RunComfyResources:
                 description=f"Submitted {job.submitted_at} to {job.model_id}.",
                 mime_type=JSON,
             )
-            for job in (await self.core().list_jobs(limit=50, caller=caller)).jobs
+            for job in (await self.core.jobs().list_jobs(limit=50, caller=caller)).jobs
         ]
         return models + jobs
 
@@ -84,7 +84,7 @@ class RunComfyResources:
         if uri.startswith(JOB_PREFIX):
             request_id = uri[len(JOB_PREFIX) :]
             if REQUEST_ID.match(request_id):
-                record = await self.core().job_record(request_id, caller=caller)
+                record = await self.core.jobs().job_record(request_id, caller=caller)
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)

@@ -7,20 +7,23 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
 from pydantic import BaseModel
 
+from runcomfy_mcp.core.ids import check_model_id
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import (
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
     Caller,
     CancelOutcome,
+    FoundModels,
     JobList,
     JobResult,
     JobStatus,
+    ModelDescription,
     ProgressReporter,
     SubmittedJob,
     WaitResult,
@@ -31,9 +34,12 @@ from runcomfy_mcp.mcp.arguments import (
     DEFAULT_WAIT_S,
     MAX_WAIT_S,
     Args,
+    FindModelsArguments,
     JobArguments,
     ListJobsArguments,
+    ModelArguments,
     ResultArguments,
+    RunModelArguments,
     WaitArguments,
     input_schema,
     parse,
@@ -41,7 +47,17 @@ from runcomfy_mcp.mcp.arguments import (
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
+    from runcomfy_mcp.core.catalog import Catalog
     from runcomfy_mcp.core.jobs import JobService
+
+
+class Services(Protocol):
+    """The core, built on first use: listing tools needs none of it."""
+
+    def jobs(self) -> JobService: ...
+
+    def catalog(self) -> Catalog: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +103,23 @@ class RunComfyTools:
     def __init__(
         self,
         specs: Iterable[ToolSpec],
-        core: Callable[[], JobService],
+        core: Services,
         redactor: Redactor,
         notice: str | None = None,
     ) -> None:
         self.specs = {spec.tool_name: spec for spec in specs}
-        self.core = core  # builds the core on first use: listing tools needs none of it
+        self.core = core
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
         self.tools: dict[str, RegisteredTool] = {}
         for spec in self.specs.values():
             self._add_model_tool(spec)
+        self._add_catalog_tools()
         self._add_tracking_tools()
 
     @property
     def service(self) -> JobService:
-        return self.core()
+        return self.core.jobs()
 
     def _add(self, tool: types.Tool, handler: ToolHandler) -> None:
         self.tools[tool.name] = RegisteredTool(tool, handler)
@@ -111,7 +128,7 @@ class RunComfyTools:
         async def submit(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            job = await self.service.submit_job(spec.tool_name, arguments, caller=caller)
+            job = await self.service.submit_job(spec, arguments, caller=caller)
             return _reply(job, replies.submitted(job))
 
         description = (
@@ -164,6 +181,63 @@ class RunComfyTools:
             annotations=annotations,
         )
         self._add(tool, run)
+
+    def _add_catalog_tools(self) -> None:
+        async def find_models(
+            args: FindModelsArguments, report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
+            found = await self.core.catalog().find(
+                args.query, category=args.category, limit=args.limit, refresh=args.refresh, token=caller.token
+            )
+            return _reply(found, replies.found_models(found))
+
+        async def describe_model(
+            args: ModelArguments, report: ProgressReporter, caller: Caller
+        ) -> types.CallToolResult:
+            model = await self.core.catalog().describe(
+                check_model_id(args.model_id, "describe_model"), token=caller.token
+            )
+            return _reply(model, replies.model_description(model))
+
+        async def run_model(args: RunModelArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
+            spec = await self.core.catalog().spec(check_model_id(args.model_id), token=caller.token)
+            job = await self.service.submit_job(spec, args.input, caller=caller, tool="run_model")
+            return _reply(job, replies.submitted(job))
+
+        self._add_job_tool(
+            "find_models",
+            "Find models",
+            "Search RunComfy's whole model catalog (video, image, audio; Kling, Wan, Veo, FLUX and more) by words "
+            "and/or category. Returns model ids with prices; works offline from a cached copy.",
+            FindModelsArguments,
+            FoundModels,
+            find_models,
+        )
+        self._add_job_tool(
+            "describe_model",
+            "Describe a model",
+            "A catalog model's inputs (types, limits, defaults, media rules), price and page, before running it.",
+            ModelArguments,
+            ModelDescription,
+            describe_model,
+        )
+        self._add_job_tool(
+            "run_model",
+            "Run a catalog model",
+            "Submit a paid job to any catalog model, its input checked against the model's schema first (nothing "
+            "is sent on bad input; local files are sent inline). Returns a request_id for wait_for_result. Each "
+            "call is a new charged job.",
+            RunModelArguments,
+            SubmittedJob,
+            run_model,
+            types.ToolAnnotations(
+                title="Run a catalog model",
+                read_only_hint=False,
+                destructive_hint=False,
+                idempotent_hint=False,
+                open_world_hint=True,
+            ),
+        )
 
     def _add_tracking_tools(self) -> None:
         async def get_status(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:

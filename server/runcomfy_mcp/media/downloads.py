@@ -18,26 +18,39 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from runcomfy_mcp.core.ids import check_request_id
 from runcomfy_mcp.core.media_rules import MIB
-from runcomfy_mcp.core.request_ids import check_request_id
+from runcomfy_mcp.core.outputs import SUFFIX_KINDS, Output
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.media.guarded_http import FetchRefusedError, plain_chunks
 from runcomfy_mcp.media.sources import shortened
 from runcomfy_mcp.upstream.retries import RetryableError, RetryPolicy, retrying
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 WRITE_BATCH = 8 * MIB
+DEFAULT_SUFFIX = {"video": ".mp4", "image": ".png", "audio": ".mp3", "file": ".bin"}
 
 
 class DownloadError(RunComfyError):
     pass
 
 
-def output_name(request_id: str, url: str, index: int, count: int) -> str:
-    """`<request_id>.mp4`, or `<request_id>-2.mp4` when a job has several outputs. Never a path."""
-    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
-    suffix = suffix if suffix in VIDEO_SUFFIXES else ".mp4"
-    return f"{check_request_id(request_id)}{'' if count == 1 else f'-{index + 1}'}{suffix}"
+def output_stem(request_id: str, index: int, count: int) -> str:
+    """`<request_id>`, or `<request_id>-2` when a job has several outputs. Never a path."""
+    return f"{check_request_id(request_id)}{'' if count == 1 else f'-{index + 1}'}"
+
+
+def url_suffix(output: Output) -> str | None:
+    """The URL's extension when it fits the output's kind (`.png` for an image), else None."""
+    suffix = PurePosixPath(urlsplit(output.url).path).suffix.lower()
+    return suffix if SUFFIX_KINDS.get(suffix) == output.kind else None
+
+
+def sniffed_suffix(head: bytes, kind: str) -> str:
+    """The extension the file's first bytes say, else the kind's usual one."""
+    import filetype  # type: ignore[import-untyped]
+
+    found = filetype.guess(head) if head else None
+    return f".{found.extension}" if found else DEFAULT_SUFFIX.get(kind, ".bin")
 
 
 @dataclass(frozen=True)
@@ -93,10 +106,11 @@ class Downloader:
         self.hosts = hosts or OutputHosts()
         self.reveal_paths = reveal_paths  # False when the caller is remote: the server's folders are not theirs
 
-    async def save_all(self, request_id: str, urls: list[str]) -> list[Path]:
-        return [await self.save(url, output_name(request_id, url, i, len(urls))) for i, url in enumerate(urls)]
+    async def save_all(self, request_id: str, outputs: list[Output]) -> list[Path]:
+        return [await self.save(request_id, output, i, len(outputs)) for i, output in enumerate(outputs)]
 
-    async def save(self, url: str, name: str) -> Path:
+    async def save(self, request_id: str, output: Output, index: int = 0, count: int = 1) -> Path:
+        url = output.url
         if not self.hosts.allows(url):
             raise DownloadError(
                 f"The output file {shortened(url)} is not on RunComfy's file hosts ({self.hosts.describe()}), and this "
@@ -105,18 +119,21 @@ class Downloader:
             )
         folder = anyio.Path(self.output_dir.expanduser())
         await folder.mkdir(parents=True, exist_ok=True)
-        final = folder / name
-        if await final.exists() and (await final.stat()).st_size > 0:
-            return Path(final)  # saved before: never fetched twice
-        await retrying(self.retry, lambda: self._fetch(url, folder, final))
-        return Path(final)
+        stem, suffix = output_stem(request_id, index, count), url_suffix(output)
+        async for earlier in folder.glob(f"{stem}{suffix or '.*'}"):
+            if (await earlier.stat()).st_size > 0:
+                return Path(earlier)  # saved before: never fetched twice
+        return Path(await retrying(self.retry, lambda: self._fetch(output, folder, stem, suffix)))
 
-    async def _fetch(self, url: str, folder: anyio.Path, final: anyio.Path) -> None:
-        partial = folder / f".{final.name}.{secrets.token_hex(4)}.part"
+    async def _fetch(self, output: Output, folder: anyio.Path, stem: str, suffix: str | None) -> anyio.Path:
+        url = output.url
+        partial = folder / f".{stem}.{secrets.token_hex(4)}.part"
         try:
             with anyio.fail_after(self.limits.deadline_s):
-                await self._stream_to(url, partial)
+                head = await self._stream_to(url, partial)
+            final = folder / f"{stem}{suffix or sniffed_suffix(head, output.kind)}"
             await anyio.to_thread.run_sync(os.replace, partial, final)
+            return final
         except TimeoutError:
             raise DownloadError(
                 f"Downloading {shortened(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was "
@@ -132,7 +149,7 @@ class Downloader:
         except OSError as exc:
             where = str(folder) if self.reveal_paths else "the server's output folder"
             raise DownloadError(
-                f"Saving the video to {where} failed ({exc.strerror or type(exc).__name__}). Check that the folder "
+                f"Saving the file to {where} failed ({exc.strerror or type(exc).__name__}). Check that the folder "
                 "is writable and has space, or set RUNCOMFY_OUTPUT_DIR to another folder."
             ) from None
         finally:
@@ -140,7 +157,8 @@ class Downloader:
                 if await partial.exists():
                     await partial.unlink()
 
-    async def _stream_to(self, url: str, partial: anyio.Path) -> None:
+    async def _stream_to(self, url: str, partial: anyio.Path) -> bytes:
+        """Streams the file into `partial`; returns its first bytes, which say what it is."""
         headers = {"Accept-Encoding": "identity"}  # a compressed answer must not inflate past the size cap
         async with self._http.stream("GET", url, headers=headers) as response:
             if response.status_code in (408, 429) or response.status_code >= 500:
@@ -162,6 +180,7 @@ class Downloader:
                 # event loop never blocks on the disk and pays one thread hop per batch, not per chunk.
                 batch: list[bytes] = []
                 batched = total = 0
+                head = b""
                 async for chunk in plain_chunks(response):
                     batch.append(chunk)
                     batched += len(chunk)
@@ -171,8 +190,11 @@ class Downloader:
                     if batched >= WRITE_BATCH:
                         await out.writelines(batch)  # no join: the chunks go to the file as they are
                         batch, batched = [], 0
+                    if not head:
+                        head = chunk[:4096]
                 if batch:
                     await out.writelines(batch)
+        return head
 
     def _too_large(self, url: str, size: int) -> DownloadError:
         over = "more than " if size > self.limits.max_bytes else ""

@@ -11,7 +11,7 @@ import sys
 
 import anyio
 
-from runcomfy_mcp.core.specs import load_specs
+from runcomfy_mcp.sandbox.catalog import sandbox_catalog, synthetic_catalog
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
 
@@ -20,6 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m runcomfy_mcp.sandbox")
     parser.add_argument("--token", default="sandbox-token")
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--extra-models", type=int, default=0, help="add this many made-up models to the catalog")
     parser.add_argument("--video-mb", type=float, default=0, help="serve random output files of this size instead")
     args = parser.parse_args()
     blob = os.urandom(int(args.video_mb * 1024 * 1024)) if args.video_mb else b""
@@ -33,7 +34,7 @@ def main() -> None:
 
     simulator = Simulator(
         token=args.token,
-        model_ids=[s.model_id for s in load_specs()],
+        catalog=sandbox_catalog() + synthetic_catalog(args.extra_models),
         time_scale=args.time_scale,
         video_maker=video,
     )

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 
 from pydantic import SecretStr
 
-from runcomfy_mcp.core.specs import load_specs
+from runcomfy_mcp.runtime import load_tool_specs
+from runcomfy_mcp.sandbox.catalog import sandbox_catalog
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
 from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
 from runcomfy_mcp.settings import Settings
@@ -31,7 +32,7 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
     token = settings.token_value() or f"sandbox-{secrets.token_hex(8)}"
     simulator = Simulator(
         token=token,
-        model_ids=[s.model_id for s in load_specs(settings.tool_specs_dir)],
+        catalog=sandbox_catalog(extra_specs=load_tool_specs(settings)),
         time_scale=settings.sandbox_time_scale,
         video_maker=_video,
     )

@@ -3,15 +3,21 @@
 Jobs move `in_queue` → `in_progress` → `completed` on a clock the caller controls: real time
 scaled by `time_scale` for a demo, or a `ManualClock` that tests advance by hand. A prompt
 containing "[fail]" makes the job fail. Output files are served from `/files/…` without a token,
-like RunComfy's CDN.
+like RunComfy's CDN. `GET /v1/models` serves a catalog (see `sandbox.catalog`): the four bundled
+models and others, whose outputs are videos, images or sounds.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import math
 import secrets
+import struct
 import time
+import wave
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +100,7 @@ class Simulator:
         self,
         *,
         token: str | Iterable[str],
-        model_ids: Iterable[str],
+        catalog: Iterable[dict[str, Any]] | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         video_maker: VideoMaker | None = None,
@@ -102,7 +108,10 @@ class Simulator:
         self.tokens = {token} if isinstance(token, str) else set(token)
         if not self.tokens or "" in self.tokens:
             raise ValueError("the simulator needs non-empty tokens to check")
-        self.model_ids = set(model_ids)
+        from runcomfy_mcp.sandbox.catalog import sandbox_catalog
+
+        self.catalog: dict[str, dict[str, Any]] = {e["model_id"]: e for e in (catalog or sandbox_catalog())}
+        self.catalog_open = True  # False: the listing answers 503 (RunComfy unreachable)
         self.time_scale = time_scale
         self.clock = clock
         self.video_maker = video_maker
@@ -144,18 +153,86 @@ class Simulator:
                 body["error"] = "Simulated failure: the prompt asked for it with [fail]."
             else:
                 body["status"] = "succeeded"
-                body["output"] = {"video": f"{self.file_base_url or self.base_url}/files/{job.request_id}.mp4"}
+                body["output"] = self._output(job)
             if include_cost:
                 body["cost"] = 0.0
         else:
             body["status"] = status
         return body
 
+    def output_kind(self, model_id: str) -> str:
+        return str(self.catalog.get(model_id, {}).get("output_kind", "video"))
+
+    def _output(self, job: SimulatedJob) -> dict[str, Any]:
+        kind = self.output_kind(job.model_id)
+        url = f"{self.file_base_url or self.base_url}/files/{job.request_id}.{_SUFFIX[kind]}"
+        output: dict[str, Any] = {"images": [url]} if kind == "image" else {kind: url}
+        echoed = self.catalog[job.model_id].get("echo_input")
+        if echoed and isinstance(job.arguments.get(echoed), str):
+            output["image"] = job.arguments[echoed]
+        return output
+
+    # ------------------------------------------------------------ the catalog
+
+    def _public(self, entry: dict[str, Any], include_schema: bool) -> dict[str, Any]:
+        shown = {k: v for k, v in entry.items() if k not in ("output_kind", "echo_input", "input_schema")}
+        schema = entry.get("input_schema") or {}
+        shown["inputs"] = list(schema.get("properties", {}))
+        shown["required_inputs"] = list(schema.get("required", []))
+        shown["model_url"] = f"https://www.runcomfy.com/models/{entry['model_id']}"
+        if include_schema:
+            shown["input_schema"] = entry.get("input_schema")
+        return shown
+
+    async def _list_models(self, request: Request) -> Response:
+        self._record(request)
+        if not self.catalog_open:
+            return _error(503, "500000", "Service temporarily unavailable.")
+        query = request.query_params
+        try:
+            limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
+        except ValueError:
+            return _error(400, "400000", "limit and offset must be integers.")
+        if not 1 <= limit <= 500 or offset < 0:
+            return _error(400, "400000", "limit must be 1-500 and offset at least 0.")
+        search = query.get("search", "").lower()
+        category = query.get("category")
+        found = [
+            e
+            for e in self.catalog.values()
+            if (
+                not search
+                or search in f"{e['model_id']} {e.get('display_name', '')} {e.get('description', '')}".lower()
+            )
+            and (not category or category in e.get("categories", []))
+            and query.get("kind", "model") == "model"
+        ]
+        include_schema = query.get("include_schema") == "true"
+        page = [self._public(e, include_schema) for e in found[offset : offset + limit]]
+        return JSONResponse({"models": page, "total": len(found), "limit": limit, "offset": offset})
+
+    async def _categories(self, request: Request) -> Response:
+        self._record(request)
+        names = sorted({c for e in self.catalog.values() for c in e.get("categories", [])})
+        return JSONResponse({"categories": names})
+
+    async def _model(self, request: Request) -> Response:
+        self._record(request)
+        if not self.catalog_open:
+            return _error(503, "500000", "Service temporarily unavailable.")
+        entry = self.catalog.get(request.path_params["model_id"])
+        if entry is None:
+            return _error(400, "400001", f"Model {request.path_params['model_id']} not found.")
+        return JSONResponse(self._public(entry, include_schema=True))
+
     # ------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/v1/models", self._list_models, methods=["GET"]),
+                Route("/v1/models/categories", self._categories, methods=["GET"]),
+                Route("/v1/models/{model_id:path}", self._model, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self._submit, methods=["POST"]),
                 Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
@@ -176,7 +253,7 @@ class Simulator:
         if not self._authorized(request):
             return _error(401, "400004", "Invalid or missing API token.")
         model_id = request.path_params["model_id"]
-        if model_id not in self.model_ids:
+        if model_id not in self.catalog:
             return _error(400, "400001", f"Model {model_id} not found.")
         try:
             body = json.loads(await request.body())
@@ -239,8 +316,13 @@ class Simulator:
     async def _file(self, request: Request) -> Response:
         self._record(request)
         name: str = request.path_params["name"]
-        job = self.jobs.get(name.removesuffix(".mp4"))
-        if job is None or job.fails or job.status_at(self.clock()) != "completed" or self.video_maker is None:
+        job = self.jobs.get(name.rsplit(".", 1)[0])
+        if job is None or job.fails or job.status_at(self.clock()) != "completed":
+            return Response("not found", status_code=404)
+        kind = self.output_kind(job.model_id)
+        if kind != "video":
+            return Response(still_image() if kind == "image" else tone(), media_type=_MIME[kind])
+        if self.video_maker is None:
             return Response("not found", status_code=404)
         if self.video_maker_failures > 0:
             self.video_maker_failures -= 1
@@ -255,6 +337,40 @@ class Simulator:
         for start in range(0, len(data), 64 * 1024):
             yield data[start : start + 64 * 1024]
             await anyio.sleep(self.file_chunk_delay_s)
+
+
+_SUFFIX = {"video": "mp4", "image": "png", "audio": "wav"}
+_MIME = {"video": "video/mp4", "image": "image/png", "audio": "audio/wav"}
+
+
+def still_image(width: int = 64, height: int = 48) -> bytes:
+    """A small, valid PNG: a gradient, so it is not blank."""
+    pixels = (bytes(v for x in range(width) for v in (x * 4 % 256, y * 5 % 256, 160)) for y in range(height))
+    rows = b"".join(b"\x00" + row for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def tone(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A short WAV: one second of a 440 Hz tone."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(rate)
+        out.writeframes(
+            bytes(int(128 + 100 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(int(rate * seconds)))
+        )
+    return buffer.getvalue()
+
+
+def _searchable(entry: dict[str, Any]) -> str:
+    return f"{entry['model_id']} {entry.get('display_name', '')} {entry.get('description', '')}".lower()
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.views import JobRecord
 
 T = TypeVar("T")
@@ -60,14 +61,17 @@ def _iso(epoch: float) -> str:
 
 
 def _record(row: sqlite3.Row) -> JobRecord:
+    arguments = json.loads(row["arguments"])
+    output = json.loads(row["output"]) if row["output"] else None
     return JobRecord(
         request_id=row["request_id"],
         model_id=row["model_id"],
         tool=row["tool"],
-        arguments=json.loads(row["arguments"]),
+        arguments=arguments,
         submitted_at=_iso(row["submitted_at"]),
         updated_at=_iso(row["updated_at"]),
         status=row["status"],
+        outputs=collect_outputs(output, arguments.values()) if isinstance(output, dict) else [],
         video_urls=json.loads(row["video_urls"]),
         local_files=json.loads(row["local_files"]),
         error=row["error"],

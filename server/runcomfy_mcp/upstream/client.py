@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from runcomfy_mcp.core.request_ids import check_request_id
+from runcomfy_mcp.core.ids import check_model_id, check_request_id
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -64,6 +64,24 @@ class ResultResponse(_Wire):
     cost: float | None = None
 
 
+class CatalogPage(_Wire):
+    """One page of `GET /v1/models`. Entries stay raw dicts: the core parses each one tolerantly."""
+
+    models: list[Any]
+    total: int | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerate(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "models" not in data:
+            for other in ("data", "items", "results"):  # the listing's shape is not documented
+                if isinstance(data.get(other), list):
+                    return {**data, "models": data[other]}
+        return data
+
+
 class CancelResponse(_Wire):
     request_id: str | None = None
     status: str | None = None
@@ -94,9 +112,12 @@ class RunComfyClient:
         self._redact = redactor
         self.retry = retry or RetryPolicy()
 
-    def _auth_headers(self, token: str | None) -> dict[str, str]:
+    def _auth_headers(self, token: str | None, *, optional: bool = False) -> dict[str, str]:
+        """`optional`: the catalog, which is sent the token when there is one (it may be public)."""
         if not token:  # a caller's own token was checked where it arrived (mcp.callers)
             if not self._token:
+                if optional:
+                    return {}
                 raise MissingTokenError()
             token = check_token(self._token, "in RUNCOMFY_API_TOKEN")
         return {"Authorization": f"Bearer {token}"}
@@ -164,6 +185,57 @@ class RunComfyClient:
         body = await self._send("POST", path, action="Cancelling the job", token=token)
         return self._parse(CancelResponse, body, "the cancel answer")
 
+    # ------------------------------------------------------------ the catalog
+
+    async def list_models(
+        self,
+        *,
+        search: str | None = None,
+        category: str | None = None,
+        kind: str | None = None,
+        include_schema: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+        token: str | None = None,
+    ) -> CatalogPage:
+        params = {"limit": str(limit), "offset": str(offset)}
+        if include_schema:
+            params["include_schema"] = "true"
+        for key, value in (("search", search), ("category", category), ("kind", kind)):
+            if value:
+                params[key] = value
+        body = await self._send(
+            "GET", "/v1/models", action="Listing RunComfy's models", params=params, token=token, optional_auth=True
+        )
+        return self._parse(CatalogPage, body, "the model listing")
+
+    async def model_categories(self, *, token: str | None = None) -> list[str]:
+        body = await self._send(
+            "GET", "/v1/models/categories", action="Listing model categories", token=token, optional_auth=True
+        )
+        found = body.get("categories", [])
+        names = (
+            [
+                c if isinstance(c, str) else c.get("name") or c.get("slug") or c.get("id")
+                for c in found
+                if isinstance(c, str | dict)
+            ]
+            if isinstance(found, list)
+            else []
+        )
+        return [str(n) for n in names if n]
+
+    async def model(self, model_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """One catalog entry with its input schema."""
+        body = await self._send(
+            "GET",
+            f"/v1/models/{quote(check_model_id(model_id), safe='/')}",
+            action=f"Reading model {model_id}",
+            token=token,
+            optional_auth=True,
+        )
+        return body.get("model", body) if isinstance(body.get("model"), dict) else body
+
     # ------------------------------------------------------------ plumbing
 
     @staticmethod
@@ -178,9 +250,10 @@ class RunComfyClient:
         action: str,
         params: Mapping[str, str] | None = None,
         token: str | None = None,
+        optional_auth: bool = False,
     ) -> dict[str, Any]:
         """A safe (repeatable) request, retried on transient failures."""
-        headers = self._auth_headers(token)
+        headers = self._auth_headers(token, optional=optional_auth)
         return await retrying(self.retry, lambda: self._send_once(method, path, headers, action, params))
 
     async def _send_once(

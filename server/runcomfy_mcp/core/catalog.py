@@ -1,0 +1,489 @@
+"""RunComfy's model catalog: fetched whole, cached on disk, searched in memory, turned into tool specs.
+
+The listing is read page by page with schemas inline and kept in `catalog.json` in the data
+folder, refreshed at most once per TTL (or on demand, at most once a minute). When RunComfy
+cannot be reached the cache answers and says how old it is; with no cache, the bundled specs do.
+The catalog's shapes are known only from RunComfy's own clients, so every entry is parsed on its
+own and a bad one is skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runcomfy_mcp.core.dialect import DialectError, standard_schema
+from runcomfy_mcp.core.ids import check_model_id
+from runcomfy_mcp.core.specs import BUILTIN_TOOL_NAMES, ToolSpec, portable_input_schema
+from runcomfy_mcp.core.views import FoundModels, ModelDescription, ModelRow
+from runcomfy_mcp.errors import RunComfyError, UnknownModelError
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 500  # the most the listing gives per request
+MAX_PAGES = 40  # 20,000 models: far past today's catalog, and a bound on a listing that never ends
+MIN_REFRESH_INTERVAL_S = 60.0  # on-demand refreshes, and retries after a failed one
+CACHE_FORMAT = 1
+CATALOG_TOOL_NAMES = frozenset({"find_models", "describe_model", "run_model"})
+_STOP_WORDS = frozenset({"a", "an", "the", "of", "for", "with", "and", "from", "in", "on", "my", "this", "that"})
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
+
+
+class CatalogEntry(BaseModel):
+    """One model of the listing. Unknown fields are kept; odd shapes are read leniently."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_id: str
+    display_name: str = ""
+    description: str = ""
+    categories: list[str] = Field(default_factory=list)
+    base_price_usd: float | None = None
+    price_unit: str | None = None
+    model_url: str | None = None
+    input_schema: dict[str, Any] | None = None
+
+    @field_validator("display_name", "description", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return value.strip() if isinstance(value, str) else ""
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> list[str]:
+        items = value if isinstance(value, list) else [value] if value else []
+        names = [
+            i if isinstance(i, str) else i.get("name") or i.get("slug") for i in items if isinstance(i, str | dict)
+        ]
+        return [str(n) for n in names if n]
+
+    @field_validator("base_price_usd", mode="before")
+    @classmethod
+    def _price(cls, value: Any) -> float | None:
+        try:
+            price = float(value)
+        except (TypeError, ValueError):
+            return None
+        return price if price >= 0 else None
+
+    @field_validator("price_unit", "model_url", mode="before")
+    @classmethod
+    def _optional_text(cls, value: Any) -> str | None:
+        return value.strip() or None if isinstance(value, str) else None
+
+    @field_validator("input_schema", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> dict[str, Any] | None:
+        return value if isinstance(value, dict) else None
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.model_id
+
+    def one_line(self, limit: int = 140) -> str:
+        text = " ".join(self.description.split())
+        first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+        return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def parse_entries(raw: Iterable[Any]) -> list[CatalogEntry]:
+    entries: list[CatalogEntry] = []
+    skipped = 0
+    for item in raw:
+        try:
+            entry = CatalogEntry.model_validate(item)
+            check_model_id(entry.model_id)
+        except (ValidationError, RunComfyError):
+            skipped += 1
+            continue
+        entries.append(entry)
+    if skipped:
+        logger.warning("the model listing had %d entries without a usable model_id; they were skipped", skipped)
+    return entries
+
+
+# ---------------------------------------------------------------- tool names and specs
+
+
+def tool_name_for(model_id: str) -> str:
+    """A stable tool name from a model id: `kling/kling-v2-1/pro/image-to-video` → `kling_v2_1_pro_image_to_video`.
+    Over 64 characters, or clashing with a built-in, it is shortened and given a hash of the id."""
+    parts = [p for p in (re.sub(r"[^a-z0-9]+", "_", seg.lower()).strip("_") for seg in model_id.split("/")) if p]
+    if len(parts) > 1 and parts[1].startswith(parts[0]):
+        parts = parts[1:]  # the vendor repeated in the model's name
+    name = "_".join(parts) or "model"
+    if not name[0].isalpha():
+        name = f"m_{name}"
+    if len(name) > 64 or name in BUILTIN_TOOL_NAMES | CATALOG_TOOL_NAMES:
+        name = f"{name[:55].rstrip('_')}_{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
+    return name
+
+
+def unique_tool_names(model_ids: Sequence[str], taken: Iterable[str] = ()) -> dict[str, str]:
+    """model_id → tool name, unique among themselves and `taken`; a clash gets the id's hash appended."""
+    used = set(taken)
+    names: dict[str, str] = {}
+    for model_id in model_ids:
+        name = tool_name_for(model_id)
+        if name in used:
+            name = f"{name[:55].rstrip('_')}_{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
+        used.add(name)
+        names[model_id] = name
+    return names
+
+
+class CatalogSchemaError(RunComfyError):
+    """A catalog model whose schema cannot be used: the message names the model and why."""
+
+
+def spec_from_entry(entry: CatalogEntry, tool_name: str | None = None) -> ToolSpec:
+    if entry.input_schema is None:
+        raise CatalogSchemaError(
+            f"RunComfy's catalog gives no input schema for {entry.model_id}, so its inputs cannot be checked and it "
+            "cannot be run from here. Other models still work."
+        )
+    try:
+        schema = standard_schema(entry.input_schema)
+        return ToolSpec(
+            model_id=entry.model_id,
+            tool_name=tool_name or tool_name_for(entry.model_id),
+            title=entry.name[:120],
+            description=(entry.description or entry.name)[:1000],
+            input_schema=schema,
+            output_schema={"type": "object"},
+        )
+    except (DialectError, ValidationError) as exc:
+        why = exc.message if isinstance(exc, DialectError) else str(exc.errors()[0]["msg"])
+        raise CatalogSchemaError(
+            f"{entry.model_id} cannot be used from here: {why}. Other models still work; this one can be run "
+            "from RunComfy's own playground."
+        ) from exc
+
+
+# ---------------------------------------------------------------- searching
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    entry: CatalogEntry
+    strong: frozenset[str]  # words of the id and the name
+    category_words: frozenset[str]
+    description_words: frozenset[str]
+    phrases: tuple[str, ...]  # categories and id segments as word sequences, e.g. "image to video"
+    categories: frozenset[str]
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _index(entry: CatalogEntry) -> _Indexed:
+    segments = [" ".join(_words(s)) for s in [*entry.categories, *entry.model_id.split("/")]]
+    return _Indexed(
+        entry=entry,
+        strong=frozenset(_words(entry.model_id) + _words(entry.display_name)),
+        category_words=frozenset(w for c in entry.categories for w in _words(c)),
+        description_words=frozenset(_words(entry.description)),
+        phrases=tuple(p for p in segments if " " in p),
+        categories=frozenset(" ".join(_words(c)) for c in entry.categories),
+    )
+
+
+def _score(item: _Indexed, terms: Sequence[str], query_text: str) -> tuple[int, float]:
+    matched, score = 0, 0.0
+    for term in terms:
+        if term in item.strong:
+            matched, score = matched + 1, score + 3
+        elif term in item.category_words:
+            matched, score = matched + 1, score + 2
+        elif term in item.description_words:
+            matched, score = matched + 1, score + 1
+        elif len(term) >= 3 and any(w.startswith(term) for w in item.strong):
+            matched, score = matched + 1, score + 1.5
+    if matched:
+        score += max((len(p) for p in item.phrases if f" {p} " in query_text), default=0) / 3
+    return matched, score
+
+
+# ---------------------------------------------------------------- the catalog
+
+
+class CatalogSource(Protocol):
+    async def list_models(
+        self, *, include_schema: bool = ..., limit: int = ..., offset: int = ..., token: str | None = ...
+    ) -> Any: ...
+
+    async def model(self, model_id: str, *, token: str | None = ...) -> dict[str, Any]: ...
+
+
+@dataclass
+class Listing:
+    entries: list[CatalogEntry]
+    source: str  # "live", "cache" or "bundled"
+    fetched_at: float | None = None
+    note: str | None = None  # why the answer is not fresh, when it is not
+    _index: list[_Indexed] = field(default_factory=list, repr=False)
+    _by_id: dict[str, CatalogEntry] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = [_index(e) for e in self.entries]
+        self._by_id = {e.model_id: e for e in self.entries}
+
+    def get(self, model_id: str) -> CatalogEntry | None:
+        return self._by_id.get(model_id)
+
+    def search(self, query: str | None, category: str | None = None, limit: int = 10) -> tuple[list[CatalogEntry], int]:
+        """Best matches first, and how many matched in all."""
+        wanted = " ".join(_words(category)) if category else None
+        pool = [i for i in self._index if wanted is None or wanted in i.categories]
+        terms = [t for t in dict.fromkeys(_words(query or "")) if t not in _STOP_WORDS and t != "to"]
+        if not terms:
+            return [i.entry for i in pool[:limit]], len(pool)
+        query_text = f" {' '.join(_words(query or ''))} "
+        scored = []
+        for item in pool:
+            matched, score = _score(item, terms, query_text)
+            if matched:
+                scored.append((-matched, -score, item.entry.model_id, item.entry))
+        scored.sort(key=lambda s: s[:3])
+        return [s[3] for s in scored[:limit]], len(scored)
+
+    def closest_ids(self, model_id: str, n: int = 3) -> list[str]:
+        ids = list(self._by_id)
+        close = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.5)
+        if len(close) < n:  # ids share long prefixes: compare the last segments too
+            tail = model_id.rsplit("/", 1)[-1]
+            close += [i for i in difflib.get_close_matches(tail, ids, n=n, cutoff=0.3) if i not in close]
+        return close[:n]
+
+    def categories(self) -> list[str]:
+        return sorted({c for e in self.entries for c in e.categories})
+
+    def age_words(self, now: float) -> str:
+        return _age(now - self.fetched_at) if self.fetched_at else "of unknown age"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s old"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes old"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} hours old"
+    return f"{seconds / 86400:.0f} days old"
+
+
+def bundled_entries(specs: Iterable[ToolSpec]) -> list[CatalogEntry]:
+    return [
+        CatalogEntry(
+            model_id=s.model_id,
+            display_name=s.title,
+            description=s.description,
+            categories=[s.model_id.rsplit("/", 1)[-1]],
+            input_schema=s.input_schema,
+        )
+        for s in specs
+    ]
+
+
+class Catalog:
+    """The listing, its cache file and the specs made from it. One refresh runs at a time."""
+
+    def __init__(
+        self,
+        source: CatalogSource,
+        cache_path: Path,
+        *,
+        ttl_s: float,
+        specs: Sequence[ToolSpec] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self.cache_path = cache_path
+        self.ttl_s = ttl_s
+        self.specs = {s.model_id: s for s in specs}  # models that are tools here, with their hand-written docs
+        self.tool_names = {s.model_id: s.tool_name for s in specs}
+        self._clock = clock
+        self._lock = anyio.Lock()
+        self._listing: Listing | None = None
+        self._last_attempt = -MIN_REFRESH_INTERVAL_S
+        self._made: dict[str, tuple[CatalogEntry, ToolSpec]] = {}  # specs made from entries, until those change
+        self.pages_fetched = 0  # for benchmarks and tests: requests the listing took
+
+    async def listing(self, *, refresh: bool = False, token: str | None = None) -> Listing:
+        async with self._lock:
+            now = self._clock()
+            current = self._listing or await anyio.to_thread.run_sync(self._read_cache)
+            fresh = current is not None and current.source != "bundled" and now - (current.fetched_at or 0) < self.ttl_s
+            if current is not None and ((fresh and not refresh) or now - self._last_attempt < MIN_REFRESH_INTERVAL_S):
+                self._listing = current
+                return current
+            self._last_attempt = now
+            try:
+                self._listing = await self._fetch(token)
+            except RunComfyError as exc:
+                self._listing = self._fallback(current, exc, now)
+            return self._listing
+
+    async def _fetch(self, token: str | None) -> Listing:
+        raw: list[Any] = []
+        for page_number in range(MAX_PAGES):
+            page = await self._source.list_models(
+                include_schema=True, limit=PAGE_SIZE, offset=page_number * PAGE_SIZE, token=token
+            )
+            self.pages_fetched += 1
+            raw.extend(page.models)
+            total = page.total
+            if len(page.models) < PAGE_SIZE or (total is not None and len(raw) >= total):
+                break
+        fetched_at = self._clock()
+        await anyio.to_thread.run_sync(self._write_cache, raw, fetched_at)
+        logger.info("model catalog fetched: %d models in %d pages", len(raw), page_number + 1)
+        return Listing(parse_entries(raw), "live", fetched_at)
+
+    def _fallback(self, current: Listing | None, exc: RunComfyError, now: float) -> Listing:
+        logger.warning("model catalog not refreshed: %s", exc.message)
+        why = exc.message.split(". ")[0].rstrip(".")
+        if current is not None and current.source != "bundled":
+            note = (
+                f"RunComfy's catalog could not be read ({why}), so this comes from the copy cached on this "
+                f"machine, {current.age_words(now)}."
+            )
+            return Listing(current.entries, "cache", current.fetched_at, note)
+        note = (
+            f"RunComfy's catalog could not be read ({why}) and none is cached yet, so only the models bundled with "
+            "this server are shown."
+        )
+        return Listing(bundled_entries(self.specs.values()), "bundled", None, note)
+
+    def _read_cache(self) -> Listing | None:
+        try:
+            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
+            if data.get("format") != CACHE_FORMAT:
+                return None
+            return Listing(parse_entries(data["models"]), "cache", float(data["fetched_at"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            logger.warning("the catalog cache %s is unreadable; it will be fetched again", self.cache_path)
+            return None
+
+    def _write_cache(self, raw: list[Any], fetched_at: float) -> None:
+        """Atomically, so a reader never sees half a file; a disk problem only costs the cache."""
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.cache_path.with_suffix(f".{os.getpid()}.part")
+            partial.write_text(json.dumps({"format": CACHE_FORMAT, "fetched_at": fetched_at, "models": raw}))
+            os.replace(partial, self.cache_path)
+        except OSError as exc:
+            logger.warning("could not write the catalog cache %s: %s", self.cache_path, exc)
+
+    # ------------------------------------------------------------ one model
+
+    async def entry(self, model_id: str, *, token: str | None = None) -> CatalogEntry:
+        """The model with its input schema: from the listing, else asked of RunComfy; unknown ids name the closest."""
+        check_model_id(model_id)
+        listing = await self.listing(token=token)
+        found = listing.get(model_id)
+        if found is not None and found.input_schema is not None:
+            return found
+        if model_id in self.specs:
+            return bundled_entries([self.specs[model_id]])[0]
+        try:
+            raw = await self._source.model(model_id, token=token)
+        except UnknownModelError:
+            raw = None
+        except RunComfyError:
+            if found is None:
+                raise
+            raw = None
+        parsed = parse_entries([raw]) if isinstance(raw, Mapping) else []
+        if parsed and parsed[0].model_id == model_id:
+            return parsed[0]
+        if found is not None:
+            return found
+        raise self._unknown(model_id, listing)
+
+    def _unknown(self, model_id: str, listing: Listing) -> RunComfyError:
+        close = listing.closest_ids(model_id)
+        hint = f" The closest ids are: {', '.join(close)}." if close else ""
+        return RunComfyError(
+            f"There is no model {model_id!r} in RunComfy's catalog.{hint} Use find_models to search for one."
+        )
+
+    async def spec(self, model_id: str, *, token: str | None = None) -> ToolSpec:
+        """The model's tool spec: the bundled one when there is one, else made from its catalog entry."""
+        if model_id in self.specs:
+            return self.specs[model_id]
+        entry = await self.entry(model_id, token=token)
+        made = self._made.get(model_id)
+        if made is None or made[0] is not entry:
+            made = self._made[model_id] = (entry, spec_from_entry(entry))
+        return made[1]
+
+    def tool_name(self, model_id: str) -> str | None:
+        return self.tool_names.get(model_id)
+
+    # ------------------------------------------------------------ answers for the assistant
+
+    def _row(self, entry: CatalogEntry) -> ModelRow:
+        return ModelRow(
+            model_id=entry.model_id,
+            name=entry.name,
+            categories=entry.categories,
+            base_price_usd=entry.base_price_usd,
+            price_unit=entry.price_unit,
+            description=entry.one_line(),
+            tool=self.tool_name(entry.model_id),
+        )
+
+    async def find(
+        self,
+        query: str | None = None,
+        *,
+        category: str | None = None,
+        limit: int = 10,
+        refresh: bool = False,
+        token: str | None = None,
+    ) -> FoundModels:
+        listing = await self.listing(refresh=refresh, token=token)
+        found, total = listing.search(query, category, limit)
+        note = listing.note
+        if not found and category and category not in listing.categories():
+            known = ", ".join(listing.categories())
+            note = " ".join(filter(None, [note, f"There is no category {category!r}; the categories are: {known}."]))
+        return FoundModels(models=[self._row(e) for e in found], total=total, source=listing.source, note=note)
+
+    async def describe(self, model_id: str, *, token: str | None = None) -> ModelDescription:
+        entry = await self.entry(model_id, token=token)
+        listed = self._listing.get(model_id) if self._listing else None
+        price_from = listed or entry
+        description = ModelDescription(
+            model_id=entry.model_id,
+            name=entry.name,
+            description=entry.description,
+            categories=entry.categories,
+            base_price_usd=price_from.base_price_usd,
+            price_unit=price_from.price_unit,
+            model_url=entry.model_url or (listed.model_url if listed else None),
+            tool=self.tool_name(model_id),
+            runnable=True,
+        )
+        try:
+            description.input_schema = portable_input_schema(await self.spec(model_id, token=token))
+        except CatalogSchemaError as exc:
+            description.runnable, description.problem = False, exc.message
+        return description
