@@ -32,6 +32,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if name.startswith("RUNCOMFY_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("RUNCOMFY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the user's own spec folder
     monkeypatch.setenv("RUNCOMFY_OUTPUT_DIR", str(tmp_path / "videos"))
     monkeypatch.setenv("RUNCOMFY_POLL_INITIAL_S", "0.01")
     monkeypatch.setenv("RUNCOMFY_POLL_MAX_S", "0.05")

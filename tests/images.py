@@ -22,6 +22,18 @@ def make_image(width: int, height: int, ext: str = "png") -> bytes:
     return buffer.getvalue()
 
 
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x08free"
+
+
+def make_media(kind: str, size: int = 50_000) -> bytes:
+    """Bytes that sniff as an MP4 video or a WAV sound, `size` long."""
+    if kind == "video":
+        return padded(MP4_HEAD, size)
+    from runcomfy_mcp.sandbox.simulator import tone
+
+    return padded(tone(), size)
+
+
 def padded(data: bytes, total: int) -> bytes:
     """The image followed by filler bytes up to `total`: same header, any file size."""
     return data + b"\0" * max(0, total - len(data))
@@ -67,6 +79,9 @@ class FakeImageHost:
             return httpx.Response(302, headers={"location": "/640x480.png"})
         if path == "/garbage.png":
             return httpx.Response(200, content=b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00")
+        if path in ("/clip.mp4", "/voice.wav"):
+            media = make_media("video" if path.endswith("mp4") else "audio")
+            return httpx.Response(200, headers={"content-length": str(len(media))}, content=media)
         match = re.fullmatch(r"/(\d+)x(\d+)\.(\w+)", path)
         if not match:
             return httpx.Response(404, text="not found")

@@ -32,18 +32,23 @@ async def test_lists_the_four_model_tools_and_the_tracking_tools(client: Client)
         *("find_models", "describe_model", "run_model"),
         *("get_status", "get_result", "wait_for_result", "cancel", "list_jobs"),
     }
-    for name in MODEL_TOOLS:
+    for name in (*MODEL_TOOLS, "run_model"):
         tool = tools[name]
-        assert tool.title and tool.description and tool.output_schema
-        assert tool.annotations is not None
-        assert tool.annotations.open_world_hint is True
-        assert tool.annotations.read_only_hint is False
-        assert tool.annotations.idempotent_hint is False
-    for name in ("get_status", "get_result"):
-        annotations = tools[name].annotations
-        assert annotations is not None and annotations.read_only_hint and annotations.idempotent_hint
-    cancel = tools["cancel"].annotations
-    assert cancel is not None and cancel.destructive_hint is True
+        assert tool.title and tool.description and tool.output_schema is None  # a submit's text says it all
+        assert hint(tool, "open_world_hint") is True and hint(tool, "destructive_hint") is False
+        assert hint(tool, "read_only_hint") is False and hint(tool, "idempotent_hint") is False
+    for name in ("get_status", "get_result", "find_models", "describe_model"):
+        assert hint(tools[name], "read_only_hint") and hint(tools[name], "idempotent_hint")
+        assert tools[name].output_schema
+    assert hint(tools["cancel"], "destructive_hint") is True
+    assert hint(tools["list_jobs"], "open_world_hint") is False
+
+
+def hint(tool: types.Tool, name: str) -> bool:
+    """An annotation as a client reads it: absent means MCP's default."""
+    defaults = {"read_only_hint": False, "destructive_hint": True, "idempotent_hint": False, "open_world_hint": True}
+    value = getattr(tool.annotations, name) if tool.annotations else None
+    return defaults[name] if value is None else bool(value)
 
 
 async def test_model_tool_schema_is_portable_and_keeps_upstream_limits(client: Client) -> None:
@@ -60,7 +65,7 @@ async def test_model_tool_schema_is_portable_and_keeps_upstream_limits(client: C
     assert schema["required"] == ["image_urls", "prompt"]
     lite = tools["seedance_1_0_lite_image_to_video"].input_schema["properties"]["first_frame_image_url"]
     assert "each side more than 300 and less than 6000 px" in lite["description"]
-    assert "aspect ratio (width/height) more than 0.4 and less than 2.5" in lite["description"]
+    assert "width/height more than 0.4 and less than 2.5" in lite["description"]
     assert "file size less than 30 MB" in lite["description"]
 
 
@@ -200,3 +205,13 @@ async def test_job_tool_arguments_are_checked_against_their_schema(
 ) -> None:
     result = await client.call_tool(tool, arguments)
     assert result.is_error and words in text_of(result), text_of(result)
+
+
+TOOLS_LIST_BUDGET = 16 * 1024  # every tool's schema is context an assistant pays for on every turn
+
+
+async def test_tools_list_stays_within_its_budget(client: Client) -> None:
+    listing = await client.list_tools()
+    size = len(listing.model_dump_json(by_alias=True, exclude_none=True))
+    print(f"\ntools/list: {size:,} bytes for {len(listing.tools)} tools (budget {TOOLS_LIST_BUDGET:,})")
+    assert size <= TOOLS_LIST_BUDGET

@@ -82,6 +82,11 @@ class Core:
         self._catalog: Catalog | None = None
         self._clients: list[httpx.AsyncClient] = []
 
+    def set_tools(self, specs: Sequence[ToolSpec]) -> None:
+        self.specs = specs
+        if self._catalog is not None:
+            self._catalog.set_tools(specs)
+
     def jobs(self) -> JobService:
         if self._jobs is None:
             self._jobs = self._build_jobs()
@@ -244,7 +249,7 @@ async def open_runtime(
     core = Core(settings, redactor, serving, transport, media_transport, resolver, network)
     try:
         specs += await catalog_tool_specs(settings, core, specs)
-        core.specs = specs
+        core.set_tools(specs)
         yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, core, redactor, notice))
     finally:
         await core.aclose()

@@ -314,8 +314,9 @@ class Catalog:
         self._source = source
         self.cache_path = cache_path
         self.ttl_s = ttl_s
-        self.specs = {s.model_id: s for s in specs}  # models that are tools here, with their hand-written docs
-        self.tool_names = {s.model_id: s.tool_name for s in specs}
+        self.specs: dict[str, ToolSpec] = {}
+        self.tool_names: dict[str, str] = {}
+        self.set_tools(specs)
         self._clock = clock
         self._lock = anyio.Lock()
         self._listing: Listing | None = None
@@ -433,6 +434,11 @@ class Catalog:
         if made is None or made[0] is not entry:
             made = self._made[model_id] = (entry, spec_from_entry(entry))
         return made[1]
+
+    def set_tools(self, specs: Iterable[ToolSpec]) -> None:
+        """The models that are tools here: their specs (with hand-written docs) are used, and their names shown."""
+        self.specs = {s.model_id: s for s in specs}
+        self.tool_names = {s.model_id: s.tool_name for s in specs}
 
     def tool_name(self, model_id: str) -> str | None:
         return self.tool_names.get(model_id)

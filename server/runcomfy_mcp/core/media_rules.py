@@ -131,7 +131,7 @@ def describe_media_rules(rules: Sequence[MediaRule], formats: Sequence[str] | No
     for measure, label, unit in (
         ("shortest_side_pixels", "shortest side", " px"),
         ("longest_side_pixels", "longest side", " px"),
-        ("width/height", "aspect ratio (width/height)", ""),
+        ("width/height", "width/height", ""),
         ("file_size_mb", "file size", " MB"),
     ):
         bounds = _bounds(rules, measure)

@@ -209,10 +209,7 @@ def load_specs(extra_dir: Path | None = None, *, required: bool = True) -> list[
 
 # ---------------------------------------------------------------- the schema clients see
 
-MEDIA_INPUT_HELP = (
-    "Give a public https:// {kind} URL, a data: URI, or (when the server runs on the user's machine) the absolute "
-    "path of a local {kind} file; local files are checked and sent inline."
-)
+MEDIA_INPUT_HELP = "A public https:// URL, a data: URI or a local file's absolute path (sent inline)."
 
 
 EXAMPLE_MAX_CHARS = 80
@@ -230,7 +227,7 @@ def _default_to_example(prop: dict[str, Any], is_media: bool) -> None:
 def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
     """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions."""
     schema = copy.deepcopy(spec.input_schema)
-    schema["title"] = spec.title
+    schema.pop("title", None)  # the tool's own title says it
     schema["additionalProperties"] = False
     required = set(schema.get("required", []))
     for name, prop in schema["properties"].items():
@@ -242,8 +239,7 @@ def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
         for node in (prop, prop.get("items")):
             if isinstance(node, dict) and node.get("format") in MEDIA_FORMATS:
                 del node["format"]  # not a JSON Schema format: said in words below
-        if doc.title:
-            prop["title"] = doc.title
+        prop.pop("title", None)  # mostly the field's name again: context paid for on every turn
         sentences = [doc.description or prop.get("description") or ""]
         if kind:
             rule_words = describe_media_rules(rules, spec.accepted_formats.get(name))

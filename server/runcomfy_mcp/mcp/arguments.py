@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ class _Arguments(BaseModel):
 
 class JobArguments(_Arguments):
     request_id: str = Field(
-        description="The request_id returned by the model tool that submitted the job.",
+        description="The request_id the job was submitted under.",
         json_schema_extra={"pattern": REQUEST_ID.pattern},
     )
 
@@ -91,26 +90,3 @@ def parse(model: type[Args], tool: str, arguments: Mapping[str, Any]) -> Args:
             else:
                 problems.append(f"{field}: {error['input']!r} is not accepted: {error['msg']}.")
         raise InvalidArgumentsError(tool, problems) from exc
-
-
-@functools.cache
-def input_schema(model: type[_Arguments]) -> dict[str, Any]:
-    """The model's JSON Schema, trimmed of what costs context and tells an assistant nothing (titles, null arms)."""
-    schema: dict[str, Any] = _trimmed(model.model_json_schema())
-    return schema
-
-
-def _trimmed(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_trimmed(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _trimmed(v) for k, v in node.items() if k != "title"}
-    arms = node.get("anyOf")
-    if isinstance(arms, list) and len(arms) == 2 and {"type": "null"} in arms:
-        (kept,) = [arm for arm in arms if arm != {"type": "null"}]
-        del node["anyOf"]
-        node = {**kept, **node}
-        if node.get("default", ...) is None:
-            del node["default"]
-    return node

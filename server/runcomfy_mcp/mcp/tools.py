@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from runcomfy_mcp.core.views import (
     JobStatus,
     ModelDescription,
     ProgressReporter,
-    SubmittedJob,
     WaitResult,
 )
 from runcomfy_mcp.errors import RunComfyError
@@ -41,9 +39,9 @@ from runcomfy_mcp.mcp.arguments import (
     ResultArguments,
     RunModelArguments,
     WaitArguments,
-    input_schema,
     parse,
 )
+from runcomfy_mcp.mcp.schemas import hints, input_schema, output_schema
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
@@ -60,11 +58,6 @@ class Services(Protocol):
 
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema(mode="serialization")
 
 
 ToolHandler = Callable[[Mapping[str, Any], ProgressReporter, Caller], Awaitable[types.CallToolResult]]
@@ -132,9 +125,8 @@ class RunComfyTools:
             return _reply(job, replies.submitted(job))
 
         description = (
-            f"{spec.description}\n\nSubmits a paid job to RunComfy ({spec.model_id}) and returns its request_id "
-            "at once; the video takes minutes. Follow with wait_for_result (or get_status / get_result). Each call "
-            "is a new charged job, so never call it again just to check on a job."
+            f"{spec.description}\n\nEach call submits a new paid job ({spec.model_id}) and returns its request_id; "
+            "follow with wait_for_result."
         )
         self._add(
             types.Tool(
@@ -142,14 +134,8 @@ class RunComfyTools:
                 title=spec.title,
                 description=description,
                 input_schema=portable_input_schema(spec),
-                output_schema=_output_schema(SubmittedJob),
-                annotations=types.ToolAnnotations(
-                    title=spec.title,
-                    read_only_hint=False,
-                    destructive_hint=False,
-                    idempotent_hint=False,
-                    open_world_hint=True,
-                ),
+                # no output schema: a submit's answer is small and its text says it all; 5+ copies cost every turn
+                annotations=hints(read_only=False, destructive=False, idempotent=False),
             ),
             submit,
         )
@@ -160,7 +146,7 @@ class RunComfyTools:
         title: str,
         description: str,
         arguments: type[Args],
-        output: type[BaseModel],
+        output: type[BaseModel] | None,
         handler: Callable[[Args, ProgressReporter, Caller], Awaitable[types.CallToolResult]],
         annotations: types.ToolAnnotations | None = None,
     ) -> None:
@@ -169,15 +155,13 @@ class RunComfyTools:
         async def run(raw: Mapping[str, Any], report: ProgressReporter, caller: Caller) -> types.CallToolResult:
             return await handler(parse(arguments, name, raw), report, caller)
 
-        annotations = annotations or types.ToolAnnotations(
-            title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=True
-        )
+        annotations = annotations or hints(read_only=True, idempotent=True)
         tool = types.Tool(
             name=name,
             title=title,
             description=description,
             input_schema=input_schema(arguments),
-            output_schema=_output_schema(output),
+            output_schema=output_schema(output) if output else None,
             annotations=annotations,
         )
         self._add(tool, run)
@@ -228,15 +212,9 @@ class RunComfyTools:
             "is sent on bad input; local files are sent inline). Returns a request_id for wait_for_result. Each "
             "call is a new charged job.",
             RunModelArguments,
-            SubmittedJob,
+            None,
             run_model,
-            types.ToolAnnotations(
-                title="Run a catalog model",
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=False,
-                open_world_hint=True,
-            ),
+            hints(read_only=False, destructive=False, idempotent=False),
         )
 
     def _add_tracking_tools(self) -> None:
@@ -284,9 +262,8 @@ class RunComfyTools:
         self._add_job_tool(
             "get_result",
             "Job result",
-            "The outcome of a RunComfy job: on success the output object and every video URL (and, with "
-            "download=true, the saved files). A job that has not finished yet is reported as such (ask again "
-            "later); a failed job is an error with RunComfy's reason.",
+            "A job's outcome: on success every output file (url and kind; with download=true, saved to disk). "
+            "An unfinished job says so; a failed one is an error with RunComfy's reason.",
             ResultArguments,
             JobResult,
             get_result,
@@ -294,10 +271,9 @@ class RunComfyTools:
         self._add_job_tool(
             "wait_for_result",
             "Wait for a job",
-            f"Wait for a RunComfy job to finish, reporting progress, for up to timeout_s seconds (default "
-            f"{DEFAULT_WAIT_S:g}, which fits chat clients' time limits; at most {MAX_WAIT_S:g}). When the job ends "
-            "it answers like get_result. When time runs out that is not an error: it returns the current state; "
-            "call wait_for_result again to keep waiting.",
+            f"Wait up to timeout_s seconds (default {DEFAULT_WAIT_S:g}, at most {MAX_WAIT_S:g}) for a job to end, "
+            "reporting progress; then it answers like get_result. Running out of time is not an error: call it "
+            "again to keep waiting.",
             WaitArguments,
             WaitResult,
             wait_for_result,
@@ -310,26 +286,17 @@ class RunComfyTools:
             JobArguments,
             CancelOutcome,
             cancel,
-            types.ToolAnnotations(
-                title="Cancel job",
-                read_only_hint=False,
-                destructive_hint=True,
-                idempotent_hint=True,
-                open_world_hint=True,
-            ),
+            hints(read_only=False, destructive=True, idempotent=True),
         )
         self._add_job_tool(
             "list_jobs",
             "Job history",
-            "Jobs submitted from this machine, newest first, with their last known status, video URLs and saved "
-            "files. It survives restarts. Use it to find a request_id again. A submit that may or may not have "
-            f"reached RunComfy is listed under a local id with status '{OUTCOME_UNKNOWN}'.",
+            "Your submitted jobs, newest first: last known status, outputs, saved files; kept across restarts. A "
+            f"submit that may or may not have reached RunComfy is listed with status '{OUTCOME_UNKNOWN}'.",
             ListJobsArguments,
             JobList,
             list_jobs,
-            types.ToolAnnotations(
-                title="Job history", read_only_hint=True, idempotent_hint=True, open_world_hint=False
-            ),
+            hints(read_only=True, idempotent=True, open_world=False),
         )
 
     async def call(

@@ -126,9 +126,6 @@ def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
     return None
 
 
-_AUDIO_CONTAINERS = ("mp4", "m4a", "webm", "ogg")  # often hold sound alone, and may sniff as video
-
-
 def identify_av(head: bytes, kind: MediaKind, *, complete: bool) -> tuple[str, str] | None:
     """(format, mime) of a video or sound from its first bytes; None if more bytes are needed."""
     import filetype
@@ -138,12 +135,12 @@ def identify_av(head: bytes, kind: MediaKind, *, complete: bool) -> tuple[str, s
         if len(head) < 262 and not complete:
             return None
         if head.lstrip()[:1] in (b"<", b"{"):
-            raise MediaError(f"is a web page or text document, not a {kind} file")
-        raise MediaError(f"is not a {kind} file (the bytes match no {kind} format)")
-    if found.mime.startswith(f"{kind}/") or (kind == "audio" and found.extension in _AUDIO_CONTAINERS):
+            raise MediaError(f"is a web page or text document, not {a_or_an(kind)} file")
+        raise MediaError(f"is not {a_or_an(kind)} file (the bytes match no {kind} format)")
+    if found.mime.startswith(f"{kind}/"):
         return found.extension, found.mime
     what = found.mime.split("/")[0]
-    raise MediaError(f"is {'an' if what[0] in 'aeiou' else 'a'} {what} ({found.extension}) file, not a {kind} file")
+    raise MediaError(f"is {a_or_an(what)} ({found.extension}) file, not {a_or_an(kind)} file")
 
 
 def _sniff(head: bytes, kind: MediaKind, *, complete: bool) -> MediaFacts | None:
@@ -232,7 +229,7 @@ class MediaLoader:
             what = "path" if not lowered.startswith(("http://", "https://")) else "URL"
             raise MediaError(f"is not a valid {what} ({shortened(str(exc), 80)})") from None
         raise MediaError(
-            f"is not {'an' if kind == 'image' else 'a'} {kind} reference: give a public https:// URL, a data: URI, "
+            f"is not {a_or_an(kind)} reference: give a public https:// URL, a data: URI, "
             f"or the absolute path of a local {kind} file"
         )
 
@@ -400,9 +397,7 @@ class MediaLoader:
         response = await self._open(url)
         try:
             if "text/html" in response.headers.get("content-type", ""):
-                raise MediaError(
-                    f"is a web page, not {'an' if kind == 'image' else 'a'} {kind}. Use the file's own address"
-                )
+                raise MediaError(f"is a web page, not {a_or_an(kind)}. Use the address of the file itself")
             head = bytearray()
             found = None
             steps = iter(_PROBE_STEPS)
@@ -447,6 +442,10 @@ class MediaLoader:
             return bytes(data)
         finally:
             await response.aclose()
+
+
+def a_or_an(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def shortened(text: str, limit: int = 100) -> str:
