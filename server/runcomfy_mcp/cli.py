@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -33,9 +33,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "demo"],
+        choices=["serve", "demo", "models"],
         default="serve",
-        help="serve (default): run the MCP server; demo: a walkthrough against the sandbox, offline",
+        help="serve (default): run the MCP server; demo: a walkthrough against the sandbox, offline; "
+        "models search|show|add: browse the catalog, make a model a tool (see 'models --help')",
     )
     parser.add_argument("--sandbox", action="store_true", help="simulate the RunComfy API locally (no token, no cost)")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
@@ -138,13 +139,23 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def _settings_or_exit(make: Callable[[], Settings]) -> Settings:
     try:
-        settings = build_settings(args)
+        return make()
     except ValidationError as exc:
         print(f"runcomfy-mcp: bad setting: {exc.errors()[0]['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["models"]:
+        from runcomfy_mcp import models_cli
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        raise SystemExit(models_cli.main(argv[1:], _settings_or_exit(Settings)))
+    args = parse_args(argv)
+    settings = _settings_or_exit(lambda: build_settings(args))
     if args.command == "demo":
         from runcomfy_mcp.demo import run_demo
 

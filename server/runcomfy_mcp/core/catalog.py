@@ -261,11 +261,12 @@ class Listing:
         return [s[3] for s in scored[:limit]], len(scored)
 
     def closest_ids(self, model_id: str, n: int = 3) -> list[str]:
+        """Ids like this one: close as text, else of the same vendor."""
         ids = list(self._by_id)
-        close = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.5)
-        if len(close) < n:  # ids share long prefixes: compare the last segments too
-            tail = model_id.rsplit("/", 1)[-1]
-            close += [i for i in difflib.get_close_matches(tail, ids, n=n, cutoff=0.3) if i not in close]
+        close = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.6)
+        vendor = model_id.split("/", 1)[0] + "/"
+        same_vendor = [i for i in ids if i.startswith(vendor) and i not in close]
+        close += difflib.get_close_matches(model_id, same_vendor, n=n, cutoff=0) if same_vendor else []
         return close[:n]
 
     def categories(self) -> list[str]:
@@ -422,7 +423,8 @@ class Catalog:
         close = listing.closest_ids(model_id)
         hint = f" The closest ids are: {', '.join(close)}." if close else ""
         return RunComfyError(
-            f"There is no model {model_id!r} in RunComfy's catalog.{hint} Use find_models to search for one."
+            f"There is no model {model_id!r} in RunComfy's catalog.{hint} Search with find_models (on the command "
+            "line: runcomfy-mcp models search)."
         )
 
     async def spec(self, model_id: str, *, token: str | None = None) -> ToolSpec:

@@ -1,0 +1,101 @@
+"""`runcomfy-mcp models search|show|add`: the catalog for people, on the command line.
+
+`add` writes a tool spec for a catalog model into the user's spec folder, in the same format as the
+bundled ones, so the model is a tool of its own at the next start and its file can be read and edited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from runcomfy_mcp.core.catalog import Catalog, spec_from_entry, unique_tool_names
+from runcomfy_mcp.core.specs import SpecSource, parse_spec
+from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.mcp import replies
+from runcomfy_mcp.runtime import Core, load_tool_specs
+from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.upstream.redaction import Redactor
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="runcomfy-mcp models",
+        description="Browse RunComfy's model catalog. --sandbox (anywhere) uses the simulated catalog, offline.",
+    )
+    commands = parser.add_subparsers(dest="action", required=True)
+    search = commands.add_parser("search", help="find models by words and/or category")
+    search.add_argument("query", nargs="*", help="words, e.g. kling image to video")
+    search.add_argument("--category", help="e.g. image-to-video")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--refresh", action="store_true", help="read the catalog again, not the cached copy")
+    show = commands.add_parser("show", help="a model's inputs, price and page")
+    show.add_argument("model_id")
+    add = commands.add_parser("add", help="make a model a tool of its own (a spec file in your spec folder)")
+    add.add_argument("model_id")
+    add.add_argument("--name", help="the tool's name (default: derived from the model id)")
+    add.add_argument("--force", action="store_true", help="replace an existing spec file")
+    return parser.parse_args(argv)
+
+
+@asynccontextmanager
+async def open_catalog(settings: Settings, sandbox: bool) -> AsyncIterator[Catalog]:
+    async with AsyncExitStack() as stack:
+        if sandbox:
+            from runcomfy_mcp.sandbox.runner import sandboxed
+
+            settings = await stack.enter_async_context(sandboxed(settings))
+        core = Core(settings, Redactor(settings.token_value()), "stdio", None, None, None)
+        stack.push_async_callback(core.aclose)
+        core.set_tools(load_tool_specs(settings))
+        yield core.catalog()
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_catalog(settings, args.sandbox) as catalog:
+        try:
+            await _act(args, settings, catalog)
+        except RunComfyError as exc:
+            print(f"runcomfy-mcp models: {exc.message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _act(args: argparse.Namespace, settings: Settings, catalog: Catalog) -> None:
+    if args.action == "search":
+        query = " ".join(args.query) or None
+        found = await catalog.find(query, category=args.category, limit=args.limit, refresh=args.refresh)
+        print(replies.found_models(found))
+    elif args.action == "show":
+        print(replies.model_description(await catalog.describe(args.model_id)))
+    else:
+        path = await add_model(catalog, settings.specs_dir(), args.model_id, args.name, force=args.force)
+        print(f"Wrote {path}.\nRestart your MCP client (or the server) and {args.model_id} is a tool of its own.")
+
+
+async def add_model(catalog: Catalog, folder: Path, model_id: str, name: str | None, *, force: bool) -> Path:
+    entry = await catalog.entry(model_id)
+    taken = [s.tool_name for s in catalog.specs.values() if s.model_id != model_id]
+    tool_name = name or unique_tool_names([model_id], taken=taken)[model_id]
+    spec = spec_from_entry(entry, tool_name)
+    data = spec.model_dump(mode="json")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    path = folder / f"{tool_name}.json"
+    parse_spec(SpecSource(str(path), text))  # what the server will read at start, checked now
+    if path.exists() and not force:
+        raise RunComfyError(f"{path} exists already; use --force to replace it.")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str], settings: Settings) -> int:
+    args = parse_args([a for a in argv if a != "--sandbox"])
+    args.sandbox = "--sandbox" in argv or settings.sandbox
+    return anyio.run(run, args, settings)
