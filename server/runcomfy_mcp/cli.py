@@ -14,7 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.core.specs import SpecError
+from runcomfy_mcp.errors import SpecError
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime

@@ -2,9 +2,23 @@
 
     RunComfyError                     .message: what failed, why, and what to do next
     ├── MissingTokenError             no RUNCOMFY_API_TOKEN configured
+    ├── CallerTokenMissingError       an HTTP caller brought no token (and none is shared)
+    ├── InvalidTokenError             a token that cannot be sent in an HTTP header
     ├── InvalidArgumentsError         arguments break the tool's schema; nothing was sent
     ├── InvalidRequestIdError         a request id that cannot be a RunComfy id
-    ├── InvalidTokenError             a token that cannot be sent in an HTTP header
+    ├── MediaError                    an input file that cannot be used (.reason)
+    │   └── MediaTooLargeError
+    ├── FetchRefusedError             a fetch the guarded network will not do (.reason)
+    │   ├── BlockedAddressError       a private or reserved address
+    │   ├── UnsupportedEncodingError  a content coding that could inflate past the caps
+    │   └── FetchesExhaustedError     too many fetches in flight
+    ├── DownloadError                 an output file that could not be saved
+    ├── RetryableError                a transient failure outside the API (a file host's 5xx)
+    ├── SpecError                     a tool spec file that cannot be used
+    ├── DialectError                  a catalog schema that cannot be made standard
+    ├── CatalogSchemaError            a catalog model that cannot be run from here
+    ├── ModelNotInCatalogError        no such model id (the message names the closest)
+    ├── ResourceNotFoundError         no such MCP resource
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
     ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
@@ -20,7 +34,8 @@
         ├── UpstreamServerError       5xx, 408
         └── BadRequestError           any other refusal
 
-`error_from_response` is the one place an HTTP answer becomes one of these.
+`error_from_response` is the one place an HTTP answer becomes one of these; `retrying` notes on an
+error how many attempts it took (`attempts`), and `shown()` is the text the assistant reads.
 """
 
 from __future__ import annotations
@@ -38,9 +53,15 @@ TOKEN_HELP = (
 class RunComfyError(Exception):
     """Base class; `message` is one short paragraph fit to show the assistant."""
 
+    attempts = 1  # set by `retrying` when a request was tried more than once
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def shown(self) -> str:
+        """The message as the assistant reads it, with how often it was tried."""
+        return self.message if self.attempts <= 1 else f"{self.message} (Tried {self.attempts} times.)"
 
 
 class MissingTokenError(RunComfyError):
@@ -89,6 +110,79 @@ def check_token(token: str, source: str) -> str:
         f"The RunComfy API token {source} cannot be used: {why}, so nothing was sent. Copy the token again from "
         "your RunComfy profile (Profile → API keys), without quotes or extra text."
     )
+
+
+class CallerTokenMissingError(RunComfyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is shared over HTTP and runs jobs with each caller's own RunComfy token, and this request "
+            "carried none, so nothing was sent. Add the header 'Authorization: Bearer <your RunComfy API token>' "
+            "to the MCP server's entry in your client (its headers setting)."
+        )
+
+
+class MediaError(RunComfyError):
+    """An input that cannot be used; `reason` completes '<field>: <the file> …'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MediaTooLargeError(MediaError):
+    def __init__(self, size_bytes: int, cap_bytes: int, hint: str) -> None:
+        mib = 1024 * 1024
+        super().__init__(f"is {size_bytes / mib:.1f} MB, over the {cap_bytes / mib:g} MB this input allows. {hint}")
+        self.size_bytes = size_bytes
+
+
+class FetchRefusedError(RunComfyError):
+    """A fetch the guarded network will not do or finish; `reason` completes '<the URL> …'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BlockedAddressError(FetchRefusedError):
+    """A connection to an address this server will not open."""
+
+
+class UnsupportedEncodingError(FetchRefusedError):
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"was sent with a content coding this server does not read ({encoding})")
+
+
+class FetchesExhaustedError(FetchRefusedError):
+    """Too many fetches in flight, for this caller or for everyone."""
+
+
+class DownloadError(RunComfyError):
+    pass
+
+
+class RetryableError(RunComfyError):
+    """A transient failure outside the API error tree (a file host's 5xx, say)."""
+
+
+class SpecError(RunComfyError):
+    """A spec file that cannot be used; the message names the file."""
+
+
+class DialectError(RunComfyError):
+    """A catalog schema this server cannot turn into a tool schema."""
+
+
+class CatalogSchemaError(RunComfyError):
+    """A catalog model whose schema cannot be used: the message names the model and why."""
+
+
+class ModelNotInCatalogError(RunComfyError):
+    pass
+
+
+class ResourceNotFoundError(RunComfyError):
+    pass
 
 
 class APIConnectionError(RunComfyError):

@@ -24,11 +24,11 @@ from typing import Any, Protocol
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runcomfy_mcp.core.dialect import DialectError, standard_schema
+from runcomfy_mcp.core.dialect import standard_schema
 from runcomfy_mcp.core.ids import check_model_id
 from runcomfy_mcp.core.specs import BUILTIN_TOOL_NAMES, ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import FoundModels, ModelDescription, ModelRow
-from runcomfy_mcp.errors import RunComfyError, UnknownModelError
+from runcomfy_mcp.errors import CatalogSchemaError, DialectError, RunComfyError, UnknownModelError
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,6 @@ def unique_tool_names(model_ids: Sequence[str], taken: Iterable[str] = ()) -> di
         used.add(name)
         names[model_id] = name
     return names
-
-
-class CatalogSchemaError(RunComfyError):
-    """A catalog model whose schema cannot be used: the message names the model and why."""
 
 
 def spec_from_entry(entry: CatalogEntry, tool_name: str | None = None) -> ToolSpec:

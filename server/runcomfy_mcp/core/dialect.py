@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from runcomfy_mcp.core.media_rules import RULE_PATTERN
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import DialectError
 
 _TYPE_ALIASES = {
     "float": "number",
@@ -36,10 +36,6 @@ _TYPE_ALIASES = {
 }
 _SUBSCHEMA_KEYS = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-
-
-class DialectError(RunComfyError):
-    """A catalog schema this server cannot turn into a tool schema."""
 
 
 def standard_schema(schema: Any) -> dict[str, Any]:

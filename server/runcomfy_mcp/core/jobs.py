@@ -155,7 +155,7 @@ class JobService:
             await self._record_submission(local_id, spec, tool, to_send, caller, status=OUTCOME_UNKNOWN)
             raise SubmitOutcomeUnknownError(
                 f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
-            ) from None
+            ) from exc
         await self._record_submission(answer.request_id, spec, tool, to_send, caller)
         return SubmittedJob(
             request_id=answer.request_id, model_id=spec.model_id, tool=tool, status="in_queue", notes=notes

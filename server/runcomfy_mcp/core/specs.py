@@ -20,17 +20,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runcomfy_mcp.core.media_rules import MediaKind, MediaRule, describe_media_rules
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import SpecError
 
 logger = logging.getLogger(__name__)
 
 BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs"})
 ImageFormat = Literal["jpeg", "png", "webp"]
 MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
-
-
-class SpecError(RunComfyError):
-    """A spec file that cannot be used; the message names the file."""
 
 
 class PropertyDoc(BaseModel):
@@ -185,7 +181,7 @@ def check_json_schema(spec: ToolSpec, name: str) -> None:
     try:
         Draft202012Validator.check_schema(spec.input_schema)
     except SchemaError as exc:
-        raise SpecError(f"Tool spec {name} is invalid: input_schema is not valid JSON Schema: {exc.message}") from None
+        raise SpecError(f"Tool spec {name} is invalid: input_schema is not valid JSON Schema: {exc.message}") from exc
 
 
 def load_specs(extra_dir: Path | None = None, *, required: bool = True) -> list[ToolSpec]:

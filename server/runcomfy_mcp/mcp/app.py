@@ -10,9 +10,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
 from runcomfy_mcp.mcp.callers import CallerIdentity
-from runcomfy_mcp.mcp.resources import ResourceNotFoundError, RunComfyResources
+from runcomfy_mcp.mcp.resources import RunComfyResources
 from runcomfy_mcp.mcp.tools import RunComfyTools
 
 INSTRUCTIONS = (
@@ -58,10 +58,10 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
     ) -> types.ReadResourceResult:
         try:
             text = await resources.read(str(params.uri), identity.caller(ctx.request))
+        except ResourceNotFoundError as exc:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from exc
         except RunComfyError as exc:
-            raise MCPError(types.INVALID_REQUEST, exc.message) from None
-        except ResourceNotFoundError:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from None
+            raise MCPError(types.INVALID_REQUEST, exc.message) from exc
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=str(params.uri), mime_type="application/json", text=text)]
         )

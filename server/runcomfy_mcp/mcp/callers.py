@@ -6,16 +6,7 @@ import hashlib
 from typing import Any
 
 from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
-from runcomfy_mcp.errors import RunComfyError, check_token
-
-
-class CallerTokenMissingError(RunComfyError):
-    def __init__(self) -> None:
-        super().__init__(
-            "This server is shared over HTTP and runs jobs with each caller's own RunComfy token, and this request "
-            "carried none, so nothing was sent. Add the header 'Authorization: Bearer <your RunComfy API token>' "
-            "to the MCP server's entry in your client (its headers setting)."
-        )
+from runcomfy_mcp.errors import CallerTokenMissingError, check_token
 
 
 def fingerprint(token: str) -> str:

@@ -11,6 +11,7 @@ import mcp_types as types
 from runcomfy_mcp.core.ids import REQUEST_ID
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
+from runcomfy_mcp.errors import ResourceNotFoundError
 
 if TYPE_CHECKING:
     from runcomfy_mcp.mcp.tools import Services
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"
 JSON = "application/json"
-
-
-class ResourceNotFoundError(Exception):
-    pass
 
 
 class RunComfyResources:

@@ -313,12 +313,13 @@ class RunComfyTools:
         try:
             who = caller() if callable(caller) else caller
         except RunComfyError as exc:
-            return self._finished(error_result(exc.message))
+            return self._finished(error_result(exc.shown()))
         with request_secret(who.token):  # this caller's token is a secret in this request only
             try:
                 result = await registered.handler(arguments or {}, report, who)
             except RunComfyError as exc:
-                result = error_result(exc.message)
+                logger.info("%s refused: %s: %s", name, type(exc).__name__, exc.message.split("\n")[0][:300])
+                result = error_result(exc.shown())
             except Exception:
                 logger.exception("unexpected failure in tool %s", name)
                 result = error_result(

@@ -21,17 +21,13 @@ import httpx
 from runcomfy_mcp.core.ids import check_request_id
 from runcomfy_mcp.core.media_rules import MIB
 from runcomfy_mcp.core.outputs import SUFFIX_KINDS, Output
-from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.media.guarded_http import FetchRefusedError, plain_chunks
+from runcomfy_mcp.errors import DownloadError, FetchRefusedError, RetryableError
+from runcomfy_mcp.media.guarded_http import plain_chunks
 from runcomfy_mcp.media.sources import shortened
-from runcomfy_mcp.upstream.retries import RetryableError, RetryPolicy, retrying
+from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
 
 WRITE_BATCH = 8 * MIB
 DEFAULT_SUFFIX = {"video": ".mp4", "image": ".png", "audio": ".mp3", "file": ".bin"}
-
-
-class DownloadError(RunComfyError):
-    pass
 
 
 def output_stem(request_id: str, index: int, count: int) -> str:
@@ -134,24 +130,24 @@ class Downloader:
             final = folder / f"{stem}{suffix or sniffed_suffix(head, output.kind)}"
             await anyio.to_thread.run_sync(os.replace, partial, final)
             return final
-        except TimeoutError:
+        except TimeoutError as exc:
             raise DownloadError(
                 f"Downloading {shortened(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was "
                 "saved. The file host may be slow; try the download again later."
-            ) from None
+            ) from exc
         except FetchRefusedError as exc:
             raise DownloadError(f"Downloading {shortened(url)} was refused: the URL {exc.reason}.") from exc
         except httpx.TransportError as exc:
             raise RetryableError(
                 f"Downloading {shortened(url)} was interrupted ({type(exc).__name__}); nothing was saved. "
                 "Try the download again."
-            ) from None
+            ) from exc
         except OSError as exc:
             where = str(folder) if self.reveal_paths else "the server's output folder"
             raise DownloadError(
                 f"Saving the file to {where} failed ({exc.strerror or type(exc).__name__}). Check that the folder "
                 "is writable and has space, or set RUNCOMFY_OUTPUT_DIR to another folder."
-            ) from None
+            ) from exc
         finally:
             with anyio.CancelScope(shield=True):
                 if await partial.exists():

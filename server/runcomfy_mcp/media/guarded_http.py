@@ -20,6 +20,8 @@ import anyio
 import httpcore
 import httpx
 
+from runcomfy_mcp.errors import BlockedAddressError, FetchesExhaustedError, UnsupportedEncodingError
+
 Resolver = Callable[[str], Awaitable[list[str]]]
 
 DECODE_STEP = 64 * 1024  # a compressed body is inflated at most this much at a time
@@ -56,27 +58,6 @@ def is_address_literal(host: str) -> bool:
     return True
 
 
-class FetchRefusedError(Exception):
-    """A fetch this layer will not do or finish; `reason` completes '<the URL> …'."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class BlockedAddressError(FetchRefusedError):
-    """A connection to an address this server will not open."""
-
-
-class UnsupportedEncodingError(FetchRefusedError):
-    def __init__(self, encoding: str) -> None:
-        super().__init__(f"was sent with a content coding this server does not read ({encoding})")
-
-
-class FetchesExhaustedError(FetchRefusedError):
-    """Too many fetches in flight, for this caller or for everyone."""
-
-
 class GuardedNetwork(httpcore.AsyncNetworkBackend):
     """Opens TCP connections only to addresses it has checked itself, on every request and redirect hop.
 
@@ -103,8 +84,8 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
         else:
             try:
                 addresses = await self._resolve(host)
-            except OSError:
-                raise BlockedAddressError(f"cannot be fetched: the host name {host!r} does not resolve") from None
+            except OSError as exc:
+                raise BlockedAddressError(f"cannot be fetched: the host name {host!r} does not resolve") from exc
             if not addresses:
                 raise BlockedAddressError(f"cannot be fetched: the host name {host!r} has no address")
         if not self.allow_private and host.lower() not in self._trusted:
@@ -186,8 +167,8 @@ async def plain_chunks(response: httpx.Response, step: int = DECODE_STEP) -> Asy
         while pending:
             try:
                 out = inflater.decompress(pending, step)
-            except zlib.error:
-                raise UnsupportedEncodingError(f"damaged {encoding}") from None
+            except zlib.error as exc:
+                raise UnsupportedEncodingError(f"damaged {encoding}") from exc
             pending = inflater.unconsumed_tail
             if out:
                 yield out

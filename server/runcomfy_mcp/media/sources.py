@@ -25,9 +25,8 @@ import anyio
 import httpx
 
 from runcomfy_mcp.core.media_rules import FORMAT_NAMES, MIB, MediaFacts, MediaKind
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import FetchRefusedError, MediaError, MediaTooLargeError
 from runcomfy_mcp.media.guarded_http import (
-    FetchRefusedError,
     FetchSlots,
     Resolver,
     content_coding,
@@ -49,14 +48,6 @@ REQUEST_CAP = 64 * MIB  # a whole request, as RunComfy's own clients keep it
 MAX_REDIRECTS = 5
 _PROBE_STEPS = (64, 1024, 16 * 1024, 64 * 1024, PROBE_LIMIT)
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
-
-
-class MediaError(RunComfyError):
-    """An input that cannot be used; `reason` completes '<field>: <the file> …'."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -180,12 +171,6 @@ def _data_uri(facts: MediaFacts, data: bytes) -> str:
 SHRINK_HINT = "Re-save it smaller (e.g. JPEG at quality 85, at most 2048 px on the long side) and try again."
 
 
-class MediaTooLargeError(MediaError):
-    def __init__(self, size_bytes: int, cap_bytes: int, hint: str = SHRINK_HINT) -> None:
-        super().__init__(f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {hint}")
-        self.size_bytes = size_bytes
-
-
 def _inline_limit(max_bytes: int, kind: MediaKind) -> tuple[int, str]:
     """The cap for a file that travels inside the request, and what to say beyond it."""
     if kind == "image" or max_bytes <= MAX_INLINE_AV_BYTES:
@@ -227,7 +212,7 @@ class MediaLoader:
                 return await self._from_url(text, max_bytes, owner, kind)
         except (ValueError, httpx.InvalidURL) as exc:  # a NUL byte, a broken [IPv6] host, an unencodable name
             what = "path" if not lowered.startswith(("http://", "https://")) else "URL"
-            raise MediaError(f"is not a valid {what} ({shortened(str(exc), 80)})") from None
+            raise MediaError(f"is not a valid {what} ({shortened(str(exc), 80)})") from exc
         raise MediaError(
             f"is not {a_or_an(kind)} reference: give a public https:// URL, a data: URI, "
             f"or the absolute path of a local {kind} file"
@@ -240,11 +225,11 @@ class MediaLoader:
         if not sep or ";base64" not in header.lower():
             raise MediaError("is a data: URI that is not base64-encoded (expected data:image/png;base64,...)")
         if len(payload) * 3 // 4 > max_bytes + 3:
-            raise MediaTooLargeError(len(payload) * 3 // 4, max_bytes)
+            raise MediaTooLargeError(len(payload) * 3 // 4, max_bytes, SHRINK_HINT)
         try:
             data = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise MediaError("is a data: URI whose base64 payload is damaged") from None
+        except (binascii.Error, ValueError) as exc:
+            raise MediaError("is a data: URI whose base64 payload is damaged") from exc
         facts = _facts(data, kind)
         return LoadedMedia(facts, uri)
 
@@ -267,14 +252,12 @@ class MediaLoader:
             real = path.resolve()
             self._check_root(real)  # an early, plain answer for paths that lead outside
             fd = os.open(real, _OPEN_FLAGS)  # no symlink at the last step: that would be a swap since resolve()
-        except FileNotFoundError:
-            raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from None
-        except PermissionError:
-            raise MediaError("cannot be read (permission denied)") from None
+        except FileNotFoundError as exc:
+            raise MediaError("does not exist. Check the path (it must be absolute or start with ~)") from exc
+        except PermissionError as exc:
+            raise MediaError("cannot be read (permission denied)") from exc
         except OSError as exc:
-            raise MediaError(
-                f"cannot be opened ({exc.strerror or exc}); it may have changed while being read"
-            ) from None
+            raise MediaError(f"cannot be opened ({exc.strerror or exc}); it may have changed while being read") from exc
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
@@ -313,11 +296,11 @@ class MediaLoader:
         try:
             with self.slots.take(owner), anyio.fail_after(self.deadline_s):
                 return await self._fetch_url(url, max_bytes, kind)
-        except TimeoutError:
+        except TimeoutError as exc:
             raise MediaError(
                 f"did not finish answering within {self.deadline_s:g} s (a slow or stalled host). Use a faster "
                 "host, or a local file"
-            ) from None
+            ) from exc
         except FetchRefusedError as exc:
             raise MediaError(exc.reason) from exc
 
@@ -354,8 +337,8 @@ class MediaLoader:
             pass  # a name, not an address literal
         try:
             addresses = await self._resolve(host)
-        except OSError:
-            raise MediaError(f"cannot be fetched: the host name {host!r} does not resolve") from None
+        except OSError as exc:
+            raise MediaError(f"cannot be fetched: the host name {host!r} does not resolve") from exc
         return not all(is_public_address(a) for a in addresses)
 
     async def _open(self, url: str) -> httpx.Response:
@@ -366,10 +349,10 @@ class MediaLoader:
             request = self._http.build_request("GET", url, headers=headers)
             try:
                 response = await self._http.send(request, stream=True)
-            except httpx.TimeoutException:
-                raise MediaError("did not answer in time") from None
+            except httpx.TimeoutException as exc:
+                raise MediaError("did not answer in time") from exc
             except httpx.TransportError as exc:
-                raise MediaError(f"cannot be fetched ({type(exc).__name__})") from None
+                raise MediaError(f"cannot be fetched ({type(exc).__name__})") from exc
             if not response.is_redirect:
                 self._check_status(response)
                 return response
@@ -431,7 +414,7 @@ class MediaLoader:
         finally:
             await response.aclose()
 
-    async def _download(self, url: str, max_bytes: int, hint: str = SHRINK_HINT) -> bytes:
+    async def _download(self, url: str, max_bytes: int, hint: str) -> bytes:
         response = await self._open(url)
         try:
             data = bytearray()

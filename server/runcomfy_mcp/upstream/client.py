@@ -20,6 +20,7 @@ from runcomfy_mcp.errors import (
     APITimeoutError,
     MalformedResponseError,
     MissingTokenError,
+    RunComfyError,
     SubmitOutcomeUnknownError,
     check_token,
     error_from_response,
@@ -126,31 +127,11 @@ class RunComfyClient:
         """POST a paid job. Never retried: once the request may have been sent, a failure is ambiguous."""
         headers = self._auth_headers(token)
         url = f"{self._base_url}/v1/models/{model_id}"
-        try:
-            with anyio.fail_after(self.retry.deadline_s):
-                response = await self._http.post(url, json=dict(arguments), headers=headers)
-        except TimeoutError:
-            raise SubmitOutcomeUnknownError(
-                f"Submitting the job to {model_id} got no answer within {self.retry.deadline_s:g} s, so the job may or "
-                "may not exist at RunComfy. Do NOT submit it again blindly (that could pay twice): check list_jobs "
-                "and the RunComfy dashboard's request list first."
-            ) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise APIConnectionError(
-                f"Submitting the job failed: RunComfy's API at {self._base_url} could not be reached "
-                f"({type(exc).__name__}). Nothing was submitted or charged. Check the network and try again."
-            ) from None
-        except httpx.PoolTimeout:  # every pooled connection stayed busy: the request never left this machine
-            raise APIConnectionError(
-                "Submitting the job failed: this server's connections to RunComfy were all busy with other requests "
-                "for too long. Nothing was submitted or charged. Try again in a moment."
-            ) from None
-        except httpx.TransportError as exc:
-            raise SubmitOutcomeUnknownError(
-                f"Submitting the job to {model_id} was interrupted after the request was sent "
-                f"({type(exc).__name__}), so the job may or may not exist at RunComfy. Do NOT submit it again "
-                "blindly (that could pay twice): look for it in the RunComfy dashboard's request list first."
-            ) from None
+        response = await self._exchange(
+            self._http.build_request("POST", url, json=dict(arguments), headers=headers),
+            action="Submitting the job",
+            paid_model=model_id,
+        )
         if response.status_code >= 500:
             reason = upstream_reason(self._json_or_none(response))
             raise SubmitOutcomeUnknownError(
@@ -259,25 +240,50 @@ class RunComfyClient:
     async def _send_once(
         self, method: str, path: str, headers: dict[str, str], action: str, params: Mapping[str, str] | None
     ) -> dict[str, Any]:
+        request = self._http.build_request(method, f"{self._base_url}{path}", headers=headers, params=params)
+        return self._checked_body(await self._exchange(request, action=action), action=action)
+
+    async def _exchange(self, request: httpx.Request, *, action: str, paid_model: str | None = None) -> httpx.Response:
+        """Send one request within the deadline; every transport failure becomes one of our errors, here only."""
         try:
             with anyio.fail_after(self.retry.deadline_s):
-                response = await self._http.request(method, f"{self._base_url}{path}", headers=headers, params=params)
-        except TimeoutError:
-            raise APITimeoutError(
-                f"{action} failed: RunComfy's API did not finish answering within {self.retry.deadline_s:g} s. "
-                "The job itself is not affected; try again shortly."
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(
-                f"{action} failed: RunComfy's API did not answer in time ({type(exc).__name__}). "
-                "The job itself is not affected; try again shortly."
-            ) from None
-        except httpx.TransportError as exc:
-            raise APIConnectionError(
-                f"{action} failed: RunComfy's API at {self._base_url} could not be reached ({type(exc).__name__}). "
-                "The job itself is not affected; check the network and try again."
-            ) from None
-        return self._checked_body(response, action=action)
+                return await self._http.send(request)
+        except (TimeoutError, httpx.TransportError) as exc:
+            raise self._transport_error(exc, action, paid_model) from exc
+
+    def _transport_error(self, exc: Exception, action: str, paid_model: str | None) -> RunComfyError:
+        what = type(exc).__name__
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            # The request never left this machine (for a pool timeout: every connection stayed busy).
+            where = (
+                "this server's connections to RunComfy were all busy for too long"
+                if isinstance(exc, httpx.PoolTimeout)
+                else f"RunComfy's API at {self._base_url} could not be reached ({what})"
+            )
+            nothing = "Nothing was submitted or charged." if paid_model else "Nothing was changed."
+            return APIConnectionError(f"{action} failed: {where}. {nothing} Check the network and try again.")
+        if paid_model:
+            how = (
+                f"got no answer within {self.retry.deadline_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"was interrupted after the request was sent ({what})"
+            )
+            return SubmitOutcomeUnknownError(
+                f"Submitting the job to {paid_model} {how}, so the job may or may not exist at RunComfy. Do NOT submit "
+                "it again blindly (that could pay twice): check list_jobs and the RunComfy dashboard's request list "
+                "first."
+            )
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            late = (
+                f"did not finish answering within {self.retry.deadline_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"did not answer in time ({what})"
+            )
+            return APITimeoutError(f"{action} failed: RunComfy's API {late}. Nothing was changed; try again shortly.")
+        return APIConnectionError(
+            f"{action} failed: RunComfy's API at {self._base_url} could not be reached ({what}). Nothing was "
+            "changed; check the network and try again."
+        )
 
     def _checked_body(self, response: httpx.Response, *, action: str) -> dict[str, Any]:
         body = self._json_or_none(response)
@@ -309,4 +315,4 @@ class RunComfyClient:
             raise MalformedResponseError(
                 f"RunComfy's API sent {what} without the expected fields ({fields}). "
                 "This is likely a temporary upstream problem; try again in a minute."
-            ) from None
+            ) from exc

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from runcomfy_mcp.errors import APIConnectionError, RateLimitError, RunComfyError, UpstreamServerError
+from runcomfy_mcp.errors import APIConnectionError, RateLimitError, RetryableError, RunComfyError, UpstreamServerError
 
 T = TypeVar("T")
 
@@ -21,10 +21,6 @@ class RetryPolicy:
     wait_max_s: float = 8.0
     retry_after_max_s: float = 30.0
     deadline_s: float = 40.0  # one request, start to finish: a slow-drip upstream cannot hold a call longer
-
-
-class RetryableError(RunComfyError):
-    """A transient failure outside the API error tree (a file host's 5xx, say)."""
 
 
 def backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
@@ -54,7 +50,6 @@ async def retrying(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> 
                 tries += 1
                 return await attempt()
     except RunComfyError as exc:
-        if tries > 1:
-            exc.message = f"{exc.message} (Tried {tries} times.)"
+        exc.attempts = tries  # the message stays as raised; shown() adds the count
         raise
     raise AssertionError("stamina ended without a result or an error")
