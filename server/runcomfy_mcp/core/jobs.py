@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +88,18 @@ class JobService:
         store: JobStore,
         downloader: Downloader,
         schedule: PollSchedule | None = None,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
+        """`clock` and `sleep` pace wait_for_result; tests hand in a fake pair to count polls exactly."""
         self.client = client
         self.inputs = inputs
         self.store = store
         self.downloader = downloader
         self.schedule = schedule or PollSchedule()
+        self._clock = clock
+        self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
         self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
 
@@ -257,14 +263,14 @@ class JobService:
         caller: Caller = LOCAL_CALLER,
     ) -> WaitResult:
         """Poll until the job ends or `timeout_s` passes; cancelling the wait leaves the job alone."""
-        await self._authorize(request_id, caller)  # once: the polls below reuse the answer
-        started = anyio.current_time()
+        await self._authorize(request_id, caller)  # checked once, not at every poll
+        started = self._clock()
         deadline = started + timeout_s
         generating_since: float | None = None
         next_poll = started
         for delay in self.schedule.delays():
             status = await self._status(request_id, caller)
-            now = anyio.current_time()
+            now = self._clock()
             if status.finished:
                 result = await self._result(request_id, caller, include_cost, download)
                 return WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
@@ -287,7 +293,7 @@ class JobService:
                 )
             # Polls are due at fixed times from the start, so slow answers (many waits at once) do not add up.
             next_poll = max(next_poll + delay, now)
-            await anyio.sleep(min(next_poll, deadline) - now)
+            await self._sleep(min(next_poll, deadline) - now)
         raise AssertionError("the poll schedule never ends")
 
     async def cancel(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> CancelOutcome:

@@ -1,0 +1,96 @@
+"""wait_for_result's pacing with an injected clock: exact poll counts, no real time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from runcomfy_mcp.core.jobs import JobService, PollSchedule
+from runcomfy_mcp.store.sqlite import JobStore
+from runcomfy_mcp.upstream.client import ResultResponse, StatusResponse
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedClient:
+    """A job that ends at `done_at` seconds; each answer takes `latency` seconds of fake time."""
+
+    def __init__(self, time: FakeTime, done_at: float, latency: float = 0.0) -> None:
+        self.time, self.done_at, self.latency = time, done_at, latency
+        self.poll_times: list[float] = []
+        self.results = 0
+
+    async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
+        self.poll_times.append(round(self.time.now, 3))
+        self.time.now += self.latency
+        done = self.time.now >= self.done_at
+        return StatusResponse(request_id=request_id, status="completed" if done else "in_queue", queue_position=1)
+
+    async def result(self, request_id: str, *, include_cost: bool = False, token: str | None = None) -> ResultResponse:
+        self.results += 1
+        return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
+
+
+def service(tmp_path: Path, client: ScriptedClient, time: FakeTime) -> JobService:
+    return JobService(
+        cast(Any, client),
+        cast(Any, None),
+        store=JobStore(tmp_path / "jobs.sqlite3"),
+        downloader=cast(Any, None),
+        schedule=PollSchedule(initial_s=1.0, factor=1.5, max_s=10.0),
+        clock=time,
+        sleep=time.sleep,
+    )
+
+
+def test_the_schedule_backs_off_to_its_ceiling() -> None:
+    delays = PollSchedule(initial_s=1.0, factor=1.5, max_s=10.0).delays()
+    assert [round(next(delays), 3) for _ in range(8)] == [1.0, 1.5, 2.25, 3.375, 5.062, 7.594, 10.0, 10.0]
+
+
+async def test_a_thirty_second_job_takes_eight_status_polls_and_one_result(tmp_path: Path) -> None:
+    time = FakeTime()
+    client = ScriptedClient(time, done_at=30)
+    jobs = service(tmp_path, client, time)
+    try:
+        result = await jobs.wait_for_result("req-1", timeout_s=600)
+    finally:
+        jobs.store.close()
+    assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 13.188, 20.781, 30.781]
+    assert client.results == 1 and not result.timed_out and result.video_urls == ["https://cdn.test/v.mp4"]
+
+
+async def test_a_wait_ends_at_its_timeout_with_one_last_look(tmp_path: Path) -> None:
+    time = FakeTime()
+    client = ScriptedClient(time, done_at=1e9)
+    jobs = service(tmp_path, client, time)
+    try:
+        result = await jobs.wait_for_result("req-1", timeout_s=10)
+    finally:
+        jobs.store.close()
+    assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 10]
+    assert result.timed_out and result.waited_s == 10 and client.results == 0
+
+
+async def test_slow_answers_do_not_stretch_the_schedule(tmp_path: Path) -> None:
+    time = FakeTime()
+    client = ScriptedClient(time, done_at=1e9, latency=0.4)
+    jobs = service(tmp_path, client, time)
+    try:
+        await jobs.wait_for_result("req-1", timeout_s=10)
+    finally:
+        jobs.store.close()
+    assert client.poll_times[:5] == [0, 1, 2.5, 4.75, 8.125]  # due at fixed times from the start
