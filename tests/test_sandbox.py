@@ -77,11 +77,14 @@ async def test_the_demo_command_makes_a_video(tmp_path: Path) -> None:
         done = await anyio.run_process([SCRIPT, "demo"], env=env, cwd=tmp_path, check=False)
     output = done.stdout.decode()
     assert done.returncode == 0, output + done.stderr.decode()
-    path = next((tmp_path / "videos").glob("*.mp4"))
-    assert f"path:     {path}" in output
+    first, clip = sorted((tmp_path / "videos").glob("*.mp4"))
+    assert f"path:     {first}" in output
     assert "duration: 5.0 s" in output and "size:" in output
     assert "seedance_1_0_lite_image_to_video(" in output and "wait_for_result(" in output
-    assert video_facts(path)[3] > 0
+    assert video_facts(first)[3] > 0
+    # then a catalog model, found, described and run with the same local photo
+    assert "find_models(" in output and "describe_model(" in output and 'run_model({"model_id": "kling/' in output
+    assert f"saved: {clip} (video)" in output and video_facts(clip)[3] > 0
 
 
 async def test_the_simulator_speaks_the_api(simulator: Simulator, api_url: str, clock: ManualClock) -> None:

@@ -42,6 +42,17 @@ class Walkthrough:
         assert isinstance(result.structured_content, dict)
         return result.structured_content
 
+    async def wait(self, request_id: str) -> dict[str, Any]:
+        while True:
+            waited = await self.call(
+                "wait_for_result",
+                {"request_id": request_id, "timeout_s": 45, "download": True},
+                progress_callback=self.show_progress,
+            )
+            if not waited["timed_out"]:
+                print("\n")
+                return waited
+
     async def show_progress(self, progress: float, total: float | None, message: str | None) -> None:
         self._tick += 1
         spin = SPINNER[self._tick % len(SPINNER)]
@@ -81,24 +92,32 @@ async def run_demo(args: argparse.Namespace) -> int:
             print(f"2. Submitted image-to-video job {job['request_id']} with the sample image {sample.name}.\n")
 
             print("3. Waiting, with progress from the server's notifications:")
-            while True:
-                waited = await demo.call(
-                    "wait_for_result",
-                    {"request_id": job["request_id"], "timeout_s": 45, "download": True},
-                    progress_callback=demo.show_progress,
-                )
-                if not waited["timed_out"]:
-                    break
-            print("\n")
-    if waited["status"] != "succeeded" or not waited["local_files"]:
-        print(f"The job ended as {waited['status']}: {waited.get('error')}", file=sys.stderr)
-        return 1
-    path = Path(waited["local_files"][0])
-    seconds, width, height = _video_facts(path)
-    print("4. Done. The video is on disk:")
-    print(f"   path:     {path}")
-    print(f"   duration: {seconds:.1f} s ({width}×{height})")
-    print(f"   size:     {path.stat().st_size / 1024:.0f} KB\n")
+            waited = await demo.wait(job["request_id"])
+            if waited["status"] != "succeeded" or not waited["local_files"]:
+                print(f"The job ended as {waited['status']}: {waited.get('error')}", file=sys.stderr)
+                return 1
+            path = Path(waited["local_files"][0])
+            seconds, width, height = _video_facts(path)
+            print("4. Done. The video is on disk:")
+            print(f"   path:     {path}")
+            print(f"   duration: {seconds:.1f} s ({width}×{height})")
+            print(f"   size:     {path.stat().st_size / 1024:.0f} KB\n")
+
+            print('5. Any model of the catalog: "a five-second Kling clip of this photo"')
+            found = await demo.call("find_models", {"query": "kling image to video", "limit": 3})
+            for row in found["models"]:
+                print(f"   - {row['model_id']} (${row['base_price_usd']:g}/{row['price_unit']})")
+            model_id = found["models"][0]["model_id"]
+            described = await demo.call("describe_model", {"model_id": model_id})
+            required = ", ".join(described["input_schema"].get("required", []))
+            print(f"   {model_id} needs: {required}")
+            inputs = {"prompt": PROMPT, "image_url": str(sample), "duration": "5"}
+            clip_job = await demo.call("run_model", {"model_id": model_id, "input": inputs})
+            clip = await demo.wait(clip_job["request_id"])
+            if clip["status"] != "succeeded" or not clip["local_files"]:
+                print(f"The catalog job ended as {clip['status']}: {clip.get('error')}", file=sys.stderr)
+                return 1
+            print(f"   saved: {clip['local_files'][0]} ({', '.join(o['kind'] for o in clip['outputs'])})\n")
     print("Tool calls made (what an assistant would do):")
     for number, call in enumerate(demo.calls, 1):
         print(f"   {number}. {call}")

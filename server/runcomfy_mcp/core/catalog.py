@@ -349,7 +349,7 @@ class Catalog:
                 break
         fetched_at = self._clock()
         await anyio.to_thread.run_sync(self._write_cache, raw, fetched_at)
-        logger.info("model catalog fetched: %d models in %d pages", len(raw), page_number + 1)
+        logger.info("model catalog fetched: %d models in %d request(s)", len(raw), page_number + 1)
         return Listing(parse_entries(raw), "live", fetched_at)
 
     def _fallback(self, current: Listing | None, exc: RunComfyError, now: float) -> Listing:

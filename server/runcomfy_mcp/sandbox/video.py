@@ -17,7 +17,7 @@ MAX_SECONDS = 12.0
 
 def first_image(arguments: dict[str, Any]) -> bytes | None:
     """The bytes of the job's first image, when it was sent inline (as local files and the demo's are)."""
-    for key in ("first_frame_image_url", "image_urls", "images"):
+    for key in ("first_frame_image_url", "image_url", "image_urls", "images"):
         value = arguments.get(key)
         if isinstance(value, list):
             value = value[0] if value else None
@@ -27,8 +27,11 @@ def first_image(arguments: dict[str, Any]) -> bytes | None:
 
 
 def requested_seconds(arguments: dict[str, Any]) -> float:
-    if isinstance(arguments.get("duration"), int | float):
-        return min(MAX_SECONDS, max(1.0, float(arguments["duration"])))
+    duration = arguments.get("duration")
+    if isinstance(duration, str) and duration.strip().isdigit():  # some catalog models take "5"
+        duration = int(duration)
+    if isinstance(duration, int | float):
+        return min(MAX_SECONDS, max(1.0, float(duration)))
     if isinstance(arguments.get("number_of_frames"), int):
         return min(MAX_SECONDS, max(1.0, float(arguments["number_of_frames"]) / 24))
     return 5.0
