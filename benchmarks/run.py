@@ -298,12 +298,54 @@ def row(name: str, ours: float, ref: float | None, unit: str, **target: float) -
     return {"name": name, "ours": ours, "ref": ref, "unit": unit, "ratio": ratio, "goal": goal, "ok": ok}
 
 
+async def section_catalog(models: int = 1000, searches: int = 200) -> list[Row]:
+    """The catalog: a cold fetch (pages, seconds), a warm start (requests: none), searches, tools/list size."""
+    queries = ["kling image to video", "text to image", "wan 2.2", "lip sync", "veo m42", "cheap video to video"]
+    async with simulator("--extra-models", str(models)) as url:
+        settings = settings_for(url)
+        async with open_runtime(settings) as runtime:
+            catalog = runtime.tools.core.catalog()
+            started = time.perf_counter()
+            listing = await catalog.listing()
+            cold_s = time.perf_counter() - started
+            cold_pages = catalog.pages_fetched
+            assert len(listing.entries) >= models, len(listing.entries)
+            times = []
+            for i in range(searches):
+                started = time.perf_counter()
+                await catalog.find(queries[i % len(queries)], limit=10)
+                times.append((time.perf_counter() - started) * 1000)
+            async with Client(build_server(runtime.tools)) as client:
+                listed = await client.list_tools()
+                list_bytes = len(listed.model_dump_json(by_alias=True, exclude_none=True))
+                calls = []
+                for i in range(searches // 4):
+                    started = time.perf_counter()
+                    await client.call_tool("find_models", {"query": queries[i % len(queries)]})
+                    calls.append((time.perf_counter() - started) * 1000)
+        async with open_runtime(settings) as runtime:  # a restart within the TTL
+            catalog = runtime.tools.core.catalog()
+            await catalog.find("kling")
+            warm_pages = catalog.pages_fetched
+    total = len(listing.entries)
+    print(f"catalog: {total} models; cold fetch {cold_pages} request(s) in {cold_s:.2f} s; warm start {warm_pages}")
+    return [
+        row(f"cold catalog fetch of {total} models: requests", cold_pages, None, "", absolute_max=total // 500 + 2),
+        row(f"cold catalog fetch of {total} models: seconds", cold_s, None, "s", absolute_max=10),
+        row("warm start: catalog requests", warm_pages, None, "", absolute_max=1),
+        row(f"find_models median, {total} models (core)", statistics.median(times), None, "ms", absolute_max=5),
+        row(f"find_models median, {total} models (MCP call)", statistics.median(calls), None, "ms", absolute_max=50),
+        row(f"tools/list bytes ({len(listed.tools)} tools)", list_bytes, None, "B", absolute_max=16 * 1024),
+    ]
+
+
 SECTIONS: dict[str, Callable[..., Any]] = {
     "startup": section_startup,
     "overhead": section_overhead,
     "probe": section_probe,
     "download": section_download,
     "many": section_many_jobs,
+    "catalog": section_catalog,
 }
 # --quick: the same code paths at sizes that take seconds, for the test suite.
 QUICK: dict[str, dict[str, Any]] = {
@@ -312,6 +354,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "probe": {},
     "download": {"size_mb": 8, "rounds": 2},
     "many": {"jobs": 20, "job_seconds": 3.0},
+    "catalog": {"models": 100, "searches": 20},
 }
 
 
