@@ -304,7 +304,7 @@ async def section_catalog(models: int = 1000, searches: int = 200) -> list[Row]:
     async with simulator("--extra-models", str(models)) as url:
         settings = settings_for(url)
         async with open_runtime(settings) as runtime:
-            catalog = runtime.tools.core.catalog()
+            catalog = runtime.tools.services.catalog()
             started = time.perf_counter()
             listing = await catalog.listing()
             cold_s = time.perf_counter() - started
@@ -324,7 +324,7 @@ async def section_catalog(models: int = 1000, searches: int = 200) -> list[Row]:
                     await client.call_tool("find_models", {"query": queries[i % len(queries)]})
                     calls.append((time.perf_counter() - started) * 1000)
         async with open_runtime(settings) as runtime:  # a restart within the TTL
-            catalog = runtime.tools.core.catalog()
+            catalog = runtime.tools.services.catalog()
             await catalog.find("kling")
             warm_pages = catalog.pages_fetched
     total = len(listing.entries)

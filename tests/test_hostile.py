@@ -30,7 +30,6 @@ from images import make_image
 from internet import HOSTILE_HOST, HOSTILE_IP, INTERNAL_HOST, FakeInternet, HostileHost, resolver_for
 from runcomfy_mcp.core.views import Caller
 from runcomfy_mcp.mcp.app import build_server
-from runcomfy_mcp.mcp.callers import fingerprint
 from runcomfy_mcp.media.guarded_http import is_public_address
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback
@@ -80,7 +79,7 @@ async def internet() -> AsyncIterator[Internet]:
 
 def caller(name: str) -> Caller:
     token = f"rc-{name}-0000"
-    return Caller(token=token, owner=fingerprint(token), private=True)
+    return Caller.with_token(token)
 
 
 # ------------------------------------------------------------------ 1. tokens
@@ -199,7 +198,7 @@ async def test_dns_rebinding_never_reaches_the_internal_address(api_url: str, mo
 
 async def test_each_connection_goes_to_the_checked_address_with_the_hosts_name(internet: Internet) -> None:
     async with server(Settings(api_token=TOKEN, base_url="https://api.example"), **internet.seams()) as (rt, _):
-        service = rt.tools.service
+        service = rt.tools.services.jobs()
         loaded = await service.inputs.loader.load(f"https://{HOSTILE_HOST}/ok.png", max_bytes=10**7)
     assert (loaded.facts.width, loaded.facts.height) == (640, 480)
     assert internet.network.connected == [HOSTILE_IP]  # the socket went to the address that was checked
@@ -267,7 +266,7 @@ async def test_one_caller_cannot_hold_more_than_its_share_of_fetches(internet: I
         assert internet.hostile.requests.count("/drip.png") == 3
         tg.cancel_scope.cancel()
     # Once their calls end, nothing of them is kept.
-    assert runtime.tools.service.inputs.loader.slots.in_flight(mallory.owner) == 0
+    assert runtime.tools.services.jobs().inputs.loader.slots.in_flight(mallory.owner) == 0
 
 
 @pytest.mark.parametrize("serving", ["http", "stdio"])

@@ -19,7 +19,7 @@ from runcomfy_mcp.core.catalog import Catalog, spec_from_entry, unique_tool_name
 from runcomfy_mcp.core.specs import SpecSource, parse_spec
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp import replies
-from runcomfy_mcp.runtime import Core, load_tool_specs
+from runcomfy_mcp.runtime import Services, load_tool_specs
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
 
@@ -51,10 +51,10 @@ async def open_catalog(settings: Settings, sandbox: bool) -> AsyncIterator[Catal
             from runcomfy_mcp.sandbox.runner import sandboxed
 
             settings = await stack.enter_async_context(sandboxed(settings))
-        core = Core(settings, Redactor(settings.token_value()), "stdio", None, None, None)
-        stack.push_async_callback(core.aclose)
-        core.set_tools(load_tool_specs(settings))
-        yield core.catalog()
+        services = Services(settings, Redactor(settings.token_value()), "stdio", None, None, None)
+        stack.push_async_callback(services.aclose)
+        services.set_tools(load_tool_specs(settings))
+        yield services.catalog()
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

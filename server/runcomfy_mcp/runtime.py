@@ -56,7 +56,7 @@ def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
     return MediaPolicy(input_roots=settings.input_root_paths(), offline=settings.sandbox)
 
 
-class Core:
+class Services:
     """Builds the core's services, their HTTP clients and the store the first time a tool needs them."""
 
     def __init__(
@@ -137,7 +137,7 @@ class Core:
         from runcomfy_mcp.core.media_rules import MIB
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
-        from runcomfy_mcp.media.inputs import InputPreparer
+        from runcomfy_mcp.media.input_preparer import InputPreparer
         from runcomfy_mcp.media.sources import MediaLoader
         from runcomfy_mcp.store.sqlite import JobStore
 
@@ -211,7 +211,7 @@ def load_tool_specs(settings: Settings) -> list[ToolSpec]:
     return load_specs(settings.specs_dir(), required=settings.tool_specs_dir is not None)
 
 
-async def catalog_tool_specs(settings: Settings, core: Core, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
+async def catalog_tool_specs(settings: Settings, services: Services, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
     """RUNCOMFY_MODELS as tools of their own. A model that cannot be had is logged and left out, never fatal."""
     from runcomfy_mcp.core.catalog import unique_tool_names
 
@@ -223,7 +223,7 @@ async def catalog_tool_specs(settings: Settings, core: Core, specs: Sequence[Too
     made: list[ToolSpec] = []
     for model_id in wanted:
         try:
-            spec = await core.catalog().spec(model_id)
+            spec = await services.catalog().spec(model_id)
         except RunComfyError as exc:
             logger.warning("RUNCOMFY_MODELS: %s is left out: %s", model_id, exc.message)
             continue
@@ -246,10 +246,10 @@ async def open_runtime(
     media and download transports), `resolver` (DNS) and `network` (the sockets under the guard)."""
     redactor = Redactor(settings.token_value())
     specs = load_tool_specs(settings)
-    core = Core(settings, redactor, serving, transport, media_transport, resolver, network)
+    services = Services(settings, redactor, serving, transport, media_transport, resolver, network)
     try:
-        specs += await catalog_tool_specs(settings, core, specs)
-        core.set_tools(specs)
-        yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, core, redactor, notice))
+        specs += await catalog_tool_specs(settings, services, specs)
+        services.set_tools(specs)
+        yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, services, redactor, notice))
     finally:
-        await core.aclose()
+        await services.aclose()

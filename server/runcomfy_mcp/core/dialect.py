@@ -115,7 +115,7 @@ def _sort_rules(prop: dict[str, Any], name: str) -> None:
 
 
 def _check(schema: dict[str, Any]) -> None:
-    from jsonschema import Draft202012Validator  # imported when a catalog model is first used
+    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
     try:

@@ -11,10 +11,10 @@ from typing import Any
 
 import anyio
 
+from runcomfy_mcp.core.argument_checker import ArgumentChecker
 from runcomfy_mcp.core.ids import check_request_id
 from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.specs import ToolSpec
-from runcomfy_mcp.core.validation import ArgumentChecker
 from runcomfy_mcp.core.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
@@ -38,7 +38,7 @@ from runcomfy_mcp.errors import (
     upstream_reason,
 )
 from runcomfy_mcp.media.downloads import Downloader
-from runcomfy_mcp.media.inputs import InputPreparer
+from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.store.sqlite import JobStore
 from runcomfy_mcp.upstream.client import RunComfyClient
 

@@ -6,6 +6,7 @@ free of the core's heavy parts (HTTP, SQLite, image parsing): those load on the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -92,8 +93,19 @@ class Caller:
     owner: str = ""  # the history partition (a token fingerprint in HTTP mode, never the token)
     private: bool = False  # only jobs this caller submitted may be read, waited on, downloaded or cancelled
 
+    @classmethod
+    def with_token(cls, token: str) -> Caller:
+        """A remote caller who pays with their own token and sees only their own jobs."""
+        return cls(token=token, owner=fingerprint(token), private=True)
 
-LOCAL_CALLER = Caller()
+
+def fingerprint(token: str) -> str:
+    """A stable name for a token's slice of the history; the token itself is never stored."""
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+LOCAL_CALLER = Caller()  # the person at this machine (stdio): the server's token, the whole history
+SHARED_CALLER = Caller(token=None, owner="shared", private=True)  # HTTP callers sharing the server's token
 
 
 ProgressReporter = Callable[[float, str], Awaitable[None]]

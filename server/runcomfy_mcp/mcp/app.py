@@ -25,7 +25,7 @@ INSTRUCTIONS = (
 
 def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
     """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
-    resources = RunComfyResources(tools.specs, tools.core)
+    resources = RunComfyResources(tools.specs, tools.services)
     identity = identity or CallerIdentity(http=False)
 
     async def list_tools(

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
+from runcomfy_mcp.core.views import LOCAL_CALLER, SHARED_CALLER, Caller
 from runcomfy_mcp.errors import CallerTokenMissingError, check_token
-
-
-def fingerprint(token: str) -> str:
-    """A stable name for a token's slice of the history; the token itself is never stored."""
-    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
 class CallerIdentity:
@@ -28,7 +22,7 @@ class CallerIdentity:
         token = token.strip()
         if scheme.lower() == "bearer" and token:
             check_token(token, "in this request's Authorization header")
-            return Caller(token=token, owner=fingerprint(token), private=True)
+            return Caller.with_token(token)
         if self.shared_token:
-            return Caller(token=None, owner="shared", private=True)
+            return SHARED_CALLER
         raise CallerTokenMissingError()

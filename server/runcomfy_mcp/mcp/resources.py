@@ -22,9 +22,9 @@ JSON = "application/json"
 
 
 class RunComfyResources:
-    def __init__(self, specs: Mapping[str, ToolSpec], core: Services) -> None:
+    def __init__(self, specs: Mapping[str, ToolSpec], services: Services) -> None:
         self.specs = specs
-        self.core = core
+        self.services = services
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [
@@ -47,7 +47,7 @@ class RunComfyResources:
                 description=f"Submitted {job.submitted_at} to {job.model_id}.",
                 mime_type=JSON,
             )
-            for job in (await self.core.jobs().list_jobs(limit=50, caller=caller)).jobs
+            for job in (await self.services.jobs().list_jobs(limit=50, caller=caller)).jobs
         ]
         return models + jobs
 
@@ -81,7 +81,7 @@ class RunComfyResources:
         if uri.startswith(JOB_PREFIX):
             request_id = uri[len(JOB_PREFIX) :]
             if REQUEST_ID.match(request_id):
-                record = await self.core.jobs().job_record(request_id, caller=caller)
+                record = await self.services.jobs().job_record(request_id, caller=caller)
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)

@@ -96,12 +96,12 @@ class RunComfyTools:
     def __init__(
         self,
         specs: Iterable[ToolSpec],
-        core: Services,
+        services: Services,
         redactor: Redactor,
         notice: str | None = None,
     ) -> None:
         self.specs = {spec.tool_name: spec for spec in specs}
-        self.core = core
+        self.services = services
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
         self.tools: dict[str, RegisteredTool] = {}
@@ -111,8 +111,8 @@ class RunComfyTools:
         self._add_tracking_tools()
 
     @property
-    def service(self) -> JobService:
-        return self.core.jobs()
+    def jobs(self) -> JobService:
+        return self.services.jobs()
 
     def _add(self, tool: types.Tool, handler: ToolHandler) -> None:
         self.tools[tool.name] = RegisteredTool(tool, handler)
@@ -121,7 +121,7 @@ class RunComfyTools:
         async def submit(
             arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            job = await self.service.submit_job(spec, arguments, caller=caller)
+            job = await self.jobs.submit_job(spec, arguments, caller=caller)
             return _reply(job, replies.submitted(job))
 
         description = (
@@ -170,7 +170,7 @@ class RunComfyTools:
         async def find_models(
             args: FindModelsArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            found = await self.core.catalog().find(
+            found = await self.services.catalog().find(
                 args.query, category=args.category, limit=args.limit, refresh=args.refresh, token=caller.token
             )
             return _reply(found, replies.found_models(found))
@@ -178,14 +178,14 @@ class RunComfyTools:
         async def describe_model(
             args: ModelArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            model = await self.core.catalog().describe(
+            model = await self.services.catalog().describe(
                 check_model_id(args.model_id, "describe_model"), token=caller.token
             )
             return _reply(model, replies.model_description(model))
 
         async def run_model(args: RunModelArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            spec = await self.core.catalog().spec(check_model_id(args.model_id), token=caller.token)
-            job = await self.service.submit_job(spec, args.input, caller=caller, tool="run_model")
+            spec = await self.services.catalog().spec(check_model_id(args.model_id), token=caller.token)
+            job = await self.jobs.submit_job(spec, args.input, caller=caller, tool="run_model")
             return _reply(job, replies.submitted(job))
 
         self._add_job_tool(
@@ -219,11 +219,11 @@ class RunComfyTools:
 
     def _add_tracking_tools(self) -> None:
         async def get_status(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            view = await self.service.get_status(args.request_id, caller=caller)
+            view = await self.jobs.get_status(args.request_id, caller=caller)
             return _reply(view, replies.status(view))
 
         async def get_result(args: ResultArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            view = await self.service.get_result(
+            view = await self.jobs.get_result(
                 args.request_id, include_cost=args.include_cost, download=args.download, caller=caller
             )
             return _result_reply(view, replies.result(view))
@@ -231,7 +231,7 @@ class RunComfyTools:
         async def wait_for_result(
             args: WaitArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            view = await self.service.wait_for_result(
+            view = await self.jobs.wait_for_result(
                 args.request_id,
                 timeout_s=args.timeout_s,
                 include_cost=args.include_cost,
@@ -243,11 +243,11 @@ class RunComfyTools:
             return _result_reply(view, text)
 
         async def cancel(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            outcome = await self.service.cancel(args.request_id, caller=caller)
+            outcome = await self.jobs.cancel(args.request_id, caller=caller)
             return _reply(outcome, replies.cancelled(outcome))
 
         async def list_jobs(args: ListJobsArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            jobs = await self.service.list_jobs(status=args.status, limit=args.limit, caller=caller)
+            jobs = await self.jobs.list_jobs(status=args.status, limit=args.limit, caller=caller)
             return _reply(jobs, replies.job_list(jobs))
 
         self._add_job_tool(

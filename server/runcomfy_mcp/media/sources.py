@@ -93,7 +93,7 @@ def _opened_path(fd: int, fallback: Path) -> Path:
 
 def identify(head: bytes, *, complete: bool) -> tuple[str, int, int] | None:
     """(format, width, height) from an image's first bytes; None if more bytes are needed."""
-    import filetype  # type: ignore[import-untyped]  # loaded on the first image, not at start-up
+    import filetype  # type: ignore[import-untyped]
     import imagesize  # type: ignore[import-untyped]
 
     kind = filetype.guess(head[:8192]) if head else None

@@ -34,7 +34,7 @@ def backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
 
 async def retrying(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
     """Run `attempt` until it succeeds or fails for good; the final error says how often it was tried."""
-    import stamina  # first needed on the first API call, not at start-up
+    import stamina
 
     tries = 0
     try:

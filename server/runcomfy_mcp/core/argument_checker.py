@@ -76,7 +76,7 @@ class ArgumentChecker:
 
     @cached_property
     def _validator(self) -> Draft202012Validator:
-        from jsonschema import Draft202012Validator  # built on a tool's first call, not at start-up
+        from jsonschema import Draft202012Validator
 
         return Draft202012Validator(portable_input_schema(self.spec))
 
