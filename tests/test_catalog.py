@@ -264,3 +264,37 @@ def test_sample_media_really_are_what_they_claim() -> None:
 
     assert filetype.guess(make_media("video")).mime == "video/mp4"
     assert filetype.guess(make_media("audio")).mime.startswith("audio/")
+
+
+async def test_a_callers_token_never_shapes_the_shared_catalog() -> None:
+    """Over HTTP the catalog is shared: it is read with the server's token or none, never a caller's."""
+    import httpx
+
+    from runcomfy_mcp.core.views import Caller
+    from runcomfy_mcp.runtime import open_runtime
+
+    seen: list[tuple[str, str | None]] = []
+    entry = {
+        "model_id": "mallory/private/text-to-image",
+        "input_schema": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+    }
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append((f"{request.method} {request.url.path}", request.headers.get("authorization")))
+        if request.method == "GET":
+            return httpx.Response(200, json={"models": [entry], "total": 1})
+        return httpx.Response(200, json={"request_id": "req-1"})
+
+    async def no_progress(progress: float, message: str) -> None:
+        return None
+
+    mallory = Caller.with_token("mallory-token-123")
+    settings = Settings(base_url="https://api.test")  # a shared server with no token of its own
+    async with open_runtime(settings, serving="http", transport=httpx.MockTransport(api)) as runtime:
+        await runtime.tools.call("find_models", {"query": "private"}, no_progress, mallory)
+        submitted = await runtime.tools.call(
+            "run_model", {"model_id": entry["model_id"], "input": {"prompt": "x"}}, no_progress, mallory
+        )
+    assert not submitted.is_error
+    assert ("GET /v1/models", None) in seen  # the listing went out without mallory's token
+    assert ("POST /v1/models/mallory/private/text-to-image", "Bearer mallory-token-123") in seen  # her job, her token

@@ -217,11 +217,12 @@ def _score(item: _Indexed, terms: Sequence[str], query_text: str) -> tuple[int, 
 
 
 class CatalogSource(Protocol):
-    async def list_models(
-        self, *, include_schema: bool = ..., limit: int = ..., offset: int = ..., token: str | None = ...
-    ) -> Any: ...
+    """Where the listing comes from (the RunComfy client). Read with the server's token or none: the catalog is
+    shared by every caller, so no caller's account may shape it."""
 
-    async def model(self, model_id: str, *, token: str | None = ...) -> dict[str, Any]: ...
+    async def list_models(self, *, include_schema: bool = ..., limit: int = ..., offset: int = ...) -> Any: ...
+
+    async def model(self, model_id: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -321,7 +322,7 @@ class Catalog:
         self._made: dict[str, tuple[CatalogEntry, ToolSpec]] = {}  # specs made from entries, until those change
         self.pages_fetched = 0  # for benchmarks and tests: requests the listing took
 
-    async def listing(self, *, refresh: bool = False, token: str | None = None) -> Listing:
+    async def listing(self, *, refresh: bool = False) -> Listing:
         async with self._lock:
             now = self._clock()
             current = self._listing or await anyio.to_thread.run_sync(self._read_cache)
@@ -331,17 +332,15 @@ class Catalog:
                 return current
             self._last_attempt = now
             try:
-                self._listing = await self._fetch(token)
+                self._listing = await self._fetch()
             except RunComfyError as exc:
                 self._listing = self._fallback(current, exc, now)
             return self._listing
 
-    async def _fetch(self, token: str | None) -> Listing:
+    async def _fetch(self) -> Listing:
         raw: list[Any] = []
         for page_number in range(MAX_PAGES):
-            page = await self._source.list_models(
-                include_schema=True, limit=PAGE_SIZE, offset=page_number * PAGE_SIZE, token=token
-            )
+            page = await self._source.list_models(include_schema=True, limit=PAGE_SIZE, offset=page_number * PAGE_SIZE)
             self.pages_fetched += 1
             raw.extend(page.models)
             total = page.total
@@ -391,17 +390,17 @@ class Catalog:
 
     # ------------------------------------------------------------ one model
 
-    async def entry(self, model_id: str, *, token: str | None = None) -> CatalogEntry:
+    async def entry(self, model_id: str) -> CatalogEntry:
         """The model with its input schema: from the listing, else asked of RunComfy; unknown ids name the closest."""
         check_model_id(model_id)
-        listing = await self.listing(token=token)
+        listing = await self.listing()
         found = listing.get(model_id)
         if found is not None and found.input_schema is not None:
             return found
         if model_id in self.specs:
             return bundled_entries([self.specs[model_id]])[0]
         try:
-            raw = await self._source.model(model_id, token=token)
+            raw = await self._source.model(model_id)
         except UnknownModelError:
             raw = None
         except RunComfyError:
@@ -423,11 +422,11 @@ class Catalog:
             "line: runcomfy-mcp models search)."
         )
 
-    async def spec(self, model_id: str, *, token: str | None = None) -> ToolSpec:
+    async def spec(self, model_id: str) -> ToolSpec:
         """The model's tool spec: the bundled one when there is one, else made from its catalog entry."""
         if model_id in self.specs:
             return self.specs[model_id]
-        entry = await self.entry(model_id, token=token)
+        entry = await self.entry(model_id)
         made = self._made.get(model_id)
         if made is None or made[0] is not entry:
             made = self._made[model_id] = (entry, spec_from_entry(entry))
@@ -461,9 +460,8 @@ class Catalog:
         category: str | None = None,
         limit: int = 10,
         refresh: bool = False,
-        token: str | None = None,
     ) -> FoundModels:
-        listing = await self.listing(refresh=refresh, token=token)
+        listing = await self.listing(refresh=refresh)
         found, total = listing.search(query, category, limit)
         note = listing.note
         if not found and category and category not in listing.categories():
@@ -471,8 +469,8 @@ class Catalog:
             note = " ".join(filter(None, [note, f"There is no category {category!r}; the categories are: {known}."]))
         return FoundModels(models=[self._row(e) for e in found], total=total, source=listing.source, note=note)
 
-    async def describe(self, model_id: str, *, token: str | None = None) -> ModelDescription:
-        entry = await self.entry(model_id, token=token)
+    async def describe(self, model_id: str) -> ModelDescription:
+        entry = await self.entry(model_id)
         listed = self._listing.get(model_id) if self._listing else None
         price_from = listed or entry
         description = ModelDescription(
@@ -487,7 +485,7 @@ class Catalog:
             runnable=True,
         )
         try:
-            description.input_schema = portable_input_schema(await self.spec(model_id, token=token))
+            description.input_schema = portable_input_schema(await self.spec(model_id))
         except CatalogSchemaError as exc:
             description.runnable, description.problem = False, exc.message
         return description

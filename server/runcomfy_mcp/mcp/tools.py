@@ -171,20 +171,18 @@ class RunComfyTools:
             args: FindModelsArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
             found = await self.services.catalog().find(
-                args.query, category=args.category, limit=args.limit, refresh=args.refresh, token=caller.token
+                args.query, category=args.category, limit=args.limit, refresh=args.refresh
             )
             return _reply(found, replies.found_models(found))
 
         async def describe_model(
             args: ModelArguments, report: ProgressReporter, caller: Caller
         ) -> types.CallToolResult:
-            model = await self.services.catalog().describe(
-                check_model_id(args.model_id, "describe_model"), token=caller.token
-            )
+            model = await self.services.catalog().describe(check_model_id(args.model_id, "describe_model"))
             return _reply(model, replies.model_description(model))
 
         async def run_model(args: RunModelArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            spec = await self.services.catalog().spec(check_model_id(args.model_id), token=caller.token)
+            spec = await self.services.catalog().spec(check_model_id(args.model_id))
             job = await self.jobs.submit_job(spec, args.input, caller=caller, tool="run_model")
             return _reply(job, replies.submitted(job))
 
