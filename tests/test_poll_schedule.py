@@ -8,6 +8,7 @@ from typing import Any, cast
 import pytest
 
 from runcomfy_mcp.core.jobs import JobService, PollSchedule
+from runcomfy_mcp.core.views import WaitResult
 from runcomfy_mcp.store.sqlite import JobStore
 from runcomfy_mcp.upstream.client import ResultResponse, StatusResponse
 
@@ -44,8 +45,10 @@ class ScriptedClient:
         return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
 
 
-def service(tmp_path: Path, client: ScriptedClient, time: FakeTime) -> JobService:
-    return JobService(
+async def wait(tmp_path: Path, client: ScriptedClient, timeout_s: float) -> WaitResult:
+    """One wait_for_result on a JobService paced by the client's fake time."""
+    time = client.time
+    jobs = JobService(
         cast(Any, client),
         cast(Any, None),
         store=JobStore(tmp_path / "jobs.sqlite3"),
@@ -54,6 +57,10 @@ def service(tmp_path: Path, client: ScriptedClient, time: FakeTime) -> JobServic
         clock=time,
         sleep=time.sleep,
     )
+    try:
+        return await jobs.wait_for_result("req-1", timeout_s=timeout_s)
+    finally:
+        jobs.store.close()
 
 
 def test_the_schedule_backs_off_to_its_ceiling() -> None:
@@ -62,35 +69,20 @@ def test_the_schedule_backs_off_to_its_ceiling() -> None:
 
 
 async def test_a_thirty_second_job_takes_eight_status_polls_and_one_result(tmp_path: Path) -> None:
-    time = FakeTime()
-    client = ScriptedClient(time, done_at=30)
-    jobs = service(tmp_path, client, time)
-    try:
-        result = await jobs.wait_for_result("req-1", timeout_s=600)
-    finally:
-        jobs.store.close()
+    client = ScriptedClient(FakeTime(), done_at=30)
+    result = await wait(tmp_path, client, timeout_s=600)
     assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 13.188, 20.781, 30.781]
     assert client.results == 1 and not result.timed_out and result.video_urls == ["https://cdn.test/v.mp4"]
 
 
 async def test_a_wait_ends_at_its_timeout_with_one_last_look(tmp_path: Path) -> None:
-    time = FakeTime()
-    client = ScriptedClient(time, done_at=1e9)
-    jobs = service(tmp_path, client, time)
-    try:
-        result = await jobs.wait_for_result("req-1", timeout_s=10)
-    finally:
-        jobs.store.close()
+    client = ScriptedClient(FakeTime(), done_at=1e9)
+    result = await wait(tmp_path, client, timeout_s=10)
     assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 10]
     assert result.timed_out and result.waited_s == 10 and client.results == 0
 
 
 async def test_slow_answers_do_not_stretch_the_schedule(tmp_path: Path) -> None:
-    time = FakeTime()
-    client = ScriptedClient(time, done_at=1e9, latency=0.4)
-    jobs = service(tmp_path, client, time)
-    try:
-        await jobs.wait_for_result("req-1", timeout_s=10)
-    finally:
-        jobs.store.close()
+    client = ScriptedClient(FakeTime(), done_at=1e9, latency=0.4)
+    await wait(tmp_path, client, timeout_s=10)
     assert client.poll_times[:5] == [0, 1, 2.5, 4.75, 8.125]  # due at fixed times from the start

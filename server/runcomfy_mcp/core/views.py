@@ -111,14 +111,17 @@ SHARED_CALLER = Caller(token=None, owner="shared", private=True)  # HTTP callers
 ProgressReporter = Callable[[float, str], Awaitable[None]]
 
 
-class ModelRow(BaseModel):
+class ModelFacts(BaseModel):
     model_id: str
     name: str
     categories: list[str]
     base_price_usd: float | None = None
     price_unit: str | None = None
-    description: str = Field(description="One line.")
     tool: str | None = Field(default=None, description="This model's own tool here, if it has one.")
+
+
+class ModelRow(ModelFacts):
+    description: str = Field(description="One line.")
 
 
 class FoundModels(BaseModel):
@@ -128,15 +131,9 @@ class FoundModels(BaseModel):
     note: str | None = None
 
 
-class ModelDescription(BaseModel):
-    model_id: str
-    name: str
+class ModelDescription(ModelFacts):
     description: str
-    categories: list[str]
-    base_price_usd: float | None = None
-    price_unit: str | None = None
     model_url: str | None = None
-    tool: str | None = None
     runnable: bool = Field(description="False when its schema cannot be used here (see problem).")
     problem: str | None = None
     input_schema: dict[str, Any] | None = Field(default=None, description="The arguments run_model's input takes.")
