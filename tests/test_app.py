@@ -177,8 +177,10 @@ async def test_include_cost_reports_the_cost(client: Client, clock: ManualClock)
     request_id = await submit(client)
     clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
     result = await client.call_tool("get_result", {"request_id": request_id, "include_cost": True})
-    assert structured(result)["cost"] == 0.0
-    assert "Cost: $0" in text_of(result)
+    assert structured(result)["cost"] == 0.09  # $0.018 per second × 5 s, taken from the sandbox's balance
+    assert "Cost: $0.09" in text_of(result)
+    job = structured(await client.call_tool("list_jobs", {}))["jobs"][0]
+    assert job["cost"] == 0.09 and job["estimated_cost_usd"] == 0.09  # the history shows both
 
 
 async def test_server_identifies_itself(client: Client) -> None:

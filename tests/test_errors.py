@@ -78,7 +78,8 @@ async def test_submit_5xx_says_the_job_may_exist_and_is_not_resent(connect: Clie
     posts: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        posts.append(request)
+        if request.method == "POST":
+            posts.append(request)
         return httpx.Response(500, json={"error": "boom"})
 
     async with connect(api_settings(), httpx.MockTransport(handler)) as client:
@@ -164,12 +165,16 @@ async def test_bearer_token_sent_only_to_the_api(connect: ClientFactory) -> None
     async with connect(api_settings(), httpx.MockTransport(handler)) as client:
         await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
         await client.call_tool("get_status", {"request_id": "req-9"})
-    assert [str(r.url) for r in seen] == [
+    jobs = [r for r in seen if r.url.path.startswith(("/v1/requests/", "/v1/models/")) and r.method != "GET"]
+    jobs += [r for r in seen if r.url.path.startswith("/v1/requests/")]
+    assert [str(r.url) for r in jobs] == [
         "https://api.test/v1/models/bytedance/seedance-1-0/lite/image-to-video",
         "https://api.test/v1/requests/req-9/status",
     ]
+    # the catalog (for the price) and the balance are asked of the same API: the token goes nowhere else
+    assert {r.url.host for r in seen} == {"api.test"}
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in seen)
-    assert json.loads(seen[0].content) == SEEDANCE_LITE_ARGS
+    assert json.loads(jobs[0].content) == SEEDANCE_LITE_ARGS
 
 
 async def test_token_echoed_in_a_failed_jobs_reason_is_redacted(connect: ClientFactory) -> None:

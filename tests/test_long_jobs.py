@@ -114,7 +114,7 @@ async def test_history_survives_a_restart(connect: ClientFactory, api_url: str, 
         listing = structured(await client.call_tool("list_jobs", {}))
         jobs = {job["request_id"]: job for job in listing["jobs"]}
         assert list(jobs) == [second, first]  # newest first
-        assert jobs[second]["status"] == "succeeded" and jobs[second]["video_urls"] and jobs[second]["cost"] == 0.0
+        assert jobs[second]["status"] == "succeeded" and jobs[second]["video_urls"] and jobs[second]["cost"] == 0.09
         assert jobs[first]["status"] == "in_queue"
         stored_image = jobs[first]["arguments"]["first_frame_image_url"]
         assert stored_image.startswith("data:image/png;base64,<") and "sha256:" in stored_image

@@ -19,6 +19,9 @@
     ├── CatalogSchemaError            a catalog model that cannot be run from here
     ├── ModelNotInCatalogError        no such model id (the message names the closest)
     ├── ResourceNotFoundError         no such MCP resource
+    ├── SpendLimitError               a job refused by a spending limit; nothing was sent
+    ├── ConsentError                  a job above the confirmation threshold was not confirmed
+    ├── BalanceTooLowError            the balance is below the job's estimate; nothing was sent
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
     ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
@@ -182,6 +185,18 @@ class ModelNotInCatalogError(RunComfyError):
 
 
 class ResourceNotFoundError(RunComfyError):
+    pass
+
+
+class SpendLimitError(RunComfyError):
+    """The message names the limit, what is left of it, and when room frees up."""
+
+
+class ConsentError(RunComfyError):
+    """Declined, cancelled, unanswered, or no way to ask: in every case nothing was sent."""
+
+
+class BalanceTooLowError(RunComfyError):
     pass
 
 

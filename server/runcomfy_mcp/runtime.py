@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.media.guarded_http import Resolver
     from runcomfy_mcp.media.sources import MediaPolicy
+    from runcomfy_mcp.upstream.account import AccountClient
     from runcomfy_mcp.upstream.client import RunComfyClient
 
 
@@ -135,6 +136,7 @@ class Services:
 
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
         from runcomfy_mcp.core.media_rules import MIB
+        from runcomfy_mcp.core.wallet import Wallet
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
         from runcomfy_mcp.media.input_preparer import InputPreparer
@@ -182,13 +184,22 @@ class Services:
             hosts=OutputHosts.shared(settings.base_url, settings.output_host_patterns()) if shared else None,
             reveal_paths=not shared,
         )
+        wallet = Wallet(settings.spend_limits(), prices=self.catalog(), balances=self.account())
         return JobService(
             self.client(),
             InputPreparer(loader),
             store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
             downloader=downloader,
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
+            wallet=wallet,
         )
+
+    def account(self) -> AccountClient:
+        """The account API (the balance): the Model API client's plumbing at the account API's URL."""
+        from runcomfy_mcp.upstream.account import AccountClient
+
+        api = self.client()
+        return AccountClient(api.elsewhere(self._settings.account_base_url()))
 
     async def aclose(self) -> None:
         for http in self._clients:

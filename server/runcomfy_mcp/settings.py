@@ -9,9 +9,11 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runcomfy_mcp.core.spending import SpendLimits
 from runcomfy_mcp.upstream.retries import RetryPolicy
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+DEFAULT_ACCOUNT_URL = "https://api.runcomfy.net"
 
 
 def default_data_dir() -> Path:
@@ -31,6 +33,11 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = Field(default=None, description="RunComfy API token (Profile → API keys).")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Model API base URL.")
+    account_url: str | None = Field(
+        default=None,
+        description="Account API base URL (the balance); default: RunComfy's, or the Model API's own URL when that "
+        "was changed (a proxy or the sandbox serves both).",
+    )
     tool_specs_dir: Path | None = Field(
         default=None,
         description="Folder of your own tool spec files (`models add` writes there); default: a tool_specs folder "
@@ -66,6 +73,17 @@ class Settings(BaseSettings):
     )
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
     poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
+    max_job_usd: float | None = Field(default=None, ge=0, description="Refuse a job whose estimate is above this.")
+    budget_usd: float | None = Field(
+        default=None, ge=0, description="Spending allowed per window: finished jobs' costs plus unfinished estimates."
+    )
+    budget_window_h: float = Field(default=24.0, gt=0, description="The budget's window, in hours.")
+    max_jobs_per_hour: int | None = Field(default=None, ge=0, description="Submissions allowed per rolling hour.")
+    max_active_jobs: int | None = Field(default=None, ge=0, description="Unfinished jobs allowed at once.")
+    allow_unpriced: bool = Field(default=False, description="With a budget set, still run models without a price.")
+    confirm_above_usd: float | None = Field(
+        default=None, ge=0, description="Ask the person (elicitation) before a job estimated above this."
+    )
     sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")
     sandbox_time_scale: float = Field(default=1.0, gt=0, description="Sandbox job durations × this (1 = ~10 s).")
 
@@ -76,11 +94,13 @@ class Settings(BaseSettings):
             return None
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "account_url")
     @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"RUNCOMFY_BASE_URL must start with http:// or https://, got {value!r}")
+            raise ValueError(f"RUNCOMFY_BASE_URL and RUNCOMFY_ACCOUNT_URL must start with http(s)://, got {value!r}")
         return value.rstrip("/")
 
     def retry_policy(self) -> RetryPolicy:
@@ -99,6 +119,22 @@ class Settings(BaseSettings):
 
     def output_host_patterns(self) -> tuple[str, ...]:
         return tuple(p.strip().lower() for p in self.output_hosts.split(",") if p.strip())
+
+    def account_base_url(self) -> str:
+        if self.account_url:
+            return self.account_url
+        return DEFAULT_ACCOUNT_URL if self.base_url == DEFAULT_BASE_URL else self.base_url
+
+    def spend_limits(self) -> SpendLimits:
+        return SpendLimits(
+            max_job_usd=self.max_job_usd,
+            budget_usd=self.budget_usd,
+            window_h=self.budget_window_h,
+            max_jobs_per_hour=self.max_jobs_per_hour,
+            max_active_jobs=self.max_active_jobs,
+            allow_unpriced=self.allow_unpriced,
+            confirm_above_usd=self.confirm_above_usd,
+        )
 
     def specs_dir(self) -> Path:
         return (self.tool_specs_dir or default_specs_dir()).expanduser()

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runcomfy_mcp.core.dialect import standard_schema
 from runcomfy_mcp.core.ids import check_model_id
+from runcomfy_mcp.core.pricing import Price
 from runcomfy_mcp.core.specs import BUILTIN_TOOL_NAMES, ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import FoundModels, ModelDescription, ModelRow
 from runcomfy_mcp.errors import CatalogSchemaError, DialectError, RunComfyError, UnknownModelError
@@ -431,6 +432,13 @@ class Catalog:
         if made is None or made[0] is not entry:
             made = self._made[model_id] = (entry, spec_from_entry(entry))
         return made[1]
+
+    async def price(self, model_id: str) -> Price | None:
+        """The model's price from the listing (cached, or bundled without prices when nothing can be read)."""
+        entry = (await self.listing()).get(model_id)
+        if entry is None or entry.base_price_usd is None:
+            return None
+        return Price(entry.base_price_usd, entry.price_unit)
 
     def set_tools(self, specs: Iterable[ToolSpec]) -> None:
         """The models that are tools here: their specs (with hand-written docs) are used, and their names shown."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,15 @@ import anyio
 from runcomfy_mcp.core.argument_checker import ArgumentChecker
 from runcomfy_mcp.core.ids import check_request_id
 from runcomfy_mcp.core.outputs import collect_outputs
+from runcomfy_mcp.core.pricing import Estimate
 from runcomfy_mcp.core.specs import ToolSpec
+from runcomfy_mcp.core.spending import LedgerRow, SpendLimits, Usage
 from runcomfy_mcp.core.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
     UNCONFIRMED_PREFIX,
+    AccountView,
     Caller,
     CancelOutcome,
     JobList,
@@ -30,9 +34,15 @@ from runcomfy_mcp.core.views import (
     SubmittedJob,
     WaitResult,
 )
+from runcomfy_mcp.core.wallet import Consent, Wallet
 from runcomfy_mcp.errors import (
+    APIConnectionError,
+    APIStatusError,
     InvalidArgumentsError,
+    InvalidTokenError,
+    MissingTokenError,
     RequestNotFoundError,
+    SpendLimitError,
     SubmitOutcomeUnknownError,
     UnconfirmedSubmissionError,
     upstream_reason,
@@ -89,6 +99,7 @@ class JobService:
         downloader: Downloader,
         schedule: PollSchedule | None = None,
         *,
+        wallet: Wallet | None = None,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -98,6 +109,7 @@ class JobService:
         self.store = store
         self.downloader = downloader
         self.schedule = schedule or PollSchedule()
+        self.wallet = wallet or Wallet(SpendLimits())
         self._clock = clock
         self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
@@ -148,24 +160,86 @@ class JobService:
         return request_id
 
     async def submit_job(
-        self, spec: ToolSpec, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER, tool: str = ""
+        self,
+        spec: ToolSpec,
+        arguments: Mapping[str, Any] | None,
+        *,
+        caller: Caller = LOCAL_CALLER,
+        tool: str = "",
+        consent: Consent | None = None,
     ) -> SubmittedJob:
-        """`tool`: the tool that was called, when not the model's own (run_model)."""
+        """`tool`: the tool that was called, when not the model's own (run_model). `consent` asks the person, when
+        the client can be asked. Checked, estimated, approved and recorded before it is sent; sent at most once."""
         tool = tool or spec.tool_name
+        self.client.require_token(caller.token)  # before anything else is asked of anyone
         to_send, notes = await self.prepare_arguments(spec, arguments, caller, tool)
+        estimate = await self.wallet.estimate(spec, to_send)
+        await self.wallet.approve(spec, tool, estimate, caller, consent)
+        local_id = await self._reserve(spec, tool, to_send, caller, estimate)
         try:
             answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
         except SubmitOutcomeUnknownError as exc:
-            # Possibly a paid job: keep it findable in list_jobs even though RunComfy gave no id.
-            local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
-            await self._record_submission(local_id, spec, tool, to_send, caller, status=OUTCOME_UNKNOWN)
+            # Possibly a paid job: it stays findable in list_jobs under its local id, and counts against limits.
+            if local_id is None:
+                local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
+                await self._record_submission(local_id, spec, tool, to_send, caller, OUTCOME_UNKNOWN, estimate)
             raise SubmitOutcomeUnknownError(
                 f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
             ) from exc
-        await self._record_submission(answer.request_id, spec, tool, to_send, caller)
+        except (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError):
+            if local_id is not None:  # refused or never sent: no job exists, so none is kept
+                with anyio.CancelScope(shield=True):
+                    await self._remember(self.store.discard(local_id))
+            raise
+        if local_id is None:
+            await self._record_submission(answer.request_id, spec, tool, to_send, caller, "in_queue", estimate)
+        else:
+            await self._remember(self.store.confirm(local_id, answer.request_id))
+        if estimate.known:
+            notes.insert(0, f"Estimated cost: ${estimate.usd:.4g} ({estimate.basis}).")
+        else:
+            notes.insert(0, f"Cost not estimated: {estimate.basis}.")
         return SubmittedJob(
-            request_id=answer.request_id, model_id=spec.model_id, tool=tool, status="in_queue", notes=notes
+            request_id=answer.request_id,
+            model_id=spec.model_id,
+            tool=tool,
+            status="in_queue",
+            estimated_cost_usd=estimate.usd,
+            notes=notes,
         )
+
+    async def _reserve(
+        self, spec: ToolSpec, tool: str, to_send: Mapping[str, Any], caller: Caller, estimate: Estimate
+    ) -> str | None:
+        """Record the job before it is sent, checking the history's limits in the same transaction. Returns its
+        local id, or None when the history cannot be written and no limit depends on it."""
+        limits = self.wallet.limits
+        now = time.time()
+        local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
+
+        def check(rows: list[LedgerRow]) -> None:
+            limits.check_usage(Usage.of(rows, now, limits.window_h), estimate)
+
+        try:
+            await self.store.reserve(
+                local_id=local_id,
+                model_id=spec.model_id,
+                tool=tool,
+                arguments=to_send,
+                owner=caller.owner,
+                estimated_cost=estimate.usd,
+                since=now - limits.history_window_s,
+                check=check if limits.counts_usage else None,
+            )
+        except (sqlite3.Error, OSError) as exc:
+            if limits.counts_usage:
+                raise SpendLimitError(
+                    "The job history cannot be read or written, so the spending limits cannot be checked and nothing "
+                    "was sent. Check the disk holding RUNCOMFY_DATA_DIR, then try again."
+                ) from exc
+            logger.exception("could not record the submission in the job history")
+            return None
+        return local_id
 
     async def _record_submission(
         self,
@@ -174,13 +248,15 @@ class JobService:
         tool: str,
         sent: Mapping[str, Any],
         caller: Caller,
-        status: str = "in_queue",
+        status: str,
+        estimate: Estimate,
     ) -> None:
         await self._remember(
             self.store.record_submission(
                 request_id=request_id,
                 model_id=spec.model_id,
                 tool=tool,
+                estimated_cost=estimate.usd,
                 arguments=sent,
                 owner=caller.owner,
                 status=status,
@@ -307,3 +383,6 @@ class JobService:
 
     async def job_record(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobRecord | None:
         return await self.store.get(check_request_id(request_id), caller.owner)
+
+    async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
+        return await self.wallet.account(caller, self.store)

@@ -32,6 +32,7 @@ class SubmittedJob(BaseModel):
     model_id: str
     tool: str
     status: str = Field(description="Always 'in_queue' right after submission.")
+    estimated_cost_usd: float | None = Field(default=None, description="The estimate; null when the price is unknown.")
     notes: list[str] = Field(default_factory=list, description="What was done with the inputs, and soft advice.")
 
 
@@ -73,6 +74,7 @@ class JobRecord(BaseModel):
     local_files: list[str] = Field(default_factory=list)
     error: str | None = None
     cost: float | None = None
+    estimated_cost_usd: float | None = None
 
 
 class JobList(BaseModel):
@@ -137,3 +139,33 @@ class ModelDescription(ModelFacts):
     runnable: bool = Field(description="False when its schema cannot be used here (see problem).")
     problem: str | None = None
     input_schema: dict[str, Any] | None = Field(default=None, description="The arguments run_model's input takes.")
+
+
+class ModelSpending(BaseModel):
+    model_id: str
+    spent_usd: float
+    jobs: int
+
+
+class LimitView(BaseModel):
+    max_job_usd: float | None = None
+    budget_usd: float | None = None
+    budget_window_h: float
+    budget_left_usd: float | None = None
+    max_jobs_per_hour: int | None = None
+    jobs_left_this_hour: int | None = None
+    max_active_jobs: int | None = None
+    active_jobs: int
+    confirm_above_usd: float | None = None
+    allow_unpriced: bool
+    summary: list[str]
+
+
+class AccountView(BaseModel):
+    balance_usd: float | None = Field(description="RunComfy's balance; null when it could not be read.")
+    window_h: float
+    spent_usd: float = Field(description="In the window: actual costs of finished jobs, estimates of the rest.")
+    jobs: int
+    unpriced_jobs: int = Field(description="Jobs in the window with neither a cost nor an estimate.")
+    by_model: list[ModelSpending]
+    limits: LimitView

@@ -57,6 +57,7 @@ class SimulatedJob:
     sequence: int = 0
     cancelled: bool = False
     video: bytes | None = None
+    cost: float = 0.0
 
     @property
     def prompt(self) -> str:
@@ -112,6 +113,7 @@ class Simulator:
 
         self.catalog: dict[str, dict[str, Any]] = {e["model_id"]: e for e in (catalog or sandbox_catalog())}
         self.catalog_open = True  # False: the listing answers 503 (RunComfy unreachable)
+        self.balance_usd = 25.0  # the account's wallet: each job's cost is taken from it when submitted
         self.time_scale = time_scale
         self.clock = clock
         self.video_maker = video_maker
@@ -155,7 +157,7 @@ class Simulator:
                 body["status"] = "succeeded"
                 body["output"] = self._output(job)
             if include_cost:
-                body["cost"] = 0.0
+                body["cost"] = job.cost
         else:
             body["status"] = status
         return body
@@ -171,6 +173,25 @@ class Simulator:
         if echoed and isinstance(job.arguments.get(echoed), str):
             output["image"] = job.arguments[echoed]
         return output
+
+    def cost_of(self, model_id: str, arguments: dict[str, Any]) -> float:
+        """What RunComfy would charge: the catalog price applied to the arguments (the base price when its unit
+        cannot be applied)."""
+        from runcomfy_mcp.core.pricing import Price, estimate_cost
+
+        entry = self.catalog.get(model_id, {})
+        price = entry.get("base_price_usd")
+        if price is None:
+            return 0.0
+        estimate = estimate_cost(Price(price, entry.get("price_unit")), arguments, entry.get("input_schema") or {})
+        return estimate.usd if estimate.usd is not None else float(price)
+
+    async def _balance(self, request: Request) -> Response:
+        self._record(request)
+        if not self._authorized(request):
+            return _error(401, "400004", "Invalid or missing API token.")
+        usd = self.balance_usd
+        return JSONResponse({"balance_usd": usd, "balance_microdollars": round(usd * 1_000_000), "currency": "USD"})
 
     # ------------------------------------------------------------ the catalog
 
@@ -230,6 +251,7 @@ class Simulator:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/prod/v2/balance", self._balance, methods=["GET"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/categories", self._categories, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self._model, methods=["GET"]),
@@ -261,6 +283,10 @@ class Simulator:
             return _error(400, "400000", "Request body must be a JSON object.")
         if not isinstance(body, dict):
             return _error(400, "400000", "Request body must be a JSON object.")
+        cost = self.cost_of(model_id, body)
+        if cost > self.balance_usd + 1e-9:
+            return _error(400, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
+        self.balance_usd = round(self.balance_usd - cost, 6)
         self.calls.submits.append({"model_id": model_id, "arguments": body})
         sequence = next(self._ids)
         request_id = f"sim-{sequence:06d}-{secrets.token_hex(4)}"
@@ -272,6 +298,7 @@ class Simulator:
             queue_s=QUEUE_SECONDS * self.time_scale,
             run_s=RUN_SECONDS * self.time_scale,
             sequence=sequence,
+            cost=cost,
         )
         base = f"{self.base_url}/v1/requests/{request_id}"
         return JSONResponse(

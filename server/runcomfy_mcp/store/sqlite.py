@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from runcomfy_mcp.core.outputs import collect_outputs
+from runcomfy_mcp.core.spending import LedgerRow
 from runcomfy_mcp.core.views import JobRecord
 
 T = TypeVar("T")
@@ -37,10 +38,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     local_files  TEXT NOT NULL DEFAULT '[]',
     output       TEXT,
     error        TEXT,
-    cost         REAL
+    cost         REAL,
+    estimated_cost REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC);
 """
+
+# Forward migrations: user_version N → N + 1. A file of any earlier version is brought up at open.
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE jobs ADD COLUMN estimated_cost REAL",  # spending limits (version 1 had none)
+}
+SCHEMA_VERSION = 2
 
 
 def digest_data_uris(value: Any) -> Any:
@@ -76,7 +84,17 @@ def _record(row: sqlite3.Row) -> JobRecord:
         local_files=json.loads(row["local_files"]),
         error=row["error"],
         cost=row["cost"],
+        estimated_cost_usd=row["estimated_cost"],
     )
+
+
+def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
+    rows = connection.execute(
+        "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs WHERE owner = ? AND submitted_at >= ?"
+        " ORDER BY submitted_at",
+        (owner, since),
+    ).fetchall()
+    return [LedgerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 class JobStore:
@@ -107,12 +125,31 @@ class JobStore:
             try:
                 if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
+                self._migrate(connection)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 49:
                     raise
                 time.sleep(0.02)
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            fresh = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
+            if fresh:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            else:
+                for step in range(max(version, 1), SCHEMA_VERSION):
+                    connection.execute(_MIGRATIONS[step])
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
@@ -138,16 +175,67 @@ class JobStore:
         arguments: Mapping[str, Any],
         owner: str = "",
         status: str = "in_queue",
+        estimated_cost: float | None = None,
     ) -> None:
         now = time.time()
         stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
         await self._run(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (request_id, owner, model_id, tool, stored, now, now, status),
+                " status, estimated_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, owner, model_id, tool, stored, now, now, status, estimated_cost),
             )
         )
+
+    async def reserve(
+        self,
+        *,
+        local_id: str,
+        model_id: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        owner: str,
+        estimated_cost: float | None,
+        since: float,
+        check: Callable[[list[LedgerRow]], None] | None = None,
+    ) -> None:
+        """Record a submission before it is sent, as `outcome_unknown` under `local_id`, in one transaction with
+        `check` of this owner's ledger since `since`: processes racing for the last of a budget take turns here."""
+        stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
+
+        def work(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")  # the write lock first: no one else can count and insert meanwhile
+            try:
+                if check is not None:
+                    check(_ledger(c, owner, since))
+                now = time.time()
+                c.execute(
+                    "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at, status,"
+                    " estimated_cost) VALUES (?, ?, ?, ?, ?, ?, ?, 'outcome_unknown', ?)",
+                    (local_id, owner, model_id, tool, stored, now, now, estimated_cost),
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._run(work)
+
+    async def confirm(self, local_id: str, request_id: str) -> None:
+        """The submit was accepted: the reservation becomes the job, under RunComfy's id."""
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE jobs SET request_id = ?, status = 'in_queue', updated_at = ? WHERE request_id = ?",
+                (request_id, time.time(), local_id),
+            )
+        )
+
+    async def discard(self, local_id: str) -> None:
+        """Nothing was sent after all: the reservation goes."""
+        await self._run(lambda c: c.execute("DELETE FROM jobs WHERE request_id = ?", (local_id,)))
+
+    async def ledger(self, owner: str, since: float) -> list[LedgerRow]:
+        return await self._run(lambda c: _ledger(c, owner, since))
 
     async def update(
         self,

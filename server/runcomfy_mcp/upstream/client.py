@@ -113,6 +113,14 @@ class RunComfyClient:
         self._redact = redactor
         self.retry = retry or RetryPolicy()
 
+    def require_token(self, token: str | None) -> None:
+        """Raise what a request would, when there is no usable token for a job."""
+        self._auth_headers(token)
+
+    def elsewhere(self, base_url: str) -> RunComfyClient:
+        """The same client (connection pool, token, retries) for another RunComfy API, such as the account API."""
+        return RunComfyClient(self._http, base_url=base_url, token=self._token, redactor=self._redact, retry=self.retry)
+
     def _auth_headers(self, token: str | None, *, optional: bool = False) -> dict[str, str]:
         """`optional`: the catalog, which is sent the token when there is one (it may be public)."""
         if not token:  # a caller's own token was checked where it arrived (mcp.callers)
@@ -165,6 +173,10 @@ class RunComfyClient:
         path = f"/v1/requests/{self._path_id(request_id)}/cancel"
         body = await self._send("POST", path, action="Cancelling the job", token=token)
         return self._parse(CancelResponse, body, "the cancel answer")
+
+    async def fetch(self, model: type[WireModel], path: str, *, action: str, token: str | None = None) -> WireModel:
+        """GET `path` (retried like every safe request) and read it as `model`."""
+        return self._parse(model, await self._send("GET", path, action=action, token=token), action.lower())
 
     # ------------------------------------------------------------ the catalog
 

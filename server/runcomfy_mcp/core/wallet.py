@@ -1,0 +1,157 @@
+"""Money before a job is sent: its estimate, the limits, the person's consent, the balance; and `get_account`.
+
+The order matters: nothing is asked of the person for a job a limit would refuse anyway, and the
+limits that depend on the history are checked last, inside the store's transaction (see
+`JobService.submit_job`), so that racing submits cannot both pass them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runcomfy_mcp.core.pricing import Estimate, Price, estimate_cost
+from runcomfy_mcp.core.specs import ToolSpec
+from runcomfy_mcp.core.spending import LedgerRow, SpendLimits, Usage, describe_limits
+from runcomfy_mcp.core.views import AccountView, Caller, LimitView, ModelSpending
+from runcomfy_mcp.errors import BalanceTooLowError, ConsentError, RunComfyError
+
+logger = logging.getLogger(__name__)
+
+BALANCE_FRESH_S = 30.0  # a balance read this recently stands in for a new read before a submit
+
+
+class PriceSource(Protocol):
+    async def price(self, model_id: str) -> Price | None: ...
+
+
+class BalanceSource(Protocol):
+    async def balance_usd(self, token: str | None) -> float: ...
+
+
+class Ledger(Protocol):
+    async def ledger(self, owner: str, since: float) -> list[LedgerRow]: ...
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    model_id: str
+    tool: str
+    estimate: Estimate
+    balance_usd: float | None
+    threshold_usd: float
+
+
+Consent = Callable[[ConsentRequest], Awaitable[bool]]
+"""Asks the person; True only for an explicit yes. None where the client cannot be asked."""
+
+
+class Wallet:
+    def __init__(
+        self,
+        limits: SpendLimits,
+        prices: PriceSource | None = None,
+        balances: BalanceSource | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limits = limits
+        self._prices = prices
+        self._balances = balances
+        self._clock = clock
+        self._recent_balance: dict[str | None, tuple[float, float]] = {}  # token → (read at, balance)
+
+    async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> Estimate:
+        price = None
+        if self._prices is not None:
+            try:
+                price = await self._prices.price(spec.model_id)
+            except RunComfyError as exc:
+                logger.info("no price for %s: %s", spec.model_id, exc.message)
+        return estimate_cost(price, arguments, spec.input_schema)
+
+    async def balance(self, caller: Caller, *, fresh: bool = False) -> float | None:
+        """The account's balance, or None when it cannot be read (which never blocks a job by itself)."""
+        if self._balances is None:
+            return None
+        now = self._clock()
+        recent = self._recent_balance.get(caller.token)
+        if recent and not fresh and now - recent[0] < BALANCE_FRESH_S:
+            return recent[1]
+        try:
+            usd = await self._balances.balance_usd(caller.token)
+        except RunComfyError as exc:
+            logger.info("balance not read: %s", exc.message)
+            return None
+        self._recent_balance[caller.token] = (now, usd)
+        return usd
+
+    async def approve(
+        self, spec: ToolSpec, tool: str, estimate: Estimate, caller: Caller, consent: Consent | None
+    ) -> None:
+        """Every check that needs no history; raises a RunComfyError saying which failed. Nothing is sent here."""
+        self.limits.check_job(estimate)
+        balance = await self.balance(caller) if estimate.known or self.limits.needs_consent(estimate) else None
+        if self.limits.needs_consent(estimate):
+            await self._ask(spec, tool, estimate, balance, consent)
+        if estimate.usd is not None and balance is not None and estimate.usd > balance:
+            raise BalanceTooLowError(
+                f"This job is estimated at ${estimate.usd:.4g} ({estimate.basis}), more than the RunComfy balance of "
+                f"${balance:.2f}, so nothing was sent. Top up the balance on runcomfy.com, or choose a cheaper job."
+            )
+
+    async def _ask(
+        self, spec: ToolSpec, tool: str, estimate: Estimate, balance: float | None, consent: Consent | None
+    ) -> None:
+        threshold = self.limits.confirm_above_usd
+        assert threshold is not None
+        cost = f"${estimate.usd:.4g}" if estimate.usd is not None else "of unknown cost"
+        if consent is None:
+            raise ConsentError(
+                f"This job ({spec.model_id}) is {'estimated at ' if estimate.known else ''}{cost}, and jobs above "
+                f"${threshold:g} need the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD), but this client cannot ask "
+                "them (it does not support MCP elicitation), so nothing was sent. Use a client that supports "
+                "elicitation, choose a cheaper job, or raise or unset RUNCOMFY_CONFIRM_ABOVE_USD in the server's "
+                "environment."
+            )
+        request = ConsentRequest(spec.model_id, tool, estimate, balance, threshold)
+        if not await consent(request):
+            raise ConsentError(
+                f"The person did not confirm this job ({spec.model_id}, {cost}), so nothing was sent and nothing "
+                "was charged. Ask them before trying again."
+            )
+
+    async def account(self, caller: Caller, ledger: Ledger) -> AccountView:
+        now = self._clock()
+        rows = await ledger.ledger(caller.owner, now - self.limits.history_window_s)
+        usage = Usage.of(rows, now, self.limits.window_h)
+        in_window = usage.in_window()
+        remaining = self.limits.remaining(usage)
+        limits = LimitView(
+            max_job_usd=self.limits.max_job_usd,
+            budget_usd=self.limits.budget_usd,
+            budget_window_h=self.limits.window_h,
+            budget_left_usd=remaining["budget_usd"],
+            max_jobs_per_hour=self.limits.max_jobs_per_hour,
+            jobs_left_this_hour=remaining["jobs_this_hour"],  # type: ignore[arg-type]
+            max_active_jobs=self.limits.max_active_jobs,
+            active_jobs=len(usage.active()),
+            confirm_above_usd=self.limits.confirm_above_usd,
+            allow_unpriced=self.limits.allow_unpriced,
+            summary=list(describe_limits(self.limits)) or ["no spending limits are set"],
+        )
+        by_model = [
+            ModelSpending(model_id=m, spent_usd=usd, jobs=sum(1 for r in in_window if r.model_id == m))
+            for m, usd in sorted(usage.by_model().items(), key=lambda item: -item[1])
+        ]
+        return AccountView(
+            balance_usd=await self.balance(caller, fresh=True),
+            window_h=self.limits.window_h,
+            spent_usd=usage.spent(),
+            jobs=len(in_window),
+            unpriced_jobs=sum(1 for r in in_window if r.cost is None and r.estimated_cost is None),
+            by_model=by_model,
+            limits=limits,
+        )
