@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from runcomfy_mcp import __version__
+from runcomfy_mcp.core.pricing import cached_prices
 from runcomfy_mcp.core.specs import ToolSpec, load_specs
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp.tools import RunComfyTools
@@ -261,6 +262,8 @@ async def open_runtime(
     try:
         specs += await catalog_tool_specs(settings, services, specs)
         services.set_tools(specs)
-        yield Runtime(settings=settings, redactor=redactor, tools=RunComfyTools(specs, services, redactor, notice))
+        prices = cached_prices(catalog_path(settings))  # a small file: the prices of the last catalog fetch
+        tools = RunComfyTools(specs, services, redactor, notice, prices=prices)
+        yield Runtime(settings=settings, redactor=redactor, tools=tools)
     finally:
         await services.aclose()

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runcomfy_mcp.core.dialect import standard_schema
 from runcomfy_mcp.core.ids import check_model_id
-from runcomfy_mcp.core.pricing import Price
+from runcomfy_mcp.core.pricing import Price, prices_path
 from runcomfy_mcp.core.specs import BUILTIN_TOOL_NAMES, ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import FoundModels, ModelDescription, ModelRow
 from runcomfy_mcp.errors import CatalogSchemaError, DialectError, RunComfyError, UnknownModelError
@@ -386,6 +386,9 @@ class Catalog:
             partial = self.cache_path.with_suffix(f".{os.getpid()}.part")
             partial.write_text(json.dumps({"format": CACHE_FORMAT, "fetched_at": fetched_at, "models": raw}))
             os.replace(partial, self.cache_path)
+            prices = {e.model_id: [e.base_price_usd, e.price_unit] for e in parse_entries(raw) if e.base_price_usd}
+            partial.write_text(json.dumps(prices))
+            os.replace(partial, prices_path(self.cache_path))
         except OSError as exc:
             logger.warning("could not write the catalog cache %s: %s", self.cache_path, exc)
 

@@ -7,9 +7,11 @@ characters of text. Anything else is "price unknown" — said honestly, never gu
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _PER_OUTPUT = {
@@ -115,3 +117,17 @@ def estimate_cost(price: Price | None, arguments: Mapping[str, Any], schema: Map
         per_char = price.usd / (1000 if unit in _PER_1K_CHARACTERS else 1)
         return Estimate(round(per_char * len(text), 6), f"{price.words()} × {len(text)} characters")
     return Estimate(None, f"price unknown: RunComfy prices this model in a unit this server does not know ({unit!r})")
+
+
+def prices_path(cache_path: Path) -> Path:
+    """A small file of the cached prices alone, so tool descriptions can state them at start-up cheaply."""
+    return cache_path.with_suffix(".prices.json")
+
+
+def cached_prices(cache_path: Path) -> dict[str, Price]:
+    """The prices from the last catalog fetch, or none: start-up never fails for them."""
+    try:
+        data = json.loads(prices_path(cache_path).read_text(encoding="utf-8"))
+        return {str(k): Price(float(v[0]), v[1] if isinstance(v[1], str) else None) for k, v in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return {}

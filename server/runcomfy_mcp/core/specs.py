@@ -24,7 +24,7 @@ from runcomfy_mcp.errors import SpecError
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs"})
+BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs", "get_account"})
 ImageFormat = Literal["jpeg", "png", "webp"]
 MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
 

@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 from runcomfy_mcp import __version__
 from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
 from runcomfy_mcp.mcp.callers import CallerIdentity
+from runcomfy_mcp.mcp.consent import InputNeeded, consent_for
 from runcomfy_mcp.mcp.resources import RunComfyResources
 from runcomfy_mcp.mcp.tools import RunComfyTools
 
@@ -33,11 +34,18 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[t.tool for t in tools.tools.values()])
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         async def report(progress: float, message: str) -> None:
             await ctx.session.report_progress(progress, None, message)
 
-        return await tools.call(params.name, params.arguments, report, lambda: identity.caller(ctx.request))
+        try:
+            return await tools.call(
+                params.name, params.arguments, report, lambda: identity.caller(ctx.request), consent_for(ctx, params)
+            )
+        except InputNeeded as needed:  # a question for the person (2026-07-28): the client asks and calls again
+            return needed.result
 
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None

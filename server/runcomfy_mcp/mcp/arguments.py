@@ -24,6 +24,10 @@ class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class NoArguments(_Arguments):
+    pass
+
+
 class JobArguments(_Arguments):
     request_id: str = Field(
         description="The request_id the job was submitted under.",

@@ -7,6 +7,7 @@ import json
 from runcomfy_mcp.core.views import (
     QUEUE_STATUSES,
     RESULT_STATUSES,
+    AccountView,
     CancelOutcome,
     FoundModels,
     JobList,
@@ -152,4 +153,27 @@ def model_description(model: ModelDescription) -> str:
         lines.append(f"- {name}{'*' if name in required else ''} ({'; '.join(facts)}).{text}")
     call = f"{model.tool} (its own tool) or run_model" if model.tool else "run_model"
     lines.append(f"Every input is checked before anything is paid; submit with {call}.")
+    return "\n".join(lines)
+
+
+def account(view: AccountView) -> str:
+    balance = f"${view.balance_usd:.2f}" if view.balance_usd is not None else "unknown (it could not be read)"
+    lines = [
+        f"RunComfy balance: {balance}.",
+        f"Spent in the last {view.window_h:g} h: ${view.spent_usd:.4g} on {view.jobs} job(s)"
+        + (f", {view.unpriced_jobs} of them of unknown cost" if view.unpriced_jobs else "")
+        + " (actual costs of finished jobs, estimates of the rest).",
+    ]
+    lines += [f"- {m.model_id}: ${m.spent_usd:.4g} ({m.jobs} job(s))" for m in view.by_model]
+    limits = view.limits
+    lines.append("Limits: " + "; ".join(limits.summary) + ".")
+    left = []
+    if limits.budget_left_usd is not None:
+        left.append(f"${limits.budget_left_usd:.4g} of the budget")
+    if limits.jobs_left_this_hour is not None:
+        left.append(f"{limits.jobs_left_this_hour} job(s) this hour")
+    if limits.max_active_jobs is not None:
+        left.append(f"{max(0, limits.max_active_jobs - limits.active_jobs)} more unfinished job(s) at once")
+    if left:
+        lines.append("Left: " + ", ".join(left) + ".")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import mcp_types as types
 from pydantic import BaseModel
 
 from runcomfy_mcp.core.ids import check_model_id
+from runcomfy_mcp.core.pricing import Price
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.core.views import (
     LOCAL_CALLER,
@@ -36,17 +37,20 @@ from runcomfy_mcp.mcp.arguments import (
     JobArguments,
     ListJobsArguments,
     ModelArguments,
+    NoArguments,
     ResultArguments,
     RunModelArguments,
     WaitArguments,
     parse,
 )
+from runcomfy_mcp.mcp.consent import InputNeeded
 from runcomfy_mcp.mcp.schemas import hints, input_schema, output_schema
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
     from runcomfy_mcp.core.catalog import Catalog
     from runcomfy_mcp.core.jobs import JobService
+    from runcomfy_mcp.core.wallet import Consent
 
 
 class Services(Protocol):
@@ -60,7 +64,16 @@ class Services(Protocol):
 logger = logging.getLogger(__name__)
 
 
-ToolHandler = Callable[[Mapping[str, Any], ProgressReporter, Caller], Awaitable[types.CallToolResult]]
+@dataclass(frozen=True)
+class Call:
+    """What a tool call brings besides its arguments: who asks, where progress goes, and how to ask the person."""
+
+    caller: Caller
+    report: ProgressReporter
+    consent: Consent | None = None  # None: this client cannot be asked (no elicitation)
+
+
+ToolHandler = Callable[[Mapping[str, Any], Call], Awaitable[types.CallToolResult]]
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,11 @@ class RunComfyTools:
         services: Services,
         redactor: Redactor,
         notice: str | None = None,
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
+        """`prices`: known prices by model id, stated in the model tools' descriptions."""
         self.specs = {spec.tool_name: spec for spec in specs}
+        self._prices = prices or {}
         self.services = services
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
@@ -118,15 +134,14 @@ class RunComfyTools:
         self.tools[tool.name] = RegisteredTool(tool, handler)
 
     def _add_model_tool(self, spec: ToolSpec) -> None:
-        async def submit(
-            arguments: Mapping[str, Any], report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
-            job = await self.jobs.submit_job(spec, arguments, caller=caller)
+        async def submit(arguments: Mapping[str, Any], call: Call) -> types.CallToolResult:
+            job = await self.jobs.submit_job(spec, arguments, caller=call.caller, consent=call.consent)
             return _reply(job, replies.submitted(job))
 
+        price = self._prices.get(spec.model_id)
         description = (
-            f"{spec.description}\n\nEach call submits a new paid job ({spec.model_id}) and returns its request_id; "
-            "follow with wait_for_result."
+            f"{spec.description}\n\nEach call submits a new paid job ({spec.model_id}"
+            f"{', ' + price.words() if price else ''}) and returns its request_id; follow with wait_for_result."
         )
         self._add(
             types.Tool(
@@ -147,13 +162,13 @@ class RunComfyTools:
         description: str,
         arguments: type[Args],
         output: type[BaseModel] | None,
-        handler: Callable[[Args, ProgressReporter, Caller], Awaitable[types.CallToolResult]],
+        handler: Callable[[Args, Call], Awaitable[types.CallToolResult]],
         annotations: types.ToolAnnotations | None = None,
     ) -> None:
         """A tool that follows jobs: its arguments model is both the schema clients see and the parser."""
 
-        async def run(raw: Mapping[str, Any], report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            return await handler(parse(arguments, name, raw), report, caller)
+        async def run(raw: Mapping[str, Any], call: Call) -> types.CallToolResult:
+            return await handler(parse(arguments, name, raw), call)
 
         annotations = annotations or hints(read_only=True, idempotent=True)
         tool = types.Tool(
@@ -167,23 +182,21 @@ class RunComfyTools:
         self._add(tool, run)
 
     def _add_catalog_tools(self) -> None:
-        async def find_models(
-            args: FindModelsArguments, report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
+        async def find_models(args: FindModelsArguments, call: Call) -> types.CallToolResult:
             found = await self.services.catalog().find(
                 args.query, category=args.category, limit=args.limit, refresh=args.refresh
             )
             return _reply(found, replies.found_models(found))
 
-        async def describe_model(
-            args: ModelArguments, report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
+        async def describe_model(args: ModelArguments, call: Call) -> types.CallToolResult:
             model = await self.services.catalog().describe(check_model_id(args.model_id, "describe_model"))
             return _reply(model, replies.model_description(model))
 
-        async def run_model(args: RunModelArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
+        async def run_model(args: RunModelArguments, call: Call) -> types.CallToolResult:
             spec = await self.services.catalog().spec(check_model_id(args.model_id))
-            job = await self.jobs.submit_job(spec, args.input, caller=caller, tool="run_model")
+            job = await self.jobs.submit_job(
+                spec, args.input, caller=call.caller, tool="run_model", consent=call.consent
+            )
             return _reply(job, replies.submitted(job))
 
         self._add_job_tool(
@@ -216,36 +229,34 @@ class RunComfyTools:
         )
 
     def _add_tracking_tools(self) -> None:
-        async def get_status(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            view = await self.jobs.get_status(args.request_id, caller=caller)
+        async def get_status(args: JobArguments, call: Call) -> types.CallToolResult:
+            view = await self.jobs.get_status(args.request_id, caller=call.caller)
             return _reply(view, replies.status(view))
 
-        async def get_result(args: ResultArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
+        async def get_result(args: ResultArguments, call: Call) -> types.CallToolResult:
             view = await self.jobs.get_result(
-                args.request_id, include_cost=args.include_cost, download=args.download, caller=caller
+                args.request_id, include_cost=args.include_cost, download=args.download, caller=call.caller
             )
             return _result_reply(view, replies.result(view))
 
-        async def wait_for_result(
-            args: WaitArguments, report: ProgressReporter, caller: Caller
-        ) -> types.CallToolResult:
+        async def wait_for_result(args: WaitArguments, call: Call) -> types.CallToolResult:
             view = await self.jobs.wait_for_result(
                 args.request_id,
                 timeout_s=args.timeout_s,
                 include_cost=args.include_cost,
                 download=args.download,
-                on_progress=report,
-                caller=caller,
+                on_progress=call.report,
+                caller=call.caller,
             )
             text = replies.wait_timed_out(view) if view.timed_out else replies.result(view)
             return _result_reply(view, text)
 
-        async def cancel(args: JobArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            outcome = await self.jobs.cancel(args.request_id, caller=caller)
+        async def cancel(args: JobArguments, call: Call) -> types.CallToolResult:
+            outcome = await self.jobs.cancel(args.request_id, caller=call.caller)
             return _reply(outcome, replies.cancelled(outcome))
 
-        async def list_jobs(args: ListJobsArguments, report: ProgressReporter, caller: Caller) -> types.CallToolResult:
-            jobs = await self.jobs.list_jobs(status=args.status, limit=args.limit, caller=caller)
+        async def list_jobs(args: ListJobsArguments, call: Call) -> types.CallToolResult:
+            jobs = await self.jobs.list_jobs(status=args.status, limit=args.limit, caller=call.caller)
             return _reply(jobs, replies.job_list(jobs))
 
         self._add_job_tool(
@@ -286,6 +297,20 @@ class RunComfyTools:
             cancel,
             hints(read_only=False, destructive=True, idempotent=True),
         )
+
+        async def get_account(args: NoArguments, call: Call) -> types.CallToolResult:
+            account = await self.jobs.account(caller=call.caller)
+            return _reply(account, replies.account(account))
+
+        self._add_job_tool(
+            "get_account",
+            "Account and spending",
+            "The RunComfy balance, what was spent in the budget window (by model), and each spending limit with "
+            "what is left of it.",
+            NoArguments,
+            None,  # no output schema: nested limits cost 1 KB of every turn's context; the text says it all
+            get_account,
+        )
         self._add_job_tool(
             "list_jobs",
             "Job history",
@@ -303,8 +328,10 @@ class RunComfyTools:
         arguments: Mapping[str, Any] | None,
         report: ProgressReporter,
         caller: Caller | Callable[[], Caller] = LOCAL_CALLER,
+        consent: Consent | None = None,
     ) -> types.CallToolResult:
-        """Run a tool; `caller` may be a function, so that a caller without a token gets a readable error."""
+        """Run a tool; `caller` may be a function, so that a caller without a token gets a readable error.
+        InputNeeded (a question for the person, in the 2026-07-28 protocol) passes through to the server."""
         registered = self.tools.get(name)
         if registered is None:
             return error_result(f"There is no tool named {name!r}. Available tools: {', '.join(self.tools)}.")
@@ -314,7 +341,9 @@ class RunComfyTools:
             return self._finished(error_result(exc.shown()))
         with request_secret(who.token):  # this caller's token is a secret in this request only
             try:
-                result = await registered.handler(arguments or {}, report, who)
+                result = await registered.handler(arguments or {}, Call(who, report, consent))
+            except InputNeeded:
+                raise
             except RunComfyError as exc:
                 logger.info("%s refused: %s: %s", name, type(exc).__name__, exc.message.split("\n")[0][:300])
                 result = error_result(exc.shown())
