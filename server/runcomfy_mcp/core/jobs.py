@@ -191,6 +191,7 @@ class JobService:
                 with anyio.CancelScope(shield=True):
                     await self._remember(self.store.discard(local_id))
             raise
+        self.wallet.spent(caller)
         if local_id is None:
             await self._record_submission(answer.request_id, spec, tool, to_send, caller, "in_queue", estimate)
         else:

@@ -84,13 +84,15 @@ def _first(
 
 
 def _seconds(arguments: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[float, str] | None:
-    found = _first(_SECONDS_FIELDS, arguments, schema)
-    if found:
-        return found[1], f"{found[1]:g} s"
-    frames = _first(_FRAME_FIELDS, arguments, schema)
-    if frames:
-        fps = _given("fps", arguments, schema) or DEFAULT_FPS
-        return frames[1] / fps, f"{frames[1]:g} frames at {fps:g} fps"
+    """The output's length: what the call says (in seconds or frames), else the schema's defaults."""
+    for source in (arguments, {}):  # the call's own values first: a frame count beats a default duration
+        found = _first(_SECONDS_FIELDS, source, schema if source is not arguments else {})
+        if found:
+            return found[1], f"{found[1]:g} s"
+        frames = _first(_FRAME_FIELDS, source, schema if source is not arguments else {})
+        if frames:
+            fps = _given("fps", arguments, schema) or DEFAULT_FPS
+            return frames[1] / fps, f"{frames[1]:g} frames at {fps:g} fps"
     return None
 
 

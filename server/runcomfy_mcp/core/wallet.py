@@ -88,6 +88,10 @@ class Wallet:
         self._recent_balance[caller.token] = (now, usd)
         return usd
 
+    def spent(self, caller: Caller) -> None:
+        """A job was sent: the balance read before it is stale."""
+        self._recent_balance.pop(caller.token, None)
+
     async def approve(
         self, spec: ToolSpec, tool: str, estimate: Estimate, caller: Caller, consent: Consent | None
     ) -> None:
