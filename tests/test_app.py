@@ -30,7 +30,7 @@ async def test_lists_the_four_model_tools_and_the_tracking_tools(client: Client)
     assert set(tools) == {
         *MODEL_TOOLS,
         *("find_models", "describe_model", "run_model"),
-        *("get_status", "get_result", "wait_for_result", "cancel", "list_jobs", "get_account"),
+        *("get_status", "get_result", "wait_for_result", "cancel", "list_jobs", "get_account", "estimate_cost"),
     }
     for name in (*MODEL_TOOLS, "run_model"):
         tool = tools[name]

@@ -48,7 +48,7 @@ async def test_every_benchmark_section_runs_and_prints_its_row() -> None:
         "cold catalog fetch of 113 models: requests",
         "warm start: catalog requests",
         "find_models median, 113 models (core)",
-        "tools/list bytes (13 tools)",
+        "tools/list bytes (14 tools)",
     ):
         assert measure in table, output
     assert "crashed" not in table and "20/20 finished" in output

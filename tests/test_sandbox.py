@@ -85,6 +85,7 @@ async def test_the_demo_command_makes_a_video(tmp_path: Path) -> None:
     # then a catalog model, found, described and run with the same local photo
     assert "find_models(" in output and "describe_model(" in output and 'run_model({"model_id": "kling/' in output
     assert f"saved: {clip} (video)" in output and video_facts(clip)[3] > 0
+    assert "Estimated cost: $0.09" in output and "6. The (simulated) account: balance $24.46" in output
 
 
 async def test_the_simulator_speaks_the_api(simulator: Simulator, api_url: str, clock: ManualClock) -> None:

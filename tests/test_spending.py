@@ -260,3 +260,21 @@ async def test_get_account_shows_balance_spending_and_limits(
     assert account["limits"]["jobs_left_this_hour"] == 8 and account["limits"]["active_jobs"] == 2
     assert [m["model_id"] for m in account["by_model"]] == [SPEECH, "bytedance/seedance-1-0/lite/image-to-video"]
     assert "RunComfy balance: $24.81" in text_of(result) and "$0.81 of the budget" in text_of(result)
+
+
+async def test_estimate_cost_quotes_without_sending(connect: ClientFactory, api_url: str, simulator: Simulator) -> None:
+    limits = {"budget_usd": 0.1, "confirm_above_usd": 0.05}
+    async with connect(settings(api_url, **limits)) as client:
+        quote = await client.call_tool("estimate_cost", {"model_id": LITE, "input": SEEDANCE_LITE_ARGS})
+        assert structured(quote)["estimated_cost_usd"] == 0.09 and structured(quote)["needs_confirmation"] is True
+        assert "Nothing was sent" in text_of(quote) and structured(quote)["refusal"] is None
+        longer = await client.call_tool(
+            "estimate_cost",
+            {"model_id": "bytedance/seedance-1-0/lite/image-to-video", "input": {**SEEDANCE_LITE_ARGS, "duration": 10}},
+        )
+        assert (
+            structured(longer)["estimated_cost_usd"] == 0.18 and "RUNCOMFY_BUDGET_USD" in structured(longer)["refusal"]
+        )
+        bad = await client.call_tool("estimate_cost", {"model_id": LITE, "input": {"prompt": "x", "duration": 7}})
+        assert bad.is_error and "first_frame_image_url: missing" in text_of(bad) and "duration: 7" in text_of(bad)
+    assert posts(simulator) == 0

@@ -89,7 +89,9 @@ async def run_demo(args: argparse.Namespace) -> int:
 
             arguments = {"prompt": PROMPT, "first_frame_image_url": str(sample), "duration": 5}
             job = await demo.call("seedance_1_0_lite_image_to_video", arguments)
-            print(f"2. Submitted image-to-video job {job['request_id']} with the sample image {sample.name}.\n")
+            cost = f"${job['estimated_cost_usd']:.2f}" if job["estimated_cost_usd"] is not None else "unknown"
+            print(f"2. Submitted image-to-video job {job['request_id']} with the sample image {sample.name}.")
+            print(f"   Estimated cost: {cost} (from the catalog's price and the 5 s asked for).\n")
 
             print("3. Waiting, with progress from the server's notifications:")
             waited = await demo.wait(job["request_id"])
@@ -118,6 +120,10 @@ async def run_demo(args: argparse.Namespace) -> int:
                 print(f"The catalog job ended as {clip['status']}: {clip.get('error')}", file=sys.stderr)
                 return 1
             print(f"   saved: {clip['local_files'][0]} ({', '.join(o['kind'] for o in clip['outputs'])})\n")
+
+            account = await demo.call("get_account", {})
+            spent = ", ".join(f"{m['model_id']} ${m['spent_usd']:.2f}" for m in account["by_model"])
+            print(f"6. The (simulated) account: balance ${account['balance_usd']:.2f}; spent {spent}.\n")
     print("Tool calls made (what an assistant would do):")
     for number, call in enumerate(demo.calls, 1):
         print(f"   {number}. {call}")

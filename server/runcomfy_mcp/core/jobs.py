@@ -31,6 +31,7 @@ from runcomfy_mcp.core.views import (
     JobResult,
     JobStatus,
     ProgressReporter,
+    Quote,
     SubmittedJob,
     WaitResult,
 )
@@ -384,6 +385,34 @@ class JobService:
 
     async def job_record(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobRecord | None:
         return await self.store.get(check_request_id(request_id), caller.owner)
+
+    async def quote(
+        self, spec: ToolSpec, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER
+    ) -> Quote:
+        """What submitting would cost and whether it would go through, with the arguments checked; nothing is sent."""
+        to_send, _ = await self.prepare_arguments(spec, arguments, caller, "estimate_cost")
+        estimate = await self.wallet.estimate(spec, to_send)
+        limits = self.wallet.limits
+        refusal = None
+        try:
+            limits.check_job(estimate)
+            if limits.counts_usage:
+                now = time.time()
+                rows = await self.store.ledger(caller.owner, now - limits.history_window_s)
+                limits.check_usage(Usage.of(rows, now, limits.window_h), estimate)
+        except SpendLimitError as exc:
+            refusal = exc.message.replace(", so nothing was sent", "")
+        balance = await self.wallet.balance(caller)
+        if refusal is None and estimate.usd is not None and balance is not None and estimate.usd > balance:
+            refusal = f"The estimate is above the RunComfy balance of ${balance:.2f}."
+        return Quote(
+            model_id=spec.model_id,
+            estimated_cost_usd=estimate.usd,
+            basis=estimate.basis,
+            needs_confirmation=limits.needs_consent(estimate),
+            refusal=refusal,
+            balance_usd=balance,
+        )
 
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
         return await self.wallet.account(caller, self.store)

@@ -24,7 +24,9 @@ from runcomfy_mcp.errors import SpecError
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_TOOL_NAMES = frozenset({"get_status", "get_result", "cancel", "wait_for_result", "list_jobs", "get_account"})
+BUILTIN_TOOL_NAMES = frozenset(
+    {"get_status", "get_result", "cancel", "wait_for_result", "list_jobs", "get_account", "estimate_cost"}
+)
 ImageFormat = Literal["jpeg", "png", "webp"]
 MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
 

@@ -169,3 +169,12 @@ class AccountView(BaseModel):
     unpriced_jobs: int = Field(description="Jobs in the window with neither a cost nor an estimate.")
     by_model: list[ModelSpending]
     limits: LimitView
+
+
+class Quote(BaseModel):
+    model_id: str
+    estimated_cost_usd: float | None = Field(description="Null when the price is unknown.")
+    basis: str = Field(description="How the estimate was reached, or why it is unknown.")
+    needs_confirmation: bool = Field(description="Submitting it would ask the person first.")
+    refusal: str | None = Field(default=None, description="Why a submit would be refused now, if it would.")
+    balance_usd: float | None = None

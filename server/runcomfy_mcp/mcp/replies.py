@@ -14,6 +14,7 @@ from runcomfy_mcp.core.views import (
     JobResult,
     JobStatus,
     ModelDescription,
+    Quote,
     SubmittedJob,
     WaitResult,
 )
@@ -176,4 +177,16 @@ def account(view: AccountView) -> str:
         left.append(f"{max(0, limits.max_active_jobs - limits.active_jobs)} more unfinished job(s) at once")
     if left:
         lines.append("Left: " + ", ".join(left) + ".")
+    return "\n".join(lines)
+
+
+def quote(view: Quote) -> str:
+    cost = f"${view.estimated_cost_usd:.4g}" if view.estimated_cost_usd is not None else "unknown"
+    lines = [f"{view.model_id}: estimated cost {cost} ({view.basis}). Nothing was sent."]
+    if view.refusal:
+        lines.append(f"A submit would be refused now: {view.refusal}")
+    elif view.needs_confirmation:
+        lines.append("Submitting it will ask the person to confirm first.")
+    if view.balance_usd is not None:
+        lines.append(f"RunComfy balance: ${view.balance_usd:.2f}.")
     return "\n".join(lines)

@@ -126,6 +126,9 @@ class RunComfyTools:
         self._add_catalog_tools()
         self._add_tracking_tools()
 
+    def _spec_by_name(self, name: str) -> ToolSpec | None:
+        return self.specs.get(name)
+
     @property
     def jobs(self) -> JobService:
         return self.services.jobs()
@@ -296,6 +299,23 @@ class RunComfyTools:
             CancelOutcome,
             cancel,
             hints(read_only=False, destructive=True, idempotent=True),
+        )
+
+        async def estimate_cost(args: RunModelArguments, call: Call) -> types.CallToolResult:
+            spec = self._spec_by_name(args.model_id) or await self.services.catalog().spec(
+                check_model_id(args.model_id, "estimate_cost")
+            )
+            quote = await self.jobs.quote(spec, args.input, caller=call.caller)
+            return _reply(quote, replies.quote(quote))
+
+        self._add_job_tool(
+            "estimate_cost",
+            "Estimate a job's cost",
+            "A job's cost before submitting it (model_id or a model tool's name, and its input, checked as a submit "
+            "would), and whether a limit would refuse it or the person must confirm it. Nothing is sent.",
+            RunModelArguments,
+            None,  # small, and its text says it all: context is paid on every turn
+            estimate_cost,
         )
 
         async def get_account(args: NoArguments, call: Call) -> types.CallToolResult:
