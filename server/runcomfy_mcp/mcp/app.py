@@ -17,10 +17,12 @@ from runcomfy_mcp.mcp.resources import RunComfyResources
 from runcomfy_mcp.mcp.tools import RunComfyTools
 
 INSTRUCTIONS = (
-    "Makes videos with RunComfy's hosted ByteDance models. A model tool submits a paid job and returns a "
-    "request_id at once. Then call wait_for_result (it waits up to 45 s per call, reporting progress; call it "
-    "again while the job runs) or get_status / get_result; pass download=true to save the video on the user's "
-    "disk. list_jobs finds earlier jobs. Never resubmit a job to 'retry' a status check: every submission is charged."
+    "Makes videos (and images and sounds) with RunComfy's hosted models: a tool per bundled model, and any "
+    "model of RunComfy's catalog through find_models, describe_model and run_model. A submit is a paid job and "
+    "returns a request_id at once; estimate_cost quotes one first. Then call wait_for_result (up to 45 s per call, "
+    "with progress; call it again while the job runs) or get_status / get_result; download=true saves the files on "
+    "the user's disk. list_jobs finds earlier jobs; get_account shows the balance, spending and limits. Never "
+    "resubmit a job to 'retry' a status check: every submission is charged."
 )
 
 
