@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
@@ -278,3 +279,27 @@ async def test_estimate_cost_quotes_without_sending(connect: ClientFactory, api_
         bad = await client.call_tool("estimate_cost", {"model_id": LITE, "input": {"prompt": "x", "duration": 7}})
         assert bad.is_error and "first_frame_image_url: missing" in text_of(bad) and "duration: 7" in text_of(bad)
     assert posts(simulator) == 0
+
+
+async def test_over_http_each_caller_has_their_own_budget(api_url: str, simulator: Simulator, tmp_path: Path) -> None:
+    from runcomfy_mcp.core.views import Caller
+    from runcomfy_mcp.runtime import open_runtime
+
+    simulator.tokens.add("bob-token-456")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(make_image(640, 480))
+
+    async def no_progress(progress: float, message: str) -> None:
+        return None
+
+    alice, bob = Caller.with_token(TOKEN), Caller.with_token("bob-token-456")
+    data = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
+    arguments = {**SEEDANCE_LITE_ARGS, "first_frame_image_url": data}
+    async with open_runtime(settings(api_url, budget_usd=0.1), serving="http") as runtime:
+        first = await runtime.tools.call(LITE, arguments, no_progress, alice)
+        second = await runtime.tools.call(LITE, arguments, no_progress, alice)
+        bobs = await runtime.tools.call(LITE, arguments, no_progress, bob)  # alice's spending is not bob's
+        bob_account = structured(await runtime.tools.call("get_account", {}, no_progress, bob))
+    assert not first.is_error and second.is_error and "RUNCOMFY_BUDGET_USD" in text_of(second)
+    assert not bobs.is_error and bob_account["jobs"] == 1 and bob_account["spent_usd"] == 0.09
+    assert posts(simulator) == 2
