@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -113,3 +113,20 @@ async def client(connect: ClientFactory, api_url: str) -> AsyncIterator[Client]:
     """A client on a server whose API is the loopback simulator."""
     async with connect(Settings(api_token=TOKEN, base_url=api_url)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real PostgreSQL server for the whole run (started on first use)."""
+    from postgres import postgres_server as start
+
+    with start() as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_server: str) -> str:
+    """A fresh database of its own for each test."""
+    from postgres import fresh_database
+
+    return fresh_database(postgres_server)

@@ -9,7 +9,7 @@ import pytest
 
 from runcomfy_mcp.core.jobs import JobService, PollSchedule
 from runcomfy_mcp.core.views import WaitResult
-from runcomfy_mcp.store.sqlite import JobStore
+from runcomfy_mcp.store.sqlite import SQLiteStore
 from runcomfy_mcp.upstream.client import ResultResponse, StatusResponse
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +51,7 @@ async def wait(tmp_path: Path, client: ScriptedClient, timeout_s: float) -> Wait
     jobs = JobService(
         cast(Any, client),
         cast(Any, None),
-        store=JobStore(tmp_path / "jobs.sqlite3"),
+        store=SQLiteStore(tmp_path / "jobs.sqlite3"),
         downloader=cast(Any, None),
         schedule=PollSchedule(initial_s=1.0, factor=1.5, max_s=10.0),
         clock=time,

@@ -19,6 +19,7 @@
     ├── CatalogSchemaError            a catalog model that cannot be run from here
     ├── ModelNotInCatalogError        no such model id (the message names the closest)
     ├── ResourceNotFoundError         no such MCP resource
+    ├── StoreError                    the job history could not be read or written (SQLite or PostgreSQL)
     ├── SpendLimitError               a job refused by a spending limit; nothing was sent
     ├── ConsentError                  a job above the confirmation threshold was not confirmed
     ├── BalanceTooLowError            the balance is below the job's estimate; nothing was sent
@@ -186,6 +187,10 @@ class ModelNotInCatalogError(RunComfyError):
 
 class ResourceNotFoundError(RunComfyError):
     pass
+
+
+class StoreError(RunComfyError):
+    """The history's database failed; the driver's own error is the cause."""
 
 
 class SpendLimitError(RunComfyError):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.media.guarded_http import Resolver
     from runcomfy_mcp.media.sources import MediaPolicy
+    from runcomfy_mcp.store.base import Store
     from runcomfy_mcp.upstream.account import AccountClient
     from runcomfy_mcp.upstream.client import RunComfyClient
 
@@ -142,7 +143,6 @@ class Services:
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
         from runcomfy_mcp.media.input_preparer import InputPreparer
         from runcomfy_mcp.media.sources import MediaLoader
-        from runcomfy_mcp.store.sqlite import JobStore
 
         settings = self._settings
         shared = self._serving == "http"
@@ -189,7 +189,7 @@ class Services:
         return JobService(
             self.client(),
             InputPreparer(loader),
-            store=JobStore(settings.data_dir.expanduser() / "jobs.sqlite3"),
+            store=open_store(settings),
             downloader=downloader,
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
             wallet=wallet,
@@ -206,10 +206,21 @@ class Services:
         for http in self._clients:
             await http.aclose()
         if self._jobs is not None:
-            self._jobs.store.close()
+            await self._jobs.store.aclose()
 
 
 USER_AGENT = {"User-Agent": f"runcomfy-mcp/{__version__}"}
+
+
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL when RUNCOMFY_DATABASE_URL names one (replicas sharing one history), else SQLite on this machine."""
+    if settings.database_url:
+        from runcomfy_mcp.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url.get_secret_value())
+    from runcomfy_mcp.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.data_dir.expanduser() / "jobs.sqlite3")
 
 
 def catalog_path(settings: Settings) -> Path:

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         description="Folders local image files may come from, separated by the OS path separator "
         "(default: the user's home in stdio mode; HTTP mode never reads local files).",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://… : keep the history (and spending ledger) in PostgreSQL, shared by replicas.",
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the job history (SQLite) lives.")
     output_dir: Path = Field(default_factory=default_output_dir, description="Where downloaded videos are saved.")
     fetch_timeout_s: float = Field(

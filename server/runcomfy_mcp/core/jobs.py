@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -44,14 +43,17 @@ from runcomfy_mcp.errors import (
     MissingTokenError,
     RequestNotFoundError,
     SpendLimitError,
+    StoreError,
     SubmitOutcomeUnknownError,
     UnconfirmedSubmissionError,
     upstream_reason,
 )
 from runcomfy_mcp.media.downloads import Downloader
 from runcomfy_mcp.media.input_preparer import InputPreparer
-from runcomfy_mcp.store.sqlite import JobStore
 from runcomfy_mcp.upstream.client import RunComfyClient
+
+if TYPE_CHECKING:
+    from runcomfy_mcp.store.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class JobService:
         self,
         client: RunComfyClient,
         inputs: InputPreparer,
-        store: JobStore,
+        store: Store,
         downloader: Downloader,
         schedule: PollSchedule | None = None,
         *,
@@ -120,7 +122,7 @@ class JobService:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
         try:
             await work
-        except (sqlite3.Error, OSError):
+        except StoreError:
             logger.exception("could not update the job history")
 
     def _checker(self, spec: ToolSpec) -> ArgumentChecker:
@@ -233,7 +235,7 @@ class JobService:
                 since=now - limits.history_window_s,
                 check=check if limits.counts_usage else None,
             )
-        except (sqlite3.Error, OSError) as exc:
+        except StoreError as exc:
             if limits.counts_usage:
                 raise SpendLimitError(
                     "The job history cannot be read or written, so the spending limits cannot be checked and nothing "
@@ -326,7 +328,7 @@ class JobService:
         """What this job was sent, so a result echoing an input is not taken for an output."""
         try:
             record = await self.store.get(request_id, caller.owner)
-        except (sqlite3.Error, OSError):
+        except StoreError:
             return []
         return list(record.arguments.values()) if record else []
 

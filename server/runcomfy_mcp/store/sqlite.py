@@ -8,7 +8,6 @@ checkpoint at every close). Inlined data URIs are stored as a short digest, neve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -18,9 +17,11 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.spending import LedgerRow
 from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.errors import StoreError
+from runcomfy_mcp.store.base import LedgerCheck
+from runcomfy_mcp.store.records import KEEP_RESULT_STATUS, record_from_row, stored_arguments
 
 T = TypeVar("T")
 
@@ -51,43 +52,6 @@ _MIGRATIONS: dict[int, str] = {
 SCHEMA_VERSION = 2
 
 
-def digest_data_uris(value: Any) -> Any:
-    """The value with every data: URI replaced by its media type, size and a SHA-256 prefix."""
-    if isinstance(value, str) and value[:5].lower() == "data:":
-        header = value.split(",", 1)[0]
-        sha = hashlib.sha256(value.encode()).hexdigest()[:16]
-        return f"{header},<{len(value)} chars, sha256:{sha}>"
-    if isinstance(value, list):
-        return [digest_data_uris(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: digest_data_uris(v) for k, v in value.items()}
-    return value
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def _record(row: sqlite3.Row) -> JobRecord:
-    arguments = json.loads(row["arguments"])
-    output = json.loads(row["output"]) if row["output"] else None
-    return JobRecord(
-        request_id=row["request_id"],
-        model_id=row["model_id"],
-        tool=row["tool"],
-        arguments=arguments,
-        submitted_at=_iso(row["submitted_at"]),
-        updated_at=_iso(row["updated_at"]),
-        status=row["status"],
-        outputs=collect_outputs(output, arguments.values()) if isinstance(output, dict) else [],
-        video_urls=json.loads(row["video_urls"]),
-        local_files=json.loads(row["local_files"]),
-        error=row["error"],
-        cost=row["cost"],
-        estimated_cost_usd=row["estimated_cost"],
-    )
-
-
 def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
     rows = connection.execute(
         "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs WHERE owner = ? AND submitted_at >= ?"
@@ -97,7 +61,7 @@ def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[Le
     return [LedgerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-class JobStore:
+class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
@@ -159,12 +123,18 @@ class JobStore:
                 self.close()  # the next operation starts from a fresh connection (e.g. the file was replaced)
                 raise
 
-        return await anyio.to_thread.run_sync(in_thread, limiter=self._one_at_a_time)
+        try:
+            return await anyio.to_thread.run_sync(in_thread, limiter=self._one_at_a_time)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"The job history ({self.path}) could not be used: {exc}.") from exc
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def record_submission(
         self,
@@ -178,7 +148,7 @@ class JobStore:
         estimated_cost: float | None = None,
     ) -> None:
         now = time.time()
-        stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
+        stored = stored_arguments(arguments)
         await self._run(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
@@ -197,11 +167,11 @@ class JobStore:
         owner: str,
         estimated_cost: float | None,
         since: float,
-        check: Callable[[list[LedgerRow]], None] | None = None,
+        check: LedgerCheck | None = None,
     ) -> None:
         """Record a submission before it is sent, as `outcome_unknown` under `local_id`, in one transaction with
         `check` of this owner's ledger since `since`: processes racing for the last of a budget take turns here."""
-        stored = json.dumps(digest_data_uris(arguments), ensure_ascii=False)
+        stored = stored_arguments(arguments)
 
         def work(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")  # the write lock first: no one else can count and insert meanwhile
@@ -250,9 +220,7 @@ class JobStore:
         """Record what a status or result call learned; a job this store never saw is left unrecorded."""
         await self._run(
             lambda c: c.execute(
-                # 'completed' from the status call must not hide the result's own 'succeeded' or 'failed'.
-                "UPDATE jobs SET status = CASE WHEN ? = 'completed' AND status IN ('succeeded', 'failed')"
-                " THEN status ELSE ? END, updated_at = ?,"
+                f"UPDATE jobs SET status = {KEEP_RESULT_STATUS.format(p='?')}, updated_at = ?,"
                 " video_urls = COALESCE(?, video_urls), output = COALESCE(?, output),"
                 " error = COALESCE(?, error), cost = COALESCE(?, cost) WHERE request_id = ?",
                 (
@@ -280,7 +248,7 @@ class JobStore:
         row = await self._run(
             lambda c: c.execute("SELECT * FROM jobs WHERE request_id = ? AND owner = ?", (request_id, owner)).fetchone()
         )
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]:
         query = "SELECT * FROM jobs WHERE owner = ?"
@@ -291,4 +259,4 @@ class JobStore:
         query += " ORDER BY submitted_at DESC LIMIT ?"
         params.append(limit)
         rows = await self._run(lambda c: c.execute(query, params).fetchall())
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]

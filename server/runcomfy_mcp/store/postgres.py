@@ -1,0 +1,240 @@
+"""The job history in PostgreSQL, shared by every replica of a team's server (psycopg 3, async, pooled).
+
+The schema is versioned in `schema_version` and migrated forward at start, under an advisory lock so
+replicas starting together take turns. `reserve` takes a transaction-scoped advisory lock on the
+owner's name before it reads their ledger and inserts: two replicas submitting for one caller take
+turns there, so a budget holds however the requests are spread; different callers do not wait on
+each other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from runcomfy_mcp.core.spending import LedgerRow
+from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.errors import StoreError
+from runcomfy_mcp.store.base import LedgerCheck
+from runcomfy_mcp.store.records import KEEP_RESULT_STATUS, record_from_row, stored_arguments
+
+Pool = AsyncConnectionPool[Any]
+MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
+SCHEMA_VERSION = 2
+_MIGRATIONS: dict[int, list[str]] = {
+    # version 1: the history as the SQLite backend has it since spending limits (its version 2)
+    1: [
+        """CREATE TABLE jobs (
+            request_id     TEXT PRIMARY KEY,
+            owner          TEXT NOT NULL DEFAULT '',
+            model_id       TEXT NOT NULL,
+            tool           TEXT NOT NULL,
+            arguments      TEXT NOT NULL,
+            submitted_at   DOUBLE PRECISION NOT NULL,
+            updated_at     DOUBLE PRECISION NOT NULL,
+            status         TEXT NOT NULL,
+            video_urls     TEXT NOT NULL DEFAULT '[]',
+            local_files    TEXT NOT NULL DEFAULT '[]',
+            output         TEXT,
+            error          TEXT,
+            cost           DOUBLE PRECISION,
+            estimated_cost DOUBLE PRECISION
+        )""",
+        "CREATE INDEX jobs_by_owner_time ON jobs (owner, submitted_at DESC)",
+    ],
+    # version 2: unfinished jobs found fast, for the active-jobs limit across replicas
+    2: ["CREATE INDEX jobs_unfinished ON jobs (owner) WHERE status IN ('in_queue', 'in_progress', 'outcome_unknown')"],
+}
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        self._url = url
+        self._max = max_connections
+        self._pool: Pool | None = None
+        self._opening = anyio.Lock()
+
+    async def _connected(self) -> Pool:
+        async with self._opening:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max,
+                    kwargs={"row_factory": dict_row, "autocommit": True},
+                    open=False,
+                )
+                await pool.open(wait=True, timeout=15)
+                try:
+                    await self._migrate(pool)
+                except BaseException:
+                    await pool.close()
+                    raise
+                self._pool = pool
+        assert self._pool is not None
+        return self._pool
+
+    @staticmethod
+    async def _migrate(pool: Pool) -> None:
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await (await conn.execute("SELECT version FROM schema_version")).fetchone()
+            version = row["version"] if row else 0
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    await conn.execute(statement)
+            if row is None:
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+            else:
+                await conn.execute("UPDATE schema_version SET version = %s", (max(version, SCHEMA_VERSION),))
+
+    async def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        try:
+            pool = await self._connected()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(query, params)
+                return await cursor.fetchall() if cursor.description else []
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # ------------------------------------------------------------ writes
+
+    async def record_submission(
+        self,
+        *,
+        request_id: str,
+        model_id: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        owner: str = "",
+        status: str = "in_queue",
+        estimated_cost: float | None = None,
+    ) -> None:
+        now = time.time()
+        await self._execute(
+            "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at, status,"
+            " estimated_cost) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO UPDATE SET"
+            " owner = EXCLUDED.owner, model_id = EXCLUDED.model_id, tool = EXCLUDED.tool,"
+            " arguments = EXCLUDED.arguments, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status,"
+            " estimated_cost = EXCLUDED.estimated_cost",
+            (request_id, owner, model_id, tool, stored_arguments(arguments), now, now, status, estimated_cost),
+        )
+
+    async def reserve(
+        self,
+        *,
+        local_id: str,
+        model_id: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        owner: str,
+        estimated_cost: float | None,
+        since: float,
+        check: LedgerCheck | None = None,
+    ) -> None:
+        stored = stored_arguments(arguments)
+        try:
+            pool = await self._connected()
+            async with pool.connection() as conn, conn.transaction():
+                # One writer per owner at a time, on every replica: the check and the insert cannot interleave.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (owner,))
+                if check is not None:
+                    check(await _ledger(conn, owner, since))
+                now = time.time()
+                await conn.execute(
+                    "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
+                    " status, estimated_cost) VALUES (%s, %s, %s, %s, %s, %s, %s, 'outcome_unknown', %s)",
+                    (local_id, owner, model_id, tool, stored, now, now, estimated_cost),
+                )
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+
+    async def confirm(self, local_id: str, request_id: str) -> None:
+        await self._execute(
+            "UPDATE jobs SET request_id = %s, status = 'in_queue', updated_at = %s WHERE request_id = %s",
+            (request_id, time.time(), local_id),
+        )
+
+    async def discard(self, local_id: str) -> None:
+        await self._execute("DELETE FROM jobs WHERE request_id = %s", (local_id,))
+
+    async def update(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        video_urls: list[str] | None = None,
+        output: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        cost: float | None = None,
+    ) -> None:
+        await self._execute(
+            f"UPDATE jobs SET status = {KEEP_RESULT_STATUS.format(p='%s')}, updated_at = %s,"
+            " video_urls = COALESCE(%s, video_urls), output = COALESCE(%s, output),"
+            " error = COALESCE(%s, error), cost = COALESCE(%s, cost) WHERE request_id = %s",
+            (
+                status,
+                status,
+                time.time(),
+                json.dumps(video_urls) if video_urls else None,
+                json.dumps(output) if output else None,
+                error,
+                cost,
+                request_id,
+            ),
+        )
+
+    async def set_local_files(self, request_id: str, paths: list[str]) -> None:
+        await self._execute(
+            "UPDATE jobs SET local_files = %s, updated_at = %s WHERE request_id = %s",
+            (json.dumps(paths), time.time(), request_id),
+        )
+
+    # ------------------------------------------------------------ reads
+
+    async def ledger(self, owner: str, since: float) -> list[LedgerRow]:
+        try:
+            pool = await self._connected()
+            async with pool.connection() as conn:
+                return await _ledger(conn, owner, since)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+
+    async def get(self, request_id: str, owner: str = "") -> JobRecord | None:
+        rows = await self._execute("SELECT * FROM jobs WHERE request_id = %s AND owner = %s", (request_id, owner))
+        return record_from_row(rows[0]) if rows else None
+
+    async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]:
+        query = "SELECT * FROM jobs WHERE owner = %s"
+        params: list[Any] = [owner]
+        if status:
+            query += " AND status = %s"
+            params.append(status)
+        query += " ORDER BY submitted_at DESC LIMIT %s"
+        params.append(limit)
+        return [record_from_row(r) for r in await self._execute(query, tuple(params))]
+
+
+async def _ledger(conn: psycopg.AsyncConnection[dict[str, Any]], owner: str, since: float) -> list[LedgerRow]:
+    cursor = await conn.execute(
+        "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs WHERE owner = %s AND submitted_at >= %s"
+        " ORDER BY submitted_at",
+        (owner, since),
+    )
+    return [
+        LedgerRow(r["submitted_at"], r["model_id"], r["status"], r["cost"], r["estimated_cost"])
+        for r in await cursor.fetchall()
+    ]

@@ -1,0 +1,56 @@
+"""What both history backends share: the stored form of arguments, and a row read back as a JobRecord."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runcomfy_mcp.core.outputs import collect_outputs
+from runcomfy_mcp.core.views import JobRecord
+
+# 'completed' from the status call must not hide the result's own 'succeeded' or 'failed'.
+KEEP_RESULT_STATUS = "CASE WHEN {p} = 'completed' AND status IN ('succeeded', 'failed') THEN status ELSE {p} END"
+
+
+def digest_data_uris(value: Any) -> Any:
+    """The value with every data: URI replaced by its media type, size and a SHA-256 prefix."""
+    if isinstance(value, str) and value[:5].lower() == "data:":
+        header = value.split(",", 1)[0]
+        sha = hashlib.sha256(value.encode()).hexdigest()[:16]
+        return f"{header},<{len(value)} chars, sha256:{sha}>"
+    if isinstance(value, list):
+        return [digest_data_uris(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: digest_data_uris(v) for k, v in value.items()}
+    return value
+
+
+def stored_arguments(arguments: Mapping[str, Any]) -> str:
+    return json.dumps(digest_data_uris(arguments), ensure_ascii=False)
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def record_from_row(row: Mapping[str, Any]) -> JobRecord:
+    arguments = json.loads(row["arguments"])
+    output = json.loads(row["output"]) if row["output"] else None
+    return JobRecord(
+        request_id=row["request_id"],
+        model_id=row["model_id"],
+        tool=row["tool"],
+        arguments=arguments,
+        submitted_at=_iso(row["submitted_at"]),
+        updated_at=_iso(row["updated_at"]),
+        status=row["status"],
+        outputs=collect_outputs(output, arguments.values()) if isinstance(output, dict) else [],
+        video_urls=json.loads(row["video_urls"]),
+        local_files=json.loads(row["local_files"]),
+        error=row["error"],
+        cost=row["cost"],
+        estimated_cost_usd=row["estimated_cost"],
+    )

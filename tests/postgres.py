@@ -1,0 +1,66 @@
+"""A real PostgreSQL server for the tests: initdb and pg_ctl into a temporary folder, on a free loopback port.
+
+The programs come from Debian's `postgresql` package (`scripts/ensure-postgres` installs it when missing).
+PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user the package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _program(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
+    if not found[-1]:
+        raise RuntimeError(f"PostgreSQL's {name} is missing: run scripts/ensure-postgres (the test set-up does)")
+    return found[-1]
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A running server; yields its base URL (`postgresql://postgres@127.0.0.1:PORT`), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="runcomfy-pg-"))
+    data = folder / "data"
+    port = _free_port()
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    run = lambda command: subprocess.run(_as_server_user(command), check=True, capture_output=True)  # noqa: E731
+    run([_program("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off"
+    run([_program("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "-t", "30", "start"])
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_server_user([_program("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database on the server; its URL."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return f"{server_url}/{name}"
