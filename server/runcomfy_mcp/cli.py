@@ -50,6 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "jobs. Use it only when every caller is trusted (a team behind one login), never on an open port",
     )
     parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="HTTP mode: keep no session between requests, so any replica behind a load balancer can answer any "
+        "request (on by default with RUNCOMFY_DATABASE_URL)",
+    )
+    parser.add_argument(
         "--allowed-host",
         action="append",
         default=[],
@@ -103,7 +109,10 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         else:
             import uvicorn
 
-            app = server.streamable_http_app(host=args.host, transport_security=transport_security(args))
+            stateless = args.stateless or settings.database_url is not None
+            app = server.streamable_http_app(
+                host=args.host, transport_security=transport_security(args), stateless_http=stateless
+            )
             config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
             await uvicorn.Server(config).serve()
 
@@ -135,6 +144,9 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
             else "no shared token"
         )
         logger.info("HTTP mode: each caller brings 'Authorization: Bearer <RunComfy token>'; %s", shared)
+        if args.stateless or runtime.settings.database_url is not None:
+            store = "PostgreSQL" if runtime.settings.database_url is not None else "this machine's SQLite file"
+            logger.info("stateless HTTP: no sessions, so any replica can answer any request; history in %s", store)
     elif not runtime.settings.token_value():
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
 

@@ -18,10 +18,12 @@ import anyio
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.elicitation import render_elicitation_schema
+from mcp.shared.exceptions import NoBackChannelError
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from runcomfy_mcp.core.wallet import Consent, ConsentRequest
+from runcomfy_mcp.errors import ConsentError
 
 INPUT_REQUIRED_VERSION = "2026-07-28"
 QUESTION_KEY = "confirm_spend"
@@ -73,9 +75,16 @@ def _accepted(result: types.ElicitResult | Any) -> bool:
 def _ask_by_request(ctx: ServerRequestContext[Any]) -> Consent:
     async def ask(request: ConsentRequest) -> bool:
         with anyio.move_on_after(ANSWER_TIMEOUT_S):
-            result = await ctx.session.elicit_form(
-                question(request), render_elicitation_schema(SpendConfirmation), related_request_id=ctx.request_id
-            )
+            try:
+                result = await ctx.session.elicit_form(
+                    question(request), render_elicitation_schema(SpendConfirmation), related_request_id=ctx.request_id
+                )
+            except NoBackChannelError as exc:  # a stateless server (replicas) cannot call an older client back
+                raise ConsentError(
+                    f"This job needs the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD={request.threshold_usd:g}), but this "
+                    "server runs stateless, where a client of protocol 2025-11-25 or older cannot be asked, so "
+                    "nothing was sent. Use a client of protocol 2026-07-28, or a smaller job."
+                ) from exc
             return _accepted(result)
         return False
 
