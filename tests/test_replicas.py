@@ -218,3 +218,30 @@ async def test_concurrent_submits_through_both_replicas_respect_the_budget(
             group.start_soon(submit, on_a if i % 2 else on_b)
     assert len(results) == 20 and sum(not r.is_error for r in results) == 5
     assert len(simulator.calls.submits) == 5
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_consent_across_replicas(
+    api_url: str, simulator: Simulator, database_url: str, tmp_path: Path, mode: str
+) -> None:
+    """2026-07-28 asks through InputRequiredResult, so the answer may reach the other replica; an older client
+    cannot be called back by a stateless server and is told so. Either way nothing is sent without a yes."""
+    asked: list[str] = []
+
+    async def yes(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    confirm = {"RUNCOMFY_CONFIRM_ABOVE_USD": "0.05"}
+    async with (
+        replica(api_url, database_url, tmp_path, "a", **confirm) as a,
+        replica(api_url, database_url, tmp_path, "b", **confirm) as b,
+    ):
+        balancer = RoundRobin(a.url, b.url)
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, transport=balancer)
+        async with Client(streamable_http_client(a.url, http_client=http), mode=mode, elicitation_callback=yes) as c:
+            result = await c.call_tool(LITE, ARGS)
+    if mode == "auto":
+        assert not result.is_error and len(asked) == 1 and len(simulator.calls.submits) == 1
+    else:
+        assert result.is_error and "stateless" in text_of(result) and len(simulator.calls.submits) == 0

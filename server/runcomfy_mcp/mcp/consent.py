@@ -57,13 +57,27 @@ def question(request: ConsentRequest) -> str:
 
 def consent_for(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Consent | None:
     """How to ask this call's person, or None when the client declared no form elicitation."""
+    modern = is_version_at_least(ctx.protocol_version, INPUT_REQUIRED_VERSION)
+    if not modern and ctx.session.client_params is None:
+        return _cannot_call_back  # stateless: this process never saw the client's initialize, and cannot call it
     capabilities = ctx.session.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
     if elicitation is None or (elicitation.form is None and elicitation.url is not None):
         return None
-    if is_version_at_least(ctx.protocol_version, INPUT_REQUIRED_VERSION):
+    if modern:
         return _ask_by_input_required(params)
     return _ask_by_request(ctx)
+
+
+_STATELESS = (
+    "This job needs the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD={threshold:g}), but this server runs stateless "
+    "(replicas), where a client of protocol 2025-11-25 or older cannot be asked, so nothing was sent. Use a client "
+    "of protocol 2026-07-28, or a smaller job."
+)
+
+
+async def _cannot_call_back(request: ConsentRequest) -> bool:
+    raise ConsentError(_STATELESS.format(threshold=request.threshold_usd))
 
 
 def _accepted(result: types.ElicitResult | Any) -> bool:
@@ -80,11 +94,7 @@ def _ask_by_request(ctx: ServerRequestContext[Any]) -> Consent:
                     question(request), render_elicitation_schema(SpendConfirmation), related_request_id=ctx.request_id
                 )
             except NoBackChannelError as exc:  # a stateless server (replicas) cannot call an older client back
-                raise ConsentError(
-                    f"This job needs the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD={request.threshold_usd:g}), but this "
-                    "server runs stateless, where a client of protocol 2025-11-25 or older cannot be asked, so "
-                    "nothing was sent. Use a client of protocol 2026-07-28, or a smaller job."
-                ) from exc
+                raise ConsentError(_STATELESS.format(threshold=request.threshold_usd)) from exc
             return _accepted(result)
         return False
 
