@@ -118,7 +118,7 @@ async def client(connect: ClientFactory, api_url: str) -> AsyncIterator[Client]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """One real PostgreSQL server for the whole run (started on first use)."""
-    from postgres import postgres_server as start
+    from runcomfy_mcp.sandbox.postgres import postgres_server as start
 
     with start() as url:
         yield url
@@ -127,6 +127,6 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres_server: str) -> str:
     """A fresh database of its own for each test."""
-    from postgres import fresh_database
+    from runcomfy_mcp.sandbox.postgres import fresh_database
 
     return fresh_database(postgres_server)

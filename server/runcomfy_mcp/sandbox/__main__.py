@@ -18,7 +18,7 @@ from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m runcomfy_mcp.sandbox")
-    parser.add_argument("--token", default="sandbox-token")
+    parser.add_argument("--token", action="append", help="a token it accepts (repeat for several callers)")
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--extra-models", type=int, default=0, help="add this many made-up models to the catalog")
     parser.add_argument("--video-mb", type=float, default=0, help="serve random output files of this size instead")
@@ -33,7 +33,7 @@ def main() -> None:
         return video_for_job(job.arguments)
 
     simulator = Simulator(
-        token=args.token,
+        token=args.token or ["sandbox-token"],
         catalog=sandbox_catalog() + synthetic_catalog(args.extra_models),
         time_scale=args.time_scale,
         video_maker=video,

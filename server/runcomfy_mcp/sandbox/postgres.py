@@ -1,7 +1,8 @@
-"""A real PostgreSQL server for the tests: initdb and pg_ctl into a temporary folder, on a free loopback port.
+"""A throwaway PostgreSQL server: initdb and pg_ctl into a temporary folder, on a free loopback port.
 
-The programs come from Debian's `postgresql` package (`scripts/ensure-postgres` installs it when missing).
-PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user the package creates.
+For the tests, the benchmarks, and trying the team set-up on one machine. The programs come from
+Debian's `postgresql` package (`scripts/ensure-postgres` installs it when missing). PostgreSQL
+refuses to run as root, so as root the server runs as the `postgres` user the package creates.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def postgres_server() -> Iterator[str]:
     port = _free_port()
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    run = lambda command: subprocess.run(_as_server_user(command), check=True, capture_output=True)  # noqa: E731
+
+    def run(command: list[str]) -> None:
+        subprocess.run(_as_server_user(command), check=True, capture_output=True)
+
     run([_program("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off"
     run([_program("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "-t", "30", "start"])
@@ -62,5 +66,5 @@ def fresh_database(server_url: str) -> str:
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")
     return f"{server_url}/{name}"
