@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -339,6 +340,153 @@ async def section_catalog(models: int = 1000, searches: int = 200) -> list[Row]:
     ]
 
 
+@asynccontextmanager
+async def replicas(api: str, database_url: str, count: int) -> AsyncIterator[list[str]]:
+    """`count` stateless `runcomfy-mcp --transport http` processes on one PostgreSQL history; their /mcp URLs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
+    env |= {"RUNCOMFY_BASE_URL": api, "RUNCOMFY_DATABASE_URL": database_url}
+    processes, urls = [], []
+    try:
+        for _ in range(count):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            scratch = tempfile.mkdtemp(dir=SCRATCH.name)
+            command = ["runcomfy-mcp", "--transport", "http", "--port", str(port), "--log-level", "WARNING"]
+            command[0] = str(Path(sys.executable).with_name("runcomfy-mcp"))
+            processes.append(
+                await anyio.open_process(command, env=env | {"RUNCOMFY_DATA_DIR": scratch}, stdout=None, stderr=None)
+            )
+            urls.append(f"http://127.0.0.1:{port}/mcp")
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.05)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            await process.wait()
+
+
+async def load(urls: list[str], tokens: list[str], calls: int) -> tuple[list[float], int, float]:
+    """`calls` tool calls in flight at once from len(tokens) callers, spread round-robin over `urls`."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from runcomfy_mcp.sandbox.balancer import RoundRobin
+
+    image = image_uri()
+    latencies: list[float] = []
+    failures = 0
+
+    async def caller(token: str) -> None:
+        nonlocal failures
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, transport=RoundRobin(*urls))
+        async with Client(streamable_http_client(urls[0], http_client=http)) as client:
+            first = await client.call_tool(
+                "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image}
+            )
+            request_id = (first.structured_content or {}).get("request_id", "missing")
+
+            async def one(n: int) -> None:
+                nonlocal failures
+                tool, args = [
+                    ("get_status", {"request_id": request_id}),
+                    ("list_jobs", {"limit": 5}),
+                    ("get_result", {"request_id": request_id}),
+                    ("seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": image}),
+                ][n % 4]
+                started = time.perf_counter()
+                try:
+                    failures += (await client.call_tool(tool, args)).is_error
+                except Exception:  # a protocol or transport failure is what this measures
+                    failures += 1
+                latencies.append(time.perf_counter() - started)
+
+            async with anyio.create_task_group() as group:
+                for n in range(calls // len(tokens)):
+                    group.start_soon(one, n)
+
+    started = time.perf_counter()
+    with anyio.fail_after(300):
+        async with anyio.create_task_group() as group:
+            for token in tokens:
+                group.start_soon(caller, token)
+    return sorted(latencies), failures, time.perf_counter() - started
+
+
+async def section_replicas(calls: int = 200, callers: int = 20, rounds: int = 200) -> list[Row]:
+    """PostgreSQL's cost per call against SQLite, and two replicas against one under concurrent load."""
+    from runcomfy_mcp.sandbox.postgres import fresh_database, postgres_server
+
+    tokens = [f"caller-{i:02d}-token" for i in range(callers)]
+    rows: list[Row] = []
+    with postgres_server() as pg:
+        async with simulator(*[flag for t in tokens for flag in ("--token", t)]) as api:
+            medians: dict[str, dict[str, float]] = {}
+            for backend in ("sqlite", "postgres"):
+                extra = {"database_url": fresh_database(pg)} if backend == "postgres" else {}
+                async with (
+                    open_runtime(settings_for(api, **extra)) as runtime,
+                    Client(build_server(runtime.tools)) as c,
+                ):
+                    job = await c.call_tool(
+                        "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                    )
+                    request_id = (job.structured_content or {})["request_id"]
+                    for n in range(5):  # a short history to list
+                        await c.call_tool(
+                            "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": image_uri()}
+                        )
+                    timings: dict[str, list[float]] = {"get_status": [], "list_jobs": []}
+                    for _ in range(rounds):
+                        for tool, args in (("get_status", {"request_id": request_id}), ("list_jobs", {"limit": 20})):
+                            started = time.perf_counter()
+                            await c.call_tool(tool, args)
+                            timings[tool].append(time.perf_counter() - started)
+                    medians[backend] = {t: statistics.median(v[rounds // 5 :]) * 1000 for t, v in timings.items()}
+            for tool in ("get_status", "list_jobs"):
+                rows.append(
+                    row(
+                        f"{tool} median, PostgreSQL vs SQLite",
+                        medians["postgres"][tool],
+                        medians["sqlite"][tool],
+                        "ms",
+                        added_max=5.0,
+                    )
+                )
+            figures = {}
+            for count in (1, 2):
+                async with replicas(api, fresh_database(pg), count) as urls:
+                    figures[count] = await load(urls, tokens, calls)
+    for count, (latencies, failures, elapsed) in figures.items():
+        q = statistics.quantiles(latencies, n=100)
+        rate = len(latencies) / elapsed
+        print(
+            f"{count} replica(s): {len(latencies)} calls from {callers} callers, {failures} failed, "
+            f"p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, {rate:.0f} calls/s"
+        )
+    two, one = figures[2], figures[1]
+    q2 = statistics.quantiles(two[0], n=100)
+    rows += [
+        row(f"{calls} calls, {callers} callers, 2 replicas: failed calls", two[1], None, "", absolute_max=1),
+        row(f"{calls} calls, 2 replicas: p50 latency", q2[49] * 1000, None, "ms", absolute_max=5000),
+        row(f"{calls} calls, 2 replicas: p95 latency", q2[94] * 1000, None, "ms", absolute_max=10000),
+        row(
+            f"{calls} calls: throughput, 2 replicas vs 1",
+            len(two[0]) / two[2],
+            len(one[0]) / one[2],
+            "/s",
+            ratio_min=0.8,
+        ),
+    ]
+    return rows
+
+
 SECTIONS: dict[str, Callable[..., Any]] = {
     "startup": section_startup,
     "overhead": section_overhead,
@@ -346,6 +494,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "download": section_download,
     "many": section_many_jobs,
     "catalog": section_catalog,
+    "replicas": section_replicas,
 }
 # --quick: the same code paths at sizes that take seconds, for the test suite.
 QUICK: dict[str, dict[str, Any]] = {
@@ -355,6 +504,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "download": {"size_mb": 8, "rounds": 2},
     "many": {"jobs": 20, "job_seconds": 3.0},
     "catalog": {"models": 100, "searches": 20},
+    "replicas": {"calls": 40, "callers": 4, "rounds": 20},
 }
 
 

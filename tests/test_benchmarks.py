@@ -49,6 +49,9 @@ async def test_every_benchmark_section_runs_and_prints_its_row() -> None:
         "warm start: catalog requests",
         "find_models median, 113 models (core)",
         "tools/list bytes (14 tools)",
+        "get_status median, PostgreSQL vs SQLite",
+        "40 calls, 4 callers, 2 replicas: failed calls",
+        "40 calls: throughput, 2 replicas vs 1",
     ):
         assert measure in table, output
     assert "crashed" not in table and "20/20 finished" in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from conftest import TOKEN
 from helpers import structured, text_of
 from images import make_image
+from runcomfy_mcp.sandbox.balancer import RoundRobin
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from test_transports import free_port
 
@@ -70,21 +70,6 @@ async def replica(api_url: str, database_url: str, tmp_path: Path, name: str, **
             process.terminate()
             with anyio.fail_after(10):
                 await process.wait()
-
-
-class RoundRobin(httpx2.AsyncBaseTransport):
-    """A load balancer in the client's HTTP layer: each request goes to the next replica, whatever it belongs to."""
-
-    def __init__(self, *urls: str) -> None:
-        self.targets = itertools.cycle([httpx2.URL(u) for u in urls])
-        self.inner = httpx2.AsyncHTTPTransport()
-        self.sent: list[int] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        target = next(self.targets)
-        request.url = request.url.copy_with(host=target.host, port=target.port)
-        self.sent.append(target.port or 0)
-        return await self.inner.handle_async_request(request)
 
 
 def client(url: str, token: str, mode: str = "auto", transport: httpx2.AsyncBaseTransport | None = None) -> Client:
