@@ -109,7 +109,8 @@ class SQLiteStore:
             else:
                 for step in range(max(version, 1), SCHEMA_VERSION):
                     connection.execute(_MIGRATIONS[step])
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # never lower: a newer release may have migrated further, and its additions keep this one working
+            connection.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
