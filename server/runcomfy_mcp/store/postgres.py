@@ -23,7 +23,7 @@ from runcomfy_mcp.core.spending import LedgerRow
 from runcomfy_mcp.core.views import JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
-from runcomfy_mcp.store.records import KEEP_RESULT_STATUS, record_from_row, stored_arguments
+from runcomfy_mcp.store.records import record_from_row, stored_arguments, update_statement, update_values
 
 Pool = AsyncConnectionPool[Any]
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
@@ -181,21 +181,7 @@ class PostgresStore:
         error: str | None = None,
         cost: float | None = None,
     ) -> None:
-        await self._execute(
-            f"UPDATE jobs SET status = {KEEP_RESULT_STATUS.format(p='%s')}, updated_at = %s,"
-            " video_urls = COALESCE(%s, video_urls), output = COALESCE(%s, output),"
-            " error = COALESCE(%s, error), cost = COALESCE(%s, cost) WHERE request_id = %s",
-            (
-                status,
-                status,
-                time.time(),
-                json.dumps(video_urls) if video_urls else None,
-                json.dumps(output) if output else None,
-                error,
-                cost,
-                request_id,
-            ),
-        )
+        await self._execute(update_statement("%s"), update_values(request_id, status, video_urls, output, error, cost))
 
     async def set_local_files(self, request_id: str, paths: list[str]) -> None:
         await self._execute(

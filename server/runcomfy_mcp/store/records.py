@@ -11,8 +11,28 @@ from typing import Any
 from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.views import JobRecord
 
-# 'completed' from the status call must not hide the result's own 'succeeded' or 'failed'.
-KEEP_RESULT_STATUS = "CASE WHEN {p} = 'completed' AND status IN ('succeeded', 'failed') THEN status ELSE {p} END"
+
+def update_statement(p: str) -> str:
+    """The UPDATE for what a status or result call learned, with `p` as the driver's placeholder."""
+    # 'completed' from the status call must not hide the result's own 'succeeded' or 'failed'.
+    return (
+        f"UPDATE jobs SET status = CASE WHEN {p} = 'completed' AND status IN ('succeeded', 'failed') THEN status"
+        f" ELSE {p} END, updated_at = {p}, video_urls = COALESCE({p}, video_urls), output = COALESCE({p}, output),"
+        f" error = COALESCE({p}, error), cost = COALESCE({p}, cost) WHERE request_id = {p}"
+    )
+
+
+def update_values(
+    request_id: str,
+    status: str,
+    video_urls: list[str] | None,
+    output: Mapping[str, Any] | None,
+    error: str | None,
+    cost: float | None,
+) -> tuple[Any, ...]:
+    """The values `update_statement` takes, in its order; unknown fields stay as they are (NULL → COALESCE)."""
+    urls = json.dumps(video_urls) if video_urls else None
+    return (status, status, time.time(), urls, json.dumps(output) if output else None, error, cost, request_id)
 
 
 def digest_data_uris(value: Any) -> Any:

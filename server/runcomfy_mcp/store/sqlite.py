@@ -21,7 +21,7 @@ from runcomfy_mcp.core.spending import LedgerRow
 from runcomfy_mcp.core.views import JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
-from runcomfy_mcp.store.records import KEEP_RESULT_STATUS, record_from_row, stored_arguments
+from runcomfy_mcp.store.records import record_from_row, stored_arguments, update_statement, update_values
 
 T = TypeVar("T")
 
@@ -219,23 +219,8 @@ class SQLiteStore:
         cost: float | None = None,
     ) -> None:
         """Record what a status or result call learned; a job this store never saw is left unrecorded."""
-        await self._run(
-            lambda c: c.execute(
-                f"UPDATE jobs SET status = {KEEP_RESULT_STATUS.format(p='?')}, updated_at = ?,"
-                " video_urls = COALESCE(?, video_urls), output = COALESCE(?, output),"
-                " error = COALESCE(?, error), cost = COALESCE(?, cost) WHERE request_id = ?",
-                (
-                    status,
-                    status,
-                    time.time(),
-                    json.dumps(video_urls) if video_urls else None,
-                    json.dumps(output) if output else None,
-                    error,
-                    cost,
-                    request_id,
-                ),
-            )
-        )
+        values = update_values(request_id, status, video_urls, output, error, cost)
+        await self._run(lambda c: c.execute(update_statement("?"), values))
 
     async def set_local_files(self, request_id: str, paths: list[str]) -> None:
         await self._run(
