@@ -142,11 +142,11 @@ async def test_downloads_are_retried(
 ) -> None:
     request_id = await submit(faulty)
     clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
-    result = await faulty.call_tool("get_result", {"request_id": request_id})
+    result = await faulty.call_tool("get_result", {"request_id": request_id, "preview": False})
     assert not result.is_error
     # The download goes through the media client, so fail the file host directly.
     simulator.video_maker_failures = 2
-    saved = await faulty.call_tool("get_result", {"request_id": request_id, "download": True})
+    saved = await faulty.call_tool("get_result", {"request_id": request_id, "download": True, "preview": False})
     assert not saved.is_error, text_of(saved)
     assert Path(structured(saved)["local_files"][0]).read_bytes() == simulator.jobs[request_id].video
     assert simulator.calls.count("GET", "/files/") == 3

@@ -13,6 +13,8 @@
     │   ├── UnsupportedEncodingError  a content coding that could inflate past the caps
     │   └── FetchesExhaustedError     too many fetches in flight
     ├── DownloadError                 an output file that could not be saved
+    ├── PreviewError                  no preview of an output (never fails a result: it becomes a note)
+    │   └── UndecodableOutputError    its bytes cannot be shown (remembered: not fetched again)
     ├── RetryableError                a transient failure outside the API (a file host's 5xx)
     ├── SpecError                     a tool spec file that cannot be used
     ├── DialectError                  a catalog schema that cannot be made standard
@@ -162,6 +164,14 @@ class FetchesExhaustedError(FetchRefusedError):
 
 
 class DownloadError(RunComfyError):
+    pass
+
+
+class PreviewError(RunComfyError):
+    """The message completes 'No preview: …'."""
+
+
+class UndecodableOutputError(PreviewError):
     pass
 
 

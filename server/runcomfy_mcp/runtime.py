@@ -186,6 +186,17 @@ class Services:
             reveal_paths=not shared,
         )
         wallet = Wallet(settings.spend_limits(), prices=self.catalog(), balances=self.account())
+        previewer = None
+        if settings.previews:
+            from runcomfy_mcp.media.previews import Previewer
+
+            previewer = Previewer(
+                download_http,
+                settings.data_dir.expanduser() / "previews",
+                max_bytes=int(settings.preview_max_mb * MIB),
+                deadline_s=settings.download_timeout_s,
+                hosts=downloader.hosts,
+            )
         return JobService(
             self.client(),
             InputPreparer(loader),
@@ -193,6 +204,7 @@ class Services:
             downloader=downloader,
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
             wallet=wallet,
+            previewer=previewer,
         )
 
     def account(self) -> AccountClient:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         default="*.runcomfy.net",
         description="HTTP mode: hosts output files may be downloaded from, comma-separated (the API's host always).",
     )
+    previews: bool = Field(default=True, description="Show what a job made: a contact sheet of frames, or the image.")
+    preview_max_mb: float = Field(
+        default=200.0, gt=0, description="Largest output fetched (streamed to a temporary file) for a preview (MiB)."
+    )
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
     poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
     max_job_usd: float | None = Field(default=None, ge=0, description="Refuse a job whose estimate is above this.")

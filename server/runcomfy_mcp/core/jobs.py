@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,6 +42,7 @@ from runcomfy_mcp.errors import (
     InvalidArgumentsError,
     InvalidTokenError,
     MissingTokenError,
+    PreviewError,
     RequestNotFoundError,
     SpendLimitError,
     StoreError,
@@ -53,6 +55,7 @@ from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.upstream.client import RunComfyClient
 
 if TYPE_CHECKING:
+    from runcomfy_mcp.media.previews import Previewer
     from runcomfy_mcp.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,7 @@ class JobService:
         schedule: PollSchedule | None = None,
         *,
         wallet: Wallet | None = None,
+        previewer: Previewer | None = None,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -113,6 +117,7 @@ class JobService:
         self.downloader = downloader
         self.schedule = schedule or PollSchedule()
         self.wallet = wallet or Wallet(SpendLimits())
+        self.previewer = previewer  # None: previews are off (RUNCOMFY_PREVIEWS=0)
         self._clock = clock
         self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
@@ -271,9 +276,16 @@ class JobService:
         return await self._status(await self._authorize(request_id, caller), caller)
 
     async def get_result(
-        self, request_id: str, *, include_cost: bool = False, download: bool = False, caller: Caller = LOCAL_CALLER
+        self,
+        request_id: str,
+        *,
+        include_cost: bool = False,
+        download: bool = False,
+        preview: bool = False,
+        caller: Caller = LOCAL_CALLER,
     ) -> JobResult:
-        return await self._result(await self._authorize(request_id, caller), caller, include_cost, download)
+        checked = await self._authorize(request_id, caller)
+        return await self._result(checked, caller, include_cost, download, preview)
 
     async def _status(self, request_id: str, caller: Caller) -> JobStatus:
         answer = await self.client.status(request_id, token=caller.token)
@@ -288,10 +300,13 @@ class JobService:
             self._recorded_status[request_id] = answer.status
         return view
 
-    async def _result(self, request_id: str, caller: Caller, include_cost: bool, download: bool) -> JobResult:
+    async def _result(
+        self, request_id: str, caller: Caller, include_cost: bool, download: bool, preview: bool = False
+    ) -> JobResult:
         answer = await self.client.result(request_id, include_cost=include_cost, token=caller.token)
         failed = answer.status == "failed"
-        outputs = collect_outputs(answer.output, await self._sent_arguments(request_id, caller))
+        record = await self._record(request_id, caller)
+        outputs = collect_outputs(answer.output, list(record.arguments.values()) if record else [])
         view = JobResult(
             request_id=answer.request_id or request_id,
             status=answer.status,
@@ -322,15 +337,37 @@ class JobService:
                     "To keep your own copy, fetch the URL above (result URLs may expire)."
                 )
             await self._remember(self.store.set_local_files(request_id, saved))
+        if preview and view.status == "succeeded" and self.previewer is not None:
+            await self._add_preview(view, paths if download and view.outputs else [], record)
         return view
 
-    async def _sent_arguments(self, request_id: str, caller: Caller) -> list[Any]:
-        """What this job was sent, so a result echoing an input is not taken for an output."""
+    async def _add_preview(self, view: JobResult, saved: list[Path], record: JobRecord | None) -> None:
+        """The first video (else image) output, seen: never an error, at worst a note that says why not."""
+        assert self.previewer is not None
+        shown = next((o for o in view.outputs if o.kind == "video"), None) or next(
+            (o for o in view.outputs if o.kind == "image"), None
+        )
+        if shown is None:
+            return
+        index = view.outputs.index(shown)
+        local = saved[index] if index < len(saved) else None
+        if local is None and record is not None and index < len(record.local_files):
+            candidate = Path(record.local_files[index])
+            local = candidate if candidate.is_absolute() else self.downloader.output_dir.expanduser() / candidate
         try:
-            record = await self.store.get(request_id, caller.owner)
+            made = await self.previewer.preview(view.request_id, shown, local)
+        except PreviewError as exc:
+            view.notes.append(f"No preview: {exc.message}.")
+            return
+        view.attach_preview(made.frames_at_s, made.jpeg)
+        view.notes.insert(0, made.words())
+
+    async def _record(self, request_id: str, caller: Caller) -> JobRecord | None:
+        """The history's entry: what the job was sent (an echoed input is not an output) and where it was saved."""
+        try:
+            return await self.store.get(request_id, caller.owner)
         except StoreError:
-            return []
-        return list(record.arguments.values()) if record else []
+            return None
 
     async def wait_for_result(
         self,
@@ -339,6 +376,7 @@ class JobService:
         timeout_s: float,
         include_cost: bool = False,
         download: bool = False,
+        preview: bool = False,
         on_progress: ProgressReporter = _no_progress,
         caller: Caller = LOCAL_CALLER,
     ) -> WaitResult:
@@ -352,8 +390,11 @@ class JobService:
             status = await self._status(request_id, caller)
             now = self._clock()
             if status.finished:
-                result = await self._result(request_id, caller, include_cost, download)
-                return WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
+                result = await self._result(request_id, caller, include_cost, download, preview)
+                waited = WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
+                if result.preview is not None:
+                    waited.attach_preview(result.preview.frames_at_s, result.preview_jpeg)
+                return waited
             if status.status == "in_progress":
                 generating_since = generating_since or now
                 message = f"generating, {_duration(now - generating_since)}"

@@ -207,7 +207,7 @@ def load_specs(extra_dir: Path | None = None, *, required: bool = True) -> list[
 
 # ---------------------------------------------------------------- the schema clients see
 
-MEDIA_INPUT_HELP = "A public https:// URL, a data: URI or a local file's absolute path (sent inline)."
+MEDIA_INPUT_HELP = "An https:// URL, a data: URI or a local file's absolute path."
 
 
 EXAMPLE_MAX_CHARS = 80

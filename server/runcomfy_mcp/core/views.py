@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from runcomfy_mcp.core.outputs import Output
 
@@ -43,6 +43,10 @@ class JobStatus(BaseModel):
     finished: bool = Field(description="True once the run has ended (which does not mean it succeeded).")
 
 
+class PreviewFacts(BaseModel):
+    frames_at_s: list[float] = Field(description="Where each frame of the contact sheet was taken; [] for an image.")
+
+
 class JobResult(BaseModel):
     request_id: str
     status: str = Field(description="The result's own status: succeeded, failed, in_queue, in_progress or cancelled.")
@@ -53,6 +57,17 @@ class JobResult(BaseModel):
     cost: float | None = Field(default=None, description="Cost in USD, when RunComfy reported it.")
     local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
     notes: list[str] = Field(default_factory=list, description="Anything else worth telling the user.")
+    preview: PreviewFacts | None = Field(default=None, description="The image shown before the text, if any.")
+    _preview_jpeg: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def preview_jpeg(self) -> bytes | None:
+        return self._preview_jpeg
+
+    def attach_preview(self, frames_at_s: list[float], jpeg: bytes | None) -> None:
+        """The picture goes to the person and the assistant as an image, never into structured content."""
+        self.preview = PreviewFacts(frames_at_s=frames_at_s)
+        self._preview_jpeg = jpeg
 
 
 class WaitResult(JobResult):

@@ -29,10 +29,7 @@ class NoArguments(_Arguments):
 
 
 class JobArguments(_Arguments):
-    request_id: str = Field(
-        description="The request_id the job was submitted under.",
-        json_schema_extra={"pattern": REQUEST_ID.pattern},
-    )
+    request_id: str = Field(json_schema_extra={"pattern": REQUEST_ID.pattern})
 
     @field_validator("request_id", mode="before")
     @classmethod
@@ -42,9 +39,8 @@ class JobArguments(_Arguments):
 
 class ResultArguments(JobArguments):
     include_cost: bool = Field(default=False, description="Also ask RunComfy what the job cost.")
-    download: bool = Field(
-        default=False, description="Also save the video(s) to the user's output folder and return the local paths."
-    )
+    download: bool = Field(default=False, description="Also save the outputs to the user's output folder.")
+    preview: bool = Field(default=True, description="Show the output: frames across a video, or the image.")
 
 
 class WaitArguments(ResultArguments):

@@ -26,8 +26,24 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     """A view's schema for structured content: types and required fields only, `null` kept where it can occur."""
     raw = model.model_json_schema(mode="serialization")
     definitions = raw.pop("$defs", {})
-    schema: dict[str, Any] = _compact(_inline(raw, definitions), nullable=True, prose=False)
+    schema: dict[str, Any] = _shallow(_compact(_inline(raw, definitions), nullable=True, prose=False), depth=0)
     return schema
+
+
+def _shallow(node: Any, depth: int) -> Any:
+    """Objects nested past the second level are just objects: their shape is in the result, not worth a turn."""
+    if not isinstance(node, dict):
+        return node
+    if depth >= 3 and node.get("type") == "object":
+        return {"type": "object"}
+    return {
+        key: {name: _shallow(sub, depth + 1) for name, sub in value.items()}
+        if key == "properties" and isinstance(value, dict)
+        else _shallow(value, depth + 1)
+        if key == "items"
+        else value
+        for key, value in node.items()
+    }
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:

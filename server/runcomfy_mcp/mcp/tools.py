@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import mimetypes
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +94,13 @@ def _reply(view: BaseModel, text: str, *, is_error: bool = False) -> types.CallT
 
 def _result_reply(view: JobResult, text: str) -> types.CallToolResult:
     reply = _reply(view, text, is_error=view.status == "failed")
+    if view.preview_jpeg:  # what was made, seen before it is described
+        picture = base64.b64encode(view.preview_jpeg).decode("ascii")
+        reply.content.insert(0, types.ImageContent(data=picture, mime_type="image/jpeg"))
     for path in map(Path, view.local_files):
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         reply.content.append(
-            types.ResourceLink(uri=path.as_uri(), name=path.name, mime_type="video/mp4", size=path.stat().st_size)
+            types.ResourceLink(uri=path.as_uri(), name=path.name, mime_type=kind, size=path.stat().st_size)
         )
     return reply
 
@@ -205,8 +211,8 @@ class RunComfyTools:
         self._add_job_tool(
             "find_models",
             "Find models",
-            "Search RunComfy's whole model catalog (video, image, audio; Kling, Wan, Veo, FLUX and more) by words "
-            "and/or category. Returns model ids with prices; works offline from a cached copy.",
+            "Search RunComfy's whole catalog (video, image, audio; Kling, Wan, Veo, FLUX…) by words and/or "
+            "category: model ids and prices. Works offline from a cached copy.",
             FindModelsArguments,
             FoundModels,
             find_models,
@@ -223,8 +229,7 @@ class RunComfyTools:
             "run_model",
             "Run a catalog model",
             "Submit a paid job to any catalog model, its input checked against the model's schema first (nothing "
-            "is sent on bad input; local files are sent inline). Returns a request_id for wait_for_result. Each "
-            "call is a new charged job.",
+            "is sent on bad input). Returns a request_id for wait_for_result. Each call is a new charged job.",
             RunModelArguments,
             None,
             run_model,
@@ -238,7 +243,11 @@ class RunComfyTools:
 
         async def get_result(args: ResultArguments, call: Call) -> types.CallToolResult:
             view = await self.jobs.get_result(
-                args.request_id, include_cost=args.include_cost, download=args.download, caller=call.caller
+                args.request_id,
+                include_cost=args.include_cost,
+                download=args.download,
+                preview=args.preview,
+                caller=call.caller,
             )
             return _result_reply(view, replies.result(view))
 
@@ -248,6 +257,7 @@ class RunComfyTools:
                 timeout_s=args.timeout_s,
                 include_cost=args.include_cost,
                 download=args.download,
+                preview=args.preview,
                 on_progress=call.report,
                 caller=call.caller,
             )
@@ -265,8 +275,8 @@ class RunComfyTools:
         self._add_job_tool(
             "get_status",
             "Job status",
-            "Where a RunComfy job stands: in_queue (with queue_position), in_progress, completed, cancelled or "
-            "failed. 'completed' means the run ended, not that it succeeded: call get_result.",
+            "Where a job stands: in_queue (with queue_position), in_progress, completed (ended, not necessarily "
+            "succeeded: call get_result), cancelled or failed.",
             JobArguments,
             JobStatus,
             get_status,
@@ -283,9 +293,8 @@ class RunComfyTools:
         self._add_job_tool(
             "wait_for_result",
             "Wait for a job",
-            f"Wait up to timeout_s seconds (default {DEFAULT_WAIT_S:g}, at most {MAX_WAIT_S:g}) for a job to end, "
-            "reporting progress; then it answers like get_result. Running out of time is not an error: call it "
-            "again to keep waiting.",
+            f"Wait up to timeout_s s (default {DEFAULT_WAIT_S:g}, max {MAX_WAIT_S:g}) for a job to end, with progress; "
+            "then answers like get_result. Running out of time is not an error: call again.",
             WaitArguments,
             WaitResult,
             wait_for_result,
@@ -311,8 +320,8 @@ class RunComfyTools:
         self._add_job_tool(
             "estimate_cost",
             "Estimate a job's cost",
-            "A job's cost before submitting it (model_id or a model tool's name, and its input, checked as a submit "
-            "would), and whether a limit would refuse it or the person must confirm it. Nothing is sent.",
+            "What a job would cost (model_id or a model tool's name; input checked as a submit would) and whether a "
+            "limit would refuse it or the person must confirm. Sends nothing.",
             RunModelArguments,
             None,  # small, and its text says it all: context is paid on every turn
             estimate_cost,
@@ -325,8 +334,7 @@ class RunComfyTools:
         self._add_job_tool(
             "get_account",
             "Account and spending",
-            "The RunComfy balance, what was spent in the budget window (by model), and each spending limit with "
-            "what is left of it.",
+            "The balance, spending in the budget window by model, and each spending limit with what is left.",
             NoArguments,
             None,  # no output schema: nested limits cost 1 KB of every turn's context; the text says it all
             get_account,
@@ -334,8 +342,8 @@ class RunComfyTools:
         self._add_job_tool(
             "list_jobs",
             "Job history",
-            "Your submitted jobs, newest first: last known status, outputs, saved files; kept across restarts. A "
-            f"submit that may or may not have reached RunComfy is listed with status '{OUTCOME_UNKNOWN}'.",
+            "Your jobs, newest first: last status, outputs, saved files; kept across restarts. A submit of unknown "
+            f"outcome is listed as '{OUTCOME_UNKNOWN}'.",
             ListJobsArguments,
             JobList,
             list_jobs,
