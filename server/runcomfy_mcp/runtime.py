@@ -286,7 +286,9 @@ async def open_runtime(
         specs += await catalog_tool_specs(settings, services, specs)
         services.set_tools(specs)
         prices = cached_prices(catalog_path(settings))  # a small file: the prices of the last catalog fetch
-        tools = RunComfyTools(specs, services, redactor, notice, prices=prices)
+        tools = RunComfyTools(
+            specs, services, redactor, notice, prices=prices, media_domains=settings.player_media_domains()
+        )
         yield Runtime(settings=settings, redactor=redactor, tools=tools)
     finally:
         await services.aclose()

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         default="*.runcomfy.net",
         description="HTTP mode: hosts output files may be downloaded from, comma-separated (the API's host always).",
     )
+    player_domains: str = Field(
+        default="",
+        description="More origins the in-chat player may load outputs from, comma-separated (the output hosts, and "
+        "the API's own origin when it serves files, always).",
+    )
     previews: bool = Field(default=True, description="Show what a job made: a contact sheet of frames, or the image.")
     preview_max_mb: float = Field(
         default=200.0, gt=0, description="Largest output fetched (streamed to a temporary file) for a preview (MiB)."
@@ -124,6 +129,15 @@ class Settings(BaseSettings):
         if self.input_roots is None:
             return (Path.home(),)
         return tuple(Path(p).expanduser() for p in self.input_roots.split(os.pathsep) if p.strip())
+
+    def player_media_domains(self) -> list[str]:
+        """Origins for the player's CSP: RunComfy's output hosts, the API's origin when it is not RunComfy's
+        (the sandbox serves its files there), and any the operator adds."""
+        domains = [f"https://{host}" for host in self.output_host_patterns()]
+        if self.base_url != DEFAULT_BASE_URL:
+            domains.append(self.base_url)
+        domains += [d.strip().rstrip("/") for d in self.player_domains.split(",") if d.strip()]
+        return list(dict.fromkeys(domains))
 
     def output_host_patterns(self) -> tuple[str, ...]:
         return tuple(p.strip().lower() for p in self.output_hosts.split(",") if p.strip())

@@ -315,6 +315,8 @@ class JobService:
             video_urls=[o.url for o in outputs if o.kind == "video"],
             error=failure_reason(answer.error, answer.failure_reason) if failed else None,
             cost=answer.cost,
+            model_id=record.model_id if record else None,
+            inputs=record.arguments if record else None,
         )
         await self._remember(
             self.store.update(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
+from pydantic.json_schema import SkipJsonSchema
 
 from runcomfy_mcp.core.outputs import Output
 
@@ -58,6 +59,9 @@ class JobResult(BaseModel):
     local_files: list[str] = Field(default_factory=list, description="Where the outputs were saved, if downloaded.")
     notes: list[str] = Field(default_factory=list, description="Anything else worth telling the user.")
     preview: PreviewFacts | None = Field(default=None, description="The image shown before the text, if any.")
+    # For the in-chat player (model, prompt, duration…): in the result, but kept out of the schema every turn pays for.
+    model_id: SkipJsonSchema[str | None] = None
+    inputs: SkipJsonSchema[dict[str, Any] | None] = None
     _preview_jpeg: bytes | None = PrivateAttr(default=None)
 
     @property

@@ -6,6 +6,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.apps import EXTENSION_ID as APPS_EXTENSION
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
@@ -28,7 +29,7 @@ INSTRUCTIONS = (
 
 def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
     """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
-    resources = RunComfyResources(tools.specs, tools.services)
+    resources = RunComfyResources(tools.specs, tools.services, tools.media_domains)
     identity = identity or CallerIdentity(http=False)
 
     async def list_tools(
@@ -55,7 +56,7 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         try:
             caller = identity.caller(ctx.request)
         except RunComfyError:
-            return types.ListResourcesResult(resources=resources.list_models())
+            return types.ListResourcesResult(resources=[resources.player(), *resources.list_models()])
         return types.ListResourcesResult(resources=await resources.list_all(caller))
 
     async def list_resource_templates(
@@ -67,16 +68,14 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         try:
-            text = await resources.read(str(params.uri), identity.caller(ctx.request))
+            contents = await resources.read(str(params.uri), lambda: identity.caller(ctx.request))
         except ResourceNotFoundError as exc:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from exc
         except RunComfyError as exc:
             raise MCPError(types.INVALID_REQUEST, exc.message) from exc
-        return types.ReadResourceResult(
-            contents=[types.TextResourceContents(uri=str(params.uri), mime_type="application/json", text=text)]
-        )
+        return types.ReadResourceResult(contents=[contents])
 
-    return Server(
+    server = Server(
         "runcomfy-mcp",
         version=__version__,
         title="RunComfy video models",
@@ -87,3 +86,5 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         on_list_resource_templates=list_resource_templates,
         on_read_resource=read_resource,
     )
+    server.extensions[APPS_EXTENSION] = {}  # MCP Apps: the player; hosts without it get the same text and data
+    return server

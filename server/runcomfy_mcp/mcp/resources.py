@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources as package_files
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp.server.apps import APP_MIME_TYPE
 
 from runcomfy_mcp.core.ids import REQUEST_ID
 from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
@@ -16,15 +19,23 @@ from runcomfy_mcp.errors import ResourceNotFoundError
 if TYPE_CHECKING:
     from runcomfy_mcp.mcp.tools import Services
 
+PLAYER_URI = "ui://runcomfy/player.html"
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"
 JSON = "application/json"
 
 
+@functools.cache
+def player_html() -> str:
+    """One self-contained file shipped in the package: no external script, style or font."""
+    return (package_files.files("runcomfy_mcp.mcp") / "player.html").read_text(encoding="utf-8")
+
+
 class RunComfyResources:
-    def __init__(self, specs: Mapping[str, ToolSpec], services: Services) -> None:
+    def __init__(self, specs: Mapping[str, ToolSpec], services: Services, media_domains: Sequence[str] = ()) -> None:
         self.specs = specs
         self.services = services
+        self.media_domains = media_domains  # where the player may load outputs from
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [
@@ -38,7 +49,7 @@ class RunComfyResources:
         ]
 
     async def list_all(self, caller: Caller = LOCAL_CALLER) -> list[types.Resource]:
-        models = self.list_models()
+        models = [self.player(), *self.list_models()]
         jobs = [
             types.Resource(
                 uri=JOB_PREFIX + job.request_id,
@@ -63,7 +74,30 @@ class RunComfyResources:
             for spec in self.specs.values()
         ]
 
-    async def read(self, uri: str, caller: Caller = LOCAL_CALLER) -> str:
+    async def read(self, uri: str, caller: Callable[[], Caller] = lambda: LOCAL_CALLER) -> types.TextResourceContents:
+        """The resource's contents. Only job resources need to know the caller: the player and schemas are public."""
+        if uri == PLAYER_URI:
+            return types.TextResourceContents(
+                uri=uri, mime_type=APP_MIME_TYPE, text=player_html(), _meta={"ui": self.player_ui_meta()}
+            )
+        text = await self._read_json(uri, caller)
+        return types.TextResourceContents(uri=uri, mime_type=JSON, text=text)
+
+    def player_ui_meta(self) -> dict[str, Any]:
+        """The player's sandbox: media only from the output hosts (and the sandbox's own origin); no connections."""
+        return {"csp": {"resourceDomains": list(self.media_domains)}, "prefersBorder": False}
+
+    def player(self) -> types.Resource:
+        return types.Resource(
+            uri=PLAYER_URI,
+            name="player",
+            title="RunComfy player",
+            description="Plays a job's video (or shows its image) in the chat, with a button to save it to disk.",
+            mime_type=APP_MIME_TYPE,
+            _meta={"ui": self.player_ui_meta()},
+        )
+
+    async def _read_json(self, uri: str, caller: Callable[[], Caller]) -> str:
         if uri.startswith(MODEL_PREFIX) and uri.endswith("/schema"):
             spec = self.specs.get(uri[len(MODEL_PREFIX) : -len("/schema")])
             if spec is not None:
@@ -81,7 +115,7 @@ class RunComfyResources:
         if uri.startswith(JOB_PREFIX):
             request_id = uri[len(JOB_PREFIX) :]
             if REQUEST_ID.match(request_id):
-                record = await self.services.jobs().job_record(request_id, caller=caller)
+                record = await self.services.jobs().job_record(request_id, caller=caller())
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +46,7 @@ from runcomfy_mcp.mcp.arguments import (
     parse,
 )
 from runcomfy_mcp.mcp.consent import InputNeeded
+from runcomfy_mcp.mcp.resources import PLAYER_URI
 from runcomfy_mcp.mcp.schemas import hints, input_schema, output_schema
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
@@ -74,6 +75,8 @@ class Call:
     report: ProgressReporter
     consent: Consent | None = None  # None: this client cannot be asked (no elicitation)
 
+
+PLAYER_META = {"ui": {"resourceUri": PLAYER_URI}}  # hosts with MCP Apps show results in the player
 
 ToolHandler = Callable[[Mapping[str, Any], Call], Awaitable[types.CallToolResult]]
 
@@ -119,8 +122,11 @@ class RunComfyTools:
         redactor: Redactor,
         notice: str | None = None,
         prices: Mapping[str, Price] | None = None,
+        media_domains: Sequence[str] = (),
     ) -> None:
-        """`prices`: known prices by model id, stated in the model tools' descriptions."""
+        """`prices`: known prices by model id, stated in the model tools' descriptions. `media_domains`: where the
+        player may load outputs from."""
+        self.media_domains = media_domains
         self.specs = {spec.tool_name: spec for spec in specs}
         self._prices = prices or {}
         self.services = services
@@ -159,6 +165,7 @@ class RunComfyTools:
                 description=description,
                 input_schema=portable_input_schema(spec),
                 # no output schema: a submit's answer is small and its text says it all; 5+ copies cost every turn
+                _meta=PLAYER_META,
                 annotations=hints(read_only=False, destructive=False, idempotent=False),
             ),
             submit,
@@ -173,6 +180,7 @@ class RunComfyTools:
         output: type[BaseModel] | None,
         handler: Callable[[Args, Call], Awaitable[types.CallToolResult]],
         annotations: types.ToolAnnotations | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         """A tool that follows jobs: its arguments model is both the schema clients see and the parser."""
 
@@ -187,6 +195,7 @@ class RunComfyTools:
             input_schema=input_schema(arguments),
             output_schema=output_schema(output) if output else None,
             annotations=annotations,
+            _meta=meta,
         )
         self._add(tool, run)
 
@@ -234,6 +243,7 @@ class RunComfyTools:
             None,
             run_model,
             hints(read_only=False, destructive=False, idempotent=False),
+            PLAYER_META,
         )
 
     def _add_tracking_tools(self) -> None:
@@ -289,6 +299,7 @@ class RunComfyTools:
             ResultArguments,
             JobResult,
             get_result,
+            meta=PLAYER_META,
         )
         self._add_job_tool(
             "wait_for_result",
@@ -298,6 +309,7 @@ class RunComfyTools:
             WaitArguments,
             WaitResult,
             wait_for_result,
+            meta=PLAYER_META,
         )
         self._add_job_tool(
             "cancel",
