@@ -147,6 +147,15 @@ async def test_the_player_plays_the_video_and_saves_through_the_server(sandbox_s
             ]
             await view.locator("#open").click()
             await page.wait_for_function("window.log.openedLinks.length > 0", timeout=10000)
+
+            # A job still running has no outputs yet: the player says where it stands.
+            running = {"structuredContent": {"request_id": "sim-x", "status": "in_queue", "queue_position": 2}}
+            await page.evaluate(
+                "(result) => document.getElementById('view').contentWindow.postMessage("
+                "{jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: result}, '*')",
+                running,
+            )
+            await frame.wait_for_function("document.body.innerText.includes('Waiting in the queue (position 2)')")
         finally:
             await browser.close()
     violations = [line for line in console if "Content Security Policy" in line or "Refused to" in line]

@@ -131,3 +131,35 @@ async def test_an_image_output_is_shown_itself(
     image = picture(result)
     assert image.size == (64, 48) and structured(result)["preview"]["frames_at_s"] == []
     assert "Preview: the image" in text_of(result)
+
+
+async def test_the_player_is_a_self_contained_app_linked_from_the_tools(client: Client, api_url: str) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    linked = {name for name, tool in tools.items() if (tool.meta or {}).get("ui", {}).get("resourceUri")}
+    assert linked == {
+        "seedance_v1_5_pro_image_to_video",
+        "dreamina_3_0_image_to_video",
+        "seedance_1_0_lite_image_to_video",
+        "seedance_1_0_lite_reference_to_video",
+        "run_model",
+        "get_result",
+        "wait_for_result",
+    }
+    uri = tools["get_result"].meta["ui"]["resourceUri"]  # type: ignore[index]
+    contents = (await client.read_resource(uri)).contents[0]
+    assert isinstance(contents, types.TextResourceContents) and contents.mime_type == "text/html;profile=mcp-app"
+    domains = contents.meta["ui"]["csp"]["resourceDomains"]  # type: ignore[index]
+    assert "https://*.runcomfy.net" in domains and api_url in domains  # the API's origin serves files here
+    html = contents.text.lower()
+    for external in ("<script src", "<link", "@import", "url(", "http://", "https://"):
+        assert external not in html, external  # nothing loaded from anywhere: one self-contained file
+    listed = [r for r in (await client.list_resources()).resources if str(r.uri) == uri]
+    assert listed and listed[0].mime_type == "text/html;profile=mcp-app"
+
+
+async def test_more_player_domains_can_be_added(connect: ClientFactory, api_url: str) -> None:
+    settings = Settings(api_token=TOKEN, base_url=api_url, player_domains="https://cdn.example.com/, https://x.test")
+    async with connect(settings) as client:
+        contents = (await client.read_resource("ui://runcomfy/player.html")).contents[0]
+    domains = contents.meta["ui"]["csp"]["resourceDomains"]  # type: ignore[index]
+    assert domains[-2:] == ["https://cdn.example.com", "https://x.test"]

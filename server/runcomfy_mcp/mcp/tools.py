@@ -155,8 +155,8 @@ class RunComfyTools:
 
         price = self._prices.get(spec.model_id)
         description = (
-            f"{spec.description}\n\nEach call submits a new paid job ({spec.model_id}"
-            f"{', ' + price.words() if price else ''}) and returns its request_id; follow with wait_for_result."
+            f"{spec.description}\n\nEach call is a new paid job ({spec.model_id}"
+            f"{', ' + price.words() if price else ''}); it returns a request_id for wait_for_result."
         )
         self._add(
             types.Tool(
