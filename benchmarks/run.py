@@ -39,6 +39,7 @@ from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.media.guarded_http import FetchSlots
 from runcomfy_mcp.media.sources import MediaLoader, MediaPolicy
 from runcomfy_mcp.runtime import open_runtime
+from runcomfy_mcp.sandbox.serving import wait_for_port
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS
@@ -358,13 +359,7 @@ async def replicas(api: str, database_url: str, count: int) -> AsyncIterator[lis
                 await anyio.open_process(command, env=env | {"RUNCOMFY_DATA_DIR": scratch}, stdout=None, stderr=None)
             )
             urls.append(f"http://127.0.0.1:{port}/mcp")
-            with anyio.fail_after(30):
-                while True:
-                    try:
-                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
-                        break
-                    except OSError:
-                        await anyio.sleep(0.05)
+            await wait_for_port(port, timeout_s=30)
         yield urls
     finally:
         for process in processes:

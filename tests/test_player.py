@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from helpers import structured
 from images import make_image
-from runcomfy_mcp.sandbox.serving import serve_on_loopback
+from runcomfy_mcp.sandbox.serving import serve_on_loopback, wait_for_port
 from test_transports import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -56,13 +56,7 @@ async def sandbox_server(tmp_path: Path) -> AsyncIterator[str]:
     command = [str(SCRIPT), "--transport", "http", "--sandbox", "--shared-token", "--port", str(port)]
     process = await anyio.open_process(command, env=env, stdout=None, stderr=None)
     try:
-        with anyio.fail_after(20):
-            while True:
-                try:
-                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
-                    break
-                except OSError:
-                    await anyio.sleep(0.05)
+        await wait_for_port(port, timeout_s=20)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()

@@ -23,6 +23,7 @@ from conftest import TOKEN
 from helpers import structured, text_of
 from images import make_image
 from runcomfy_mcp.sandbox.balancer import RoundRobin
+from runcomfy_mcp.sandbox.serving import wait_for_port
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from test_transports import free_port
 
@@ -57,13 +58,7 @@ async def replica(api_url: str, database_url: str, tmp_path: Path, name: str, **
     process = await anyio.open_process(command, env=environment, stdout=None, stderr=None)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        with anyio.fail_after(20):
-            while True:  # a GET would open an endless event stream on a stateless server: wait for the port
-                try:
-                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
-                    break
-                except OSError:
-                    await anyio.sleep(0.05)
+        await wait_for_port(port, timeout_s=20)
         yield Replica(url, process)
     finally:
         if process.returncode is None:

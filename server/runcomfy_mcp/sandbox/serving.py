@@ -41,3 +41,14 @@ async def serve_on_loopback(app: Any, host: str = "127.0.0.1") -> AsyncIterator[
         finally:
             server.should_exit = True
     sock.close()
+
+
+async def wait_for_port(port: int, host: str = "127.0.0.1", timeout_s: float = 30.0) -> None:
+    """Until something listens there. (A GET would not do: a stateless MCP server answers it with an endless stream.)"""
+    with anyio.fail_after(timeout_s):
+        while True:
+            try:
+                await (await anyio.connect_tcp(host, port)).aclose()
+                return
+            except OSError:
+                await anyio.sleep(0.05)
