@@ -482,6 +482,40 @@ async def section_replicas(calls: int = 200, callers: int = 20, rounds: int = 20
     return rows
 
 
+async def section_preview(seconds: float = 10.0, width: int = 1920, height: int = 1080) -> list[Row]:
+    """A contact sheet of a real H.264 clip: the time to make it and its size (done once per job, off the loop)."""
+    import av
+    from PIL import ImageDraw
+
+    from runcomfy_mcp.media.previews import MAX_JPEG_BYTES, contact_sheet
+
+    path = Path(tempfile.mkdtemp(dir=SCRATCH.name)) / "clip.mp4"
+    frames = int(seconds * 24)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            picture = Image.new("RGB", (width, height), ((i * 3) % 255, 80, 160))
+            x = i * width // frames
+            ImageDraw.Draw(picture).ellipse((x, height // 3, x + height // 4, height // 3 + height // 4), fill="yellow")
+            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        sheet = await anyio.to_thread.run_sync(contact_sheet, path)
+        timings.append((time.perf_counter() - started) * 1000)
+    label = f"{seconds:g} s {height}p clip"
+    return [
+        row(f"contact sheet of a {label}: time (best of 3)", min(timings), None, "ms", absolute_max=5000),
+        row(
+            f"contact sheet of a {label}: size", len(sheet.jpeg) / 1024, None, "KB", absolute_max=MAX_JPEG_BYTES / 1024
+        ),
+    ]
+
+
 SECTIONS: dict[str, Callable[..., Any]] = {
     "startup": section_startup,
     "overhead": section_overhead,
@@ -490,6 +524,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "many": section_many_jobs,
     "catalog": section_catalog,
     "replicas": section_replicas,
+    "preview": section_preview,
 }
 # --quick: the same code paths at sizes that take seconds, for the test suite.
 QUICK: dict[str, dict[str, Any]] = {
@@ -500,6 +535,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "many": {"jobs": 20, "job_seconds": 3.0},
     "catalog": {"models": 100, "searches": 20},
     "replicas": {"calls": 40, "callers": 4, "rounds": 20},
+    "preview": {"seconds": 2.0, "width": 320, "height": 180},
 }
 
 
