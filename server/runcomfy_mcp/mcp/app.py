@@ -14,8 +14,12 @@ from runcomfy_mcp import __version__
 from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.mcp.consent import InputNeeded, consent_for
-from runcomfy_mcp.mcp.resources import RunComfyResources
+from runcomfy_mcp.mcp.prompts import RunComfyPrompts
+from runcomfy_mcp.mcp.resources import JOB_PREFIX, RunComfyResources
 from runcomfy_mcp.mcp.tools import RunComfyTools
+
+SHARED_FOR_A_WHILE: dict[str, Any] = {"ttl_ms": 300_000, "cache_scope": "public"}
+PRIVATE_NOW: dict[str, Any] = {"ttl_ms": 0, "cache_scope": "private"}  # a caller's own jobs: never shared, always fresh
 
 INSTRUCTIONS = (
     "Makes videos (and images and sounds) with RunComfy's hosted models: a tool per bundled model, and any "
@@ -30,12 +34,33 @@ INSTRUCTIONS = (
 def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
     """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
     resources = RunComfyResources(tools.specs, tools.services, tools.media_domains)
+    prompts = RunComfyPrompts(tools.services)
     identity = identity or CallerIdentity(http=False)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[t.tool for t in tools.tools.values()])
+        # The same for every caller, and fixed for the process's life: clients may cache it (2026-07-28).
+        return types.ListToolsResult(tools=[t.tool for t in tools.tools.values()], **SHARED_FOR_A_WHILE)
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=prompts.all(), **SHARED_FOR_A_WHILE)
+
+    async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        try:
+            return prompts.get(params.name, params.arguments)
+        except RunComfyError as exc:
+            raise MCPError(types.INVALID_PARAMS, exc.message) from exc
+
+    async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
+        try:
+            caller = identity.caller(ctx.request)
+        except RunComfyError:
+            caller = None
+        values = await prompts.complete(params.argument.name, params.argument.value, caller)
+        return types.CompleteResult(completion=types.Completion(values=values, total=len(values), has_more=False))
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -56,13 +81,13 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         try:
             caller = identity.caller(ctx.request)
         except RunComfyError:
-            return types.ListResourcesResult(resources=[resources.player(), *resources.list_models()])
-        return types.ListResourcesResult(resources=await resources.list_all(caller))
+            return types.ListResourcesResult(resources=[resources.player(), *resources.list_models()], **PRIVATE_NOW)
+        return types.ListResourcesResult(resources=await resources.list_all(caller), **PRIVATE_NOW)
 
     async def list_resource_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=resources.templates())
+        return types.ListResourceTemplatesResult(resource_templates=resources.templates(), **SHARED_FOR_A_WHILE)
 
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
@@ -73,7 +98,8 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from exc
         except RunComfyError as exc:
             raise MCPError(types.INVALID_REQUEST, exc.message) from exc
-        return types.ReadResourceResult(contents=[contents])
+        public = not str(params.uri).startswith(JOB_PREFIX)  # the player and schemas are the same for everyone
+        return types.ReadResourceResult(contents=[contents], **(SHARED_FOR_A_WHILE if public else PRIVATE_NOW))
 
     server = Server(
         "runcomfy-mcp",
@@ -85,6 +111,9 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         on_list_resources=list_resources,
         on_list_resource_templates=list_resource_templates,
         on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_completion=complete,
     )
     server.extensions[APPS_EXTENSION] = {}  # MCP Apps: the player; hosts without it get the same text and data
     return server
