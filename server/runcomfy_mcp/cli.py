@@ -33,10 +33,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "demo", "models"],
+        choices=["serve", "demo", "models", "install", "uninstall"],
         default="serve",
         help="serve (default): run the MCP server; demo: a walkthrough against the sandbox, offline; "
-        "models search|show|add: browse the catalog, make a model a tool (see 'models --help')",
+        "models search|show|add: browse the catalog, make a model a tool (see 'models --help'); "
+        "install|uninstall CLIENT: add this server to claude-desktop, claude-code, cursor or vscode",
     )
     parser.add_argument("--sandbox", action="store_true", help="simulate the RunComfy API locally (no token, no cost)")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
@@ -161,6 +162,10 @@ def _settings_or_exit(make: Callable[[], Settings]) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["install"], ["uninstall"]):
+        from runcomfy_mcp import install_cli
+
+        raise SystemExit(install_cli.main(argv[1:], remove=argv[0] == "uninstall"))
     if argv[:1] == ["models"]:
         from runcomfy_mcp import models_cli
 
