@@ -96,7 +96,7 @@ def server_url() -> Iterator[str]:
 )
 def test_conformance(server_url: str, spec_version: str, scenario: str) -> None:
     conformance = TOOLS / "conformance"
-    assert conformance.exists(), "run scripts/ensure-conformance (the test set-up does)"
+    assert conformance.exists(), "run scripts/ensure-node-tools (the test set-up does)"
     env = {**os.environ, "PATH": f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"}  # its own Node 22 first
     done = subprocess.run(
         [str(TOOLS / "node"), str(conformance), "server", "--url", server_url, "--scenario", scenario,
