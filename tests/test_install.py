@@ -84,3 +84,13 @@ def test_a_broken_config_is_left_alone(home: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit, match="not valid JSON"):
         main(["install", "cursor", "--sandbox"])
     assert path.read_text() == "{not json" and not path.with_name("mcp.json.bak").exists()
+
+
+def test_run_through_uvx_it_installs_a_uvx_entry(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`uvx runcomfy-mcp install …` runs from uv's cache, which may be cleaned: the entry must not point there."""
+    monkeypatch.setattr("sys.prefix", str(home / ".cache" / "uv" / "archive-v0" / "abc123"))
+    run(capsys, "install", "claude-desktop", "--sandbox")
+    server = json.loads(config_path("claude-desktop").read_text())["mcpServers"]["runcomfy"]
+    assert server["command"] == "uvx" and server["args"] == ["runcomfy-mcp", "--sandbox"]

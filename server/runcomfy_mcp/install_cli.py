@@ -45,13 +45,21 @@ def servers_key(client: str) -> str:
     return "servers" if client == "vscode" else "mcpServers"
 
 
-def executable() -> str:
-    found = shutil.which("runcomfy-mcp") or str(Path(sys.executable).with_name("runcomfy-mcp"))
-    return str(Path(found).resolve())
+def launcher(use_uvx: bool = False) -> list[str]:
+    """How the client should start this server: the installed executable by its absolute path, or `uvx` when
+    this copy runs from uv's cache (`uvx runcomfy-mcp install …`), which may be cleaned away later."""
+    found = str(Path(sys.executable).with_name("runcomfy-mcp"))
+    if not Path(found).exists():
+        found = shutil.which("runcomfy-mcp") or found
+    ephemeral = any(part in ("archive-v0", "builds-v0") for part in Path(sys.prefix).parts) or "/uv/" in sys.prefix
+    if use_uvx or ephemeral:
+        return ["uvx", "runcomfy-mcp"]
+    return [str(Path(found).resolve())]
 
 
-def entry(client: str, *, sandbox: bool, token: str | None) -> dict[str, Any]:
-    server: dict[str, Any] = {"command": executable(), "args": ["--sandbox"] if sandbox else []}
+def entry(client: str, *, sandbox: bool, token: str | None, use_uvx: bool = False) -> dict[str, Any]:
+    command, *args = launcher(use_uvx)
+    server: dict[str, Any] = {"command": command, "args": [*args, *(["--sandbox"] if sandbox else [])]}
     if client in ("vscode", "claude-code"):
         server = {"type": "stdio", **server}
     if not sandbox:
@@ -103,9 +111,11 @@ def _write(path: Path, data: dict[str, Any]) -> Path | None:
     return backup
 
 
-def install(client: str, *, sandbox: bool, token: str | None, print_only: bool, path: Path | None = None) -> str:
+def install(
+    client: str, *, sandbox: bool, token: str | None, print_only: bool, path: Path | None = None, use_uvx: bool = False
+) -> str:
     target = path or config_path(client)
-    server = entry(client, sandbox=sandbox, token=token)
+    server = entry(client, sandbox=sandbox, token=token, use_uvx=use_uvx)
     if print_only:
         return f"Would add to {target} under {servers_key(client)}.{ENTRY_NAME}:\n{shown(server)}"
     data = _read(target)
@@ -144,6 +154,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--sandbox", action="store_true", help="the simulated API: no token, no cost")
     parser.add_argument("--print", dest="print_only", action="store_true", help="show the entry, write nothing")
     parser.add_argument("--config", type=Path, help="the client's config file, when not in its usual place")
+    parser.add_argument("--uvx", action="store_true", help="start it with `uvx runcomfy-mcp` (always the newest)")
     return parser.parse_args(argv)
 
 
@@ -155,5 +166,14 @@ def main(argv: Sequence[str], *, remove: bool = False) -> int:
     token = None if args.sandbox else os.environ.get("RUNCOMFY_API_TOKEN", "").strip() or None
     if token is None and not args.sandbox and not args.print_only and sys.stdin.isatty():
         token = getpass.getpass("RunComfy API token (hidden; Enter to leave a placeholder): ").strip() or None
-    print(install(args.client, sandbox=args.sandbox, token=token, print_only=args.print_only, path=args.config))
+    print(
+        install(
+            args.client,
+            sandbox=args.sandbox,
+            token=token,
+            print_only=args.print_only,
+            path=args.config,
+            use_uvx=args.uvx,
+        )
+    )
     return 0
