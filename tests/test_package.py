@@ -53,11 +53,12 @@ async def test_installed_in_a_clean_environment_it_runs(wheel: Path, tmp_path: P
         assert len((await client.list_tools()).tools) == 14
 
 
-def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path) -> None:
+async def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path) -> None:
     env = {**os.environ, "UV_CACHE_DIR": str(tmp_path.parent / "uv-cache"), "UV_TOOL_DIR": str(tmp_path / "tools")}
-    done = subprocess.run(
-        [str(UV), "tool", "run", "--from", str(wheel), "runcomfy-mcp", "--version"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    uvx = [str(UV), "tool", "run", "--from", str(wheel), "runcomfy-mcp"]
+    done = subprocess.run([*uvx, "--help"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("runcomfy-mcp ")
+    assert "serve" in done.stdout and "install" in done.stdout
+    params = StdioServerParameters(command=uvx[0], args=[*uvx[1:], "--sandbox"], env={**env, "HOME": str(tmp_path)})
+    async with Client(params) as client:
+        assert len((await client.list_tools()).tools) == 14
