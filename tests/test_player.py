@@ -91,14 +91,7 @@ async def test_the_player_plays_the_video_and_saves_through_the_server(sandbox_s
     async with serve_on_loopback(host_app(sandbox_server)) as host, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
+            args=BROWSER_FLAGS,
         )
         try:
             page = await browser.new_page()

@@ -4,6 +4,9 @@ The entry names the executable by its absolute path (clients start servers witho
 PATH), carries the token from RUNCOMFY_API_TOKEN or a hidden prompt (a placeholder otherwise), and is
 merged into what the file already holds. A backup is kept, the file's permissions are never loosened
 (a new file is private to its owner: it holds a token), and the token is never printed.
+
+A command for a person at a terminal, not the MCP server: no stdio transport runs in this process, so
+stdout is this command's own output (what it prints is its answer); logs still go to stderr.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 `add` writes a tool spec for a catalog model into the user's spec folder, in the same format as the
 bundled ones, so the model is a tool of its own at the next start and its file can be read and edited.
+
+A command for a person at a terminal, not the MCP server: no stdio transport runs in this process, so
+stdout is this command's own output (what it prints is its answer); logs still go to stderr.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from runcomfy_mcp.core.ids import check_request_id
 from runcomfy_mcp.core.outputs import collect_outputs
 from runcomfy_mcp.core.pricing import Estimate
 from runcomfy_mcp.core.specs import ToolSpec
-from runcomfy_mcp.core.spending import LedgerRow, SpendLimits, Usage
+from runcomfy_mcp.core.spending import SpendLimits
 from runcomfy_mcp.core.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
@@ -222,13 +221,8 @@ class JobService:
     ) -> str | None:
         """Record the job before it is sent, checking the history's limits in the same transaction. Returns its
         local id, or None when the history cannot be written and no limit depends on it."""
-        limits = self.wallet.limits
-        now = time.time()
+        check = self.wallet.usage_check(estimate)
         local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
-
-        def check(rows: list[LedgerRow]) -> None:
-            limits.check_usage(Usage.of(rows, now, limits.window_h), estimate)
-
         try:
             await self.store.reserve(
                 local_id=local_id,
@@ -237,11 +231,11 @@ class JobService:
                 arguments=to_send,
                 owner=caller.owner,
                 estimated_cost=estimate.usd,
-                since=now - limits.history_window_s,
-                check=check if limits.counts_usage else None,
+                since=self.wallet.ledger_since(),
+                check=check,
             )
         except StoreError as exc:
-            if limits.counts_usage:
+            if check is not None:
                 raise SpendLimitError(
                     "The job history cannot be read or written, so the spending limits cannot be checked and nothing "
                     "was sent. Check the disk holding RUNCOMFY_DATA_DIR, then try again."
@@ -328,6 +322,7 @@ class JobService:
                 cost=view.cost,
             )
         )
+        paths: list[Path] = []  # saved in this call: the preview's source, when there are any
         if download and view.status == "succeeded" and view.outputs:
             paths = await self.downloader.save_all(request_id, view.outputs)
             if self.downloader.reveal_paths:
@@ -340,7 +335,7 @@ class JobService:
                 )
             await self._remember(self.store.set_local_files(request_id, saved))
         if preview and view.status == "succeeded" and self.previewer is not None:
-            await self._add_preview(view, paths if download and view.outputs else [], record)
+            await self._add_preview(view, paths, record)
         return view
 
     async def _add_preview(self, view: JobResult, saved: list[Path], record: JobRecord | None) -> None:
@@ -436,28 +431,7 @@ class JobService:
     ) -> Quote:
         """What submitting would cost and whether it would go through, with the arguments checked; nothing is sent."""
         to_send, _ = await self.prepare_arguments(spec, arguments, caller, "estimate_cost")
-        estimate = await self.wallet.estimate(spec, to_send)
-        limits = self.wallet.limits
-        refusal = None
-        try:
-            limits.check_job(estimate)
-            if limits.counts_usage:
-                now = time.time()
-                rows = await self.store.ledger(caller.owner, now - limits.history_window_s)
-                limits.check_usage(Usage.of(rows, now, limits.window_h), estimate)
-        except SpendLimitError as exc:
-            refusal = exc.message.replace(", so nothing was sent", "")
-        balance = await self.wallet.balance(caller)
-        if refusal is None and estimate.usd is not None and balance is not None and estimate.usd > balance:
-            refusal = f"The estimate is above the RunComfy balance of ${balance:.2f}."
-        return Quote(
-            model_id=spec.model_id,
-            estimated_cost_usd=estimate.usd,
-            basis=estimate.basis,
-            needs_confirmation=limits.needs_consent(estimate),
-            refusal=refusal,
-            balance_usd=balance,
-        )
+        return await self.wallet.quote(spec, await self.wallet.estimate(spec, to_send), caller, self.store)
 
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
         return await self.wallet.account(caller, self.store)

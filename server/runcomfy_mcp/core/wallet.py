@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from runcomfy_mcp.core.pricing import Estimate, Price, estimate_cost
 from runcomfy_mcp.core.specs import ToolSpec
 from runcomfy_mcp.core.spending import LedgerRow, SpendLimits, Usage, describe_limits
-from runcomfy_mcp.core.views import AccountView, Caller, LimitView, ModelSpending
-from runcomfy_mcp.errors import BalanceTooLowError, ConsentError, RunComfyError
+from runcomfy_mcp.core.views import AccountView, Caller, LimitView, ModelSpending, Quote
+from runcomfy_mcp.errors import BalanceTooLowError, ConsentError, RunComfyError, SpendLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,53 @@ class Wallet:
         balance = await self.balance(caller) if estimate.known or self.limits.needs_consent(estimate) else None
         if self.limits.needs_consent(estimate):
             await self._ask(spec, tool, estimate, balance, consent)
+        self._check_balance(estimate, balance)
+
+    @staticmethod
+    def _check_balance(estimate: Estimate, balance: float | None) -> None:
+        """When both are known, a job estimated above the balance is refused before it is sent."""
         if estimate.usd is not None and balance is not None and estimate.usd > balance:
             raise BalanceTooLowError(
                 f"This job is estimated at ${estimate.usd:.4g} ({estimate.basis}), more than the RunComfy balance of "
                 f"${balance:.2f}, so nothing was sent. Top up the balance on runcomfy.com, or choose a cheaper job."
             )
+
+    def ledger_since(self) -> float:
+        """How far back the history must be read for every limit."""
+        return self._clock() - self.limits.history_window_s
+
+    def usage_check(self, estimate: Estimate) -> Callable[[list[LedgerRow]], None] | None:
+        """The limits that depend on the history, as a check of a ledger (the store runs it in the transaction
+        that records the job); None when no such limit is set."""
+        if not self.limits.counts_usage:
+            return None
+        now = self._clock()
+
+        def check(rows: list[LedgerRow]) -> None:
+            self.limits.check_usage(Usage.of(rows, now, self.limits.window_h), estimate)
+
+        return check
+
+    async def quote(self, spec: ToolSpec, estimate: Estimate, caller: Caller, ledger: Ledger) -> Quote:
+        """Whether a submit would go through now, and why not: every check, nothing asked, nothing sent."""
+        balance = await self.balance(caller)
+        refusal = None
+        try:
+            self.limits.check_job(estimate)
+            check = self.usage_check(estimate)
+            if check is not None:
+                check(await ledger.ledger(caller.owner, self.ledger_since()))
+            self._check_balance(estimate, balance)
+        except (SpendLimitError, BalanceTooLowError) as exc:
+            refusal = exc.message
+        return Quote(
+            model_id=spec.model_id,
+            estimated_cost_usd=estimate.usd,
+            basis=estimate.basis,
+            needs_confirmation=self.limits.needs_consent(estimate),
+            refusal=refusal,
+            balance_usd=balance,
+        )
 
     async def _ask(
         self, spec: ToolSpec, tool: str, estimate: Estimate, balance: float | None, consent: Consent | None

@@ -138,9 +138,6 @@ class RunComfyTools:
         self._add_catalog_tools()
         self._add_tracking_tools()
 
-    def _spec_by_name(self, name: str) -> ToolSpec | None:
-        return self.specs.get(name)
-
     @property
     def jobs(self) -> JobService:
         return self.services.jobs()
@@ -323,7 +320,7 @@ class RunComfyTools:
         )
 
         async def estimate_cost(args: RunModelArguments, call: Call) -> types.CallToolResult:
-            spec = self._spec_by_name(args.model_id) or await self.services.catalog().spec(
+            spec = self.specs.get(args.model_id) or await self.services.catalog().spec(
                 check_model_id(args.model_id, "estimate_cost")
             )
             quote = await self.jobs.quote(spec, args.input, caller=call.caller)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -20,10 +21,18 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.core.views import OUTCOME_UNKNOWN, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
-from runcomfy_mcp.store.records import record_from_row, stored_arguments, update_statement, update_values
+from runcomfy_mcp.store.records import (
+    insert_statement,
+    insert_values,
+    ledger_rows,
+    ledger_statement,
+    record_from_row,
+    update_statement,
+    update_values,
+)
 
 Pool = AsyncConnectionPool[Any]
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
@@ -96,14 +105,20 @@ class PostgresStore:
             else:
                 await conn.execute("UPDATE schema_version SET version = %s", (max(version, SCHEMA_VERSION),))
 
-    async def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; the driver's failures become StoreError here, and only here."""
         try:
             pool = await self._connected()
             async with pool.connection() as conn:
-                cursor = await conn.execute(query, params)
-                return await cursor.fetchall() if cursor.description else []
+                yield conn
         except (psycopg.Error, OSError, TimeoutError) as exc:
             raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+
+    async def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall() if cursor.description else []
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -123,15 +138,8 @@ class PostgresStore:
         status: str = "in_queue",
         estimated_cost: float | None = None,
     ) -> None:
-        now = time.time()
-        await self._execute(
-            "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at, status,"
-            " estimated_cost) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO UPDATE SET"
-            " owner = EXCLUDED.owner, model_id = EXCLUDED.model_id, tool = EXCLUDED.tool,"
-            " arguments = EXCLUDED.arguments, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status,"
-            " estimated_cost = EXCLUDED.estimated_cost",
-            (request_id, owner, model_id, tool, stored_arguments(arguments), now, now, status, estimated_cost),
-        )
+        values = insert_values(request_id, model_id, tool, arguments, owner, status, estimated_cost)
+        await self._execute(insert_statement("%s"), values)
 
     async def reserve(
         self,
@@ -145,22 +153,13 @@ class PostgresStore:
         since: float,
         check: LedgerCheck | None = None,
     ) -> None:
-        stored = stored_arguments(arguments)
-        try:
-            pool = await self._connected()
-            async with pool.connection() as conn, conn.transaction():
-                # One writer per owner at a time, on every replica: the check and the insert cannot interleave.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (owner,))
-                if check is not None:
-                    check(await _ledger(conn, owner, since))
-                now = time.time()
-                await conn.execute(
-                    "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
-                    " status, estimated_cost) VALUES (%s, %s, %s, %s, %s, %s, %s, 'outcome_unknown', %s)",
-                    (local_id, owner, model_id, tool, stored, now, now, estimated_cost),
-                )
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+        async with self._connection() as conn, conn.transaction():
+            # One writer per owner at a time, on every replica: the check and the insert cannot interleave.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (owner,))
+            if check is not None:
+                check(await _ledger(conn, owner, since))
+            values = insert_values(local_id, model_id, tool, arguments, owner, OUTCOME_UNKNOWN, estimated_cost)
+            await conn.execute(insert_statement("%s"), values)
 
     async def confirm(self, local_id: str, request_id: str) -> None:
         await self._execute(
@@ -192,12 +191,8 @@ class PostgresStore:
     # ------------------------------------------------------------ reads
 
     async def ledger(self, owner: str, since: float) -> list[LedgerRow]:
-        try:
-            pool = await self._connected()
-            async with pool.connection() as conn:
-                return await _ledger(conn, owner, since)
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+        async with self._connection() as conn:
+            return await _ledger(conn, owner, since)
 
     async def get(self, request_id: str, owner: str = "") -> JobRecord | None:
         rows = await self._execute("SELECT * FROM jobs WHERE request_id = %s AND owner = %s", (request_id, owner))
@@ -214,13 +209,5 @@ class PostgresStore:
         return [record_from_row(r) for r in await self._execute(query, tuple(params))]
 
 
-async def _ledger(conn: psycopg.AsyncConnection[dict[str, Any]], owner: str, since: float) -> list[LedgerRow]:
-    cursor = await conn.execute(
-        "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs WHERE owner = %s AND submitted_at >= %s"
-        " ORDER BY submitted_at",
-        (owner, since),
-    )
-    return [
-        LedgerRow(r["submitted_at"], r["model_id"], r["status"], r["cost"], r["estimated_cost"])
-        for r in await cursor.fetchall()
-    ]
+async def _ledger(conn: psycopg.AsyncConnection[Any], owner: str, since: float) -> list[LedgerRow]:
+    return ledger_rows(await (await conn.execute(ledger_statement("%s"), (owner, since))).fetchall())

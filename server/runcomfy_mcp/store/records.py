@@ -5,11 +5,47 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runcomfy_mcp.core.outputs import collect_outputs
+from runcomfy_mcp.core.spending import LedgerRow
 from runcomfy_mcp.core.views import JobRecord
+
+
+def insert_statement(p: str) -> str:
+    """The INSERT of a submission (a second record of the same id replaces the first), `p` the placeholder."""
+    return (
+        "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at, status,"
+        f" estimated_cost) VALUES ({', '.join([p] * 9)}) ON CONFLICT (request_id) DO UPDATE SET"
+        " owner = excluded.owner, model_id = excluded.model_id, tool = excluded.tool, arguments = excluded.arguments,"
+        " updated_at = excluded.updated_at, status = excluded.status, estimated_cost = excluded.estimated_cost"
+    )
+
+
+def insert_values(
+    request_id: str,
+    model_id: str,
+    tool: str,
+    arguments: Mapping[str, Any],
+    owner: str,
+    status: str,
+    estimated_cost: float | None,
+) -> tuple[Any, ...]:
+    now = time.time()
+    return (request_id, owner, model_id, tool, stored_arguments(arguments), now, now, status, estimated_cost)
+
+
+def ledger_statement(p: str) -> str:
+    return (
+        "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs"
+        f" WHERE owner = {p} AND submitted_at >= {p} ORDER BY submitted_at"
+    )
+
+
+def ledger_rows(rows: Iterable[Any]) -> list[LedgerRow]:
+    """Rows of `ledger_statement`, from either driver (both index rows by column name)."""
+    return [LedgerRow(r["submitted_at"], r["model_id"], r["status"], r["cost"], r["estimated_cost"]) for r in rows]
 
 
 def update_statement(p: str) -> str:

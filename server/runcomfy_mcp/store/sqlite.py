@@ -18,10 +18,18 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.core.views import OUTCOME_UNKNOWN, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
-from runcomfy_mcp.store.records import record_from_row, stored_arguments, update_statement, update_values
+from runcomfy_mcp.store.records import (
+    insert_statement,
+    insert_values,
+    ledger_rows,
+    ledger_statement,
+    record_from_row,
+    update_statement,
+    update_values,
+)
 
 T = TypeVar("T")
 
@@ -53,12 +61,7 @@ SCHEMA_VERSION = 2
 
 
 def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
-    rows = connection.execute(
-        "SELECT submitted_at, model_id, status, cost, estimated_cost FROM jobs WHERE owner = ? AND submitted_at >= ?"
-        " ORDER BY submitted_at",
-        (owner, since),
-    ).fetchall()
-    return [LedgerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return ledger_rows(connection.execute(ledger_statement("?"), (owner, since)).fetchall())
 
 
 class SQLiteStore:
@@ -148,15 +151,8 @@ class SQLiteStore:
         status: str = "in_queue",
         estimated_cost: float | None = None,
     ) -> None:
-        now = time.time()
-        stored = stored_arguments(arguments)
-        await self._run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at,"
-                " status, estimated_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (request_id, owner, model_id, tool, stored, now, now, status, estimated_cost),
-            )
-        )
+        values = insert_values(request_id, model_id, tool, arguments, owner, status, estimated_cost)
+        await self._run(lambda c: c.execute(insert_statement("?"), values))
 
     async def reserve(
         self,
@@ -172,19 +168,14 @@ class SQLiteStore:
     ) -> None:
         """Record a submission before it is sent, as `outcome_unknown` under `local_id`, in one transaction with
         `check` of this owner's ledger since `since`: processes racing for the last of a budget take turns here."""
-        stored = stored_arguments(arguments)
 
         def work(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")  # the write lock first: no one else can count and insert meanwhile
             try:
                 if check is not None:
                     check(_ledger(c, owner, since))
-                now = time.time()
-                c.execute(
-                    "INSERT INTO jobs (request_id, owner, model_id, tool, arguments, submitted_at, updated_at, status,"
-                    " estimated_cost) VALUES (?, ?, ?, ?, ?, ?, ?, 'outcome_unknown', ?)",
-                    (local_id, owner, model_id, tool, stored, now, now, estimated_cost),
-                )
+                values = insert_values(local_id, model_id, tool, arguments, owner, OUTCOME_UNKNOWN, estimated_cost)
+                c.execute(insert_statement("?"), values)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
