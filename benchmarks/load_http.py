@@ -22,8 +22,9 @@ from pathlib import Path
 
 import anyio
 import httpx
-from mcp import Client
 from PIL import Image
+
+from mcp import Client
 
 SCRIPT = Path(sys.executable).with_name("runcomfy-mcp")
 

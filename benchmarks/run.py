@@ -30,11 +30,11 @@ from typing import Any
 
 import anyio
 import httpx
-from mcp import Client
 from PIL import Image
 
+from mcp import Client
 from runcomfy_mcp.core.jobs import PollSchedule
-from runcomfy_mcp.core.media_rules import MIB
+from runcomfy_mcp.domain.media_rules import MIB
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.media.guarded_http import FetchSlots
 from runcomfy_mcp.media.sources import MediaLoader, MediaPolicy

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp import Client
 
 from images import FakeImageHost, fake_resolver
+from mcp import Client
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.runtime import Serving, open_runtime
 from runcomfy_mcp.sandbox.serving import serve_on_loopback

@@ -27,7 +27,8 @@ logger = logging.getLogger("runcomfy_mcp")
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="runcomfy-mcp",
-        description="MCP server for RunComfy's ByteDance video models. The token comes from RUNCOMFY_API_TOKEN.",
+        description="MCP server for RunComfy's hosted models (the ByteDance seeds as tools, and the whole "
+        "catalog). The token comes from RUNCOMFY_API_TOKEN.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(

@@ -11,6 +11,7 @@
     ├── FetchRefusedError             a fetch the guarded network will not do (.reason)
     │   ├── BlockedAddressError       a private or reserved address
     │   ├── UnsupportedEncodingError  a content coding that could inflate past the caps
+    │   ├── FetchInterruptedError     the connection failed, stalled or dropped (.transport names how)
     │   └── FetchesExhaustedError     too many fetches in flight
     ├── DownloadError                 an output file that could not be saved
     ├── PreviewError                  no preview of an output (never fails a result: it becomes a note)
@@ -40,14 +41,12 @@
         ├── UpstreamServerError       5xx, 408
         └── BadRequestError           any other refusal
 
-`error_from_response` is the one place an HTTP answer becomes one of these; `retrying` notes on an
+`upstream.statuses.error_from_response` is the one place an HTTP answer becomes one of these; `retrying` notes on an
 error how many attempts it took (`attempts`), and `shown()` is the text the assistant reads.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from typing import Any
 
 TOKEN_HELP = (
@@ -94,28 +93,8 @@ class InvalidRequestIdError(RunComfyError):
         )
 
 
-# RFC 6750's b64token: what a bearer credential may hold. Anything else cannot go into a header as is.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
-MAX_TOKEN_CHARS = 1024
-
-
 class InvalidTokenError(RunComfyError):
     pass
-
-
-def check_token(token: str, source: str) -> str:
-    """`token` if it can be sent as a bearer credential; `source` says where it came from, for the message."""
-    if len(token) <= MAX_TOKEN_CHARS and _TOKEN_SHAPE.fullmatch(token):
-        return token
-    why = (
-        f"it is over {MAX_TOKEN_CHARS} characters long"
-        if len(token) > MAX_TOKEN_CHARS
-        else ("it contains characters a token cannot have (spaces, quotes, control or non-ASCII characters)")
-    )
-    raise InvalidTokenError(
-        f"The RunComfy API token {source} cannot be used: {why}, so nothing was sent. Copy the token again from "
-        "your RunComfy profile (Profile → API keys), without quotes or extra text."
-    )
 
 
 class CallerTokenMissingError(RunComfyError):
@@ -136,9 +115,8 @@ class MediaError(RunComfyError):
 
 
 class MediaTooLargeError(MediaError):
-    def __init__(self, size_bytes: int, cap_bytes: int, hint: str) -> None:
-        mib = 1024 * 1024
-        super().__init__(f"is {size_bytes / mib:.1f} MB, over the {cap_bytes / mib:g} MB this input allows. {hint}")
+    def __init__(self, reason: str, size_bytes: int) -> None:
+        super().__init__(reason)
         self.size_bytes = size_bytes
 
 
@@ -157,6 +135,14 @@ class BlockedAddressError(FetchRefusedError):
 class UnsupportedEncodingError(FetchRefusedError):
     def __init__(self, encoding: str) -> None:
         super().__init__(f"was sent with a content coding this server does not read ({encoding})")
+
+
+class FetchInterruptedError(FetchRefusedError):
+    """A transport failure on a media connection, mapped in one place (`guarded_http.transport_failures`)."""
+
+    def __init__(self, reason: str, transport: str) -> None:
+        super().__init__(reason)
+        self.transport = transport
 
 
 class FetchesExhaustedError(FetchRefusedError):
@@ -282,92 +268,3 @@ class UpstreamServerError(APIStatusError):
 
 class BadRequestError(APIStatusError):
     pass
-
-
-_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason", "reason")
-
-
-def upstream_reason(body: Mapping[str, Any] | None) -> str | None:
-    """The most specific human text an upstream error body carries, if any."""
-    if not body:
-        return None
-    for key in _MESSAGE_KEYS:
-        value = body.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, Mapping):
-            nested = upstream_reason(value)
-            if nested:
-                return nested
-        if isinstance(value, list) and value:
-            return "; ".join(str(v) for v in value[:5])
-    return None
-
-
-def error_from_response(
-    status_code: int,
-    body: Mapping[str, Any] | None,
-    *,
-    action: str,
-    redact: Callable[[str], str],
-    retry_after_s: float | None = None,
-) -> APIStatusError:
-    """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job")."""
-    raw_code = body.get("error_code") if body else None
-    error_code = str(raw_code) if raw_code is not None else None
-    reason = upstream_reason(body)
-    reason = redact(reason)[:500] if reason else None
-    said = f" RunComfy said: {reason}" if reason else ""
-    code = f" (HTTP {status_code}{', code ' + error_code if error_code else ''})"
-    kwargs: dict[str, Any] = {"status_code": status_code, "error_code": error_code, "upstream_message": reason}
-
-    if error_code == "400004" or status_code == 401 or (status_code == 403 and error_code != "403001"):
-        return AuthenticationError(
-            f"{action} failed: RunComfy rejected the API token{code} — it is missing, expired or revoked, "
-            f"or the account is inactive.{said} Create a new token in your RunComfy profile and set it as "
-            "RUNCOMFY_API_TOKEN in the server's environment, then restart the server.",
-            **kwargs,
-        )
-    if error_code == "403001":
-        return PermissionDeniedError(
-            f"{action} failed: that request belongs to another RunComfy account{code}.{said} "
-            "Use a request_id from a job submitted with this token.",
-            **kwargs,
-        )
-    if error_code == "400002" or status_code == 402:
-        return InsufficientBalanceError(
-            f"{action} failed: the RunComfy account has insufficient balance{code}.{said} "
-            "Nothing was charged. Top up the balance on runcomfy.com, then try again.",
-            **kwargs,
-        )
-    if error_code == "400001":
-        return UnknownModelError(
-            f"{action} failed: RunComfy does not know this model id{code}.{said} "
-            "The tool spec may be out of date; check the model id on the RunComfy model page.",
-            **kwargs,
-        )
-    if error_code == "404001" or status_code == 404:
-        return RequestNotFoundError(
-            f"{action} failed: RunComfy has no such request{code} — the id is wrong, or the job was deleted "
-            f"or has expired.{said} Check the request_id (it is returned by the model tool when a job is "
-            "submitted).",
-            **kwargs,
-        )
-    if status_code == 429:
-        wait = f" RunComfy asked to wait {retry_after_s:g} s." if retry_after_s else ""
-        return RateLimitError(
-            f"{action} failed: RunComfy is rate-limiting this token{code}.{said}{wait} "
-            "Wait a little (30 s or more) before calling again, and poll less often.",
-            retry_after_s=retry_after_s,
-            **kwargs,
-        )
-    if status_code >= 500 or status_code == 408:
-        return UpstreamServerError(
-            f"{action} failed: RunComfy's API is having trouble{code}.{said} "
-            "This is on RunComfy's side; try again in a minute.",
-            **kwargs,
-        )
-    return BadRequestError(
-        f"{action} failed: RunComfy refused the request{code}.{said} Check the arguments and try again.",
-        **kwargs,
-    )

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import anyio
 
-from runcomfy_mcp.core.catalog import Catalog, spec_from_entry, unique_tool_names
-from runcomfy_mcp.core.specs import SpecSource, parse_spec
+from runcomfy_mcp.core.catalog import Catalog, spec_from_entry
+from runcomfy_mcp.domain.specs import SpecSource, parse_spec
+from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp import replies
-from runcomfy_mcp.runtime import Services, load_tool_specs
+from runcomfy_mcp.runtime import Services, load_tool_specs, tool_names
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
 
@@ -78,14 +79,21 @@ async def _act(args: argparse.Namespace, settings: Settings, catalog: Catalog) -
     elif args.action == "show":
         print(replies.model_description(await catalog.describe(args.model_id)))
     else:
-        path = await add_model(catalog, settings.specs_dir(), args.model_id, args.name, force=args.force)
+        names = tool_names()
+        load_tool_specs(settings, names)  # every name already taken: built-ins and spec files
+        path = await add_model(catalog, settings.specs_dir(), args.model_id, args.name, force=args.force, names=names)
         print(f"Wrote {path}.\nRestart your MCP client (or the server) and {args.model_id} is a tool of its own.")
 
 
-async def add_model(catalog: Catalog, folder: Path, model_id: str, name: str | None, *, force: bool) -> Path:
+async def add_model(
+    catalog: Catalog, folder: Path, model_id: str, name: str | None, *, force: bool, names: ToolNames
+) -> Path:
+    """Writes the model's spec file; `names` holds every tool name already taken, and a clash is refused."""
     entry = await catalog.entry(model_id)
-    taken = [s.tool_name for s in catalog.specs.values() if s.model_id != model_id]
-    tool_name = name or unique_tool_names([model_id], taken=taken)[model_id]
+    for rewritten in (s for s in catalog.specs.values() if s.model_id == model_id):
+        names.release(rewritten.tool_name)  # the model's own spec file, written again: not a clash
+    tool_name = name or unique_tool_names([model_id], taken=names.taken())[model_id]
+    names.claim(tool_name, f"catalog model {model_id}")
     spec = spec_from_entry(entry, tool_name)
     data = spec.model_dump(mode="json")
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"

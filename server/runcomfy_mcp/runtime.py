@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.core.pricing import cached_prices
-from runcomfy_mcp.core.specs import ToolSpec, load_specs
+from runcomfy_mcp.core.price_cache import cached_prices
+from runcomfy_mcp.core.spec_files import load_specs
+from runcomfy_mcp.domain.specs import ToolSpec
+from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
 from runcomfy_mcp.errors import RunComfyError
-from runcomfy_mcp.mcp.tools import RunComfyTools
+from runcomfy_mcp.mcp.tools import RunComfyTools, builtin_tool_names
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
 
@@ -136,9 +138,10 @@ class Services:
     def _build_jobs(self) -> JobService:
         import httpx
 
+        from runcomfy_mcp.core.delivery import OutputDelivery
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
-        from runcomfy_mcp.core.media_rules import MIB
         from runcomfy_mcp.core.wallet import Wallet
+        from runcomfy_mcp.domain.media_rules import MIB
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
         from runcomfy_mcp.media.input_preparer import InputPreparer
@@ -201,10 +204,9 @@ class Services:
             self.client(),
             InputPreparer(loader),
             store=open_store(settings),
-            downloader=downloader,
+            delivery=OutputDelivery(downloader, previewer),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
             wallet=wallet,
-            previewer=previewer,
         )
 
     def account(self) -> AccountClient:
@@ -241,20 +243,26 @@ def catalog_path(settings: Settings) -> Path:
     return settings.data_dir.expanduser() / f"catalog-{digest}.json"
 
 
-def load_tool_specs(settings: Settings) -> list[ToolSpec]:
-    """The bundled specs and the user's own (the folder must exist only when it was set explicitly)."""
-    return load_specs(settings.specs_dir(), required=settings.tool_specs_dir is not None)
+def tool_names() -> ToolNames:
+    """The registry every tool name is claimed in, starting with the built-in tools' own names."""
+    return ToolNames(builtin_tool_names())
 
 
-async def catalog_tool_specs(settings: Settings, services: Services, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
+def load_tool_specs(settings: Settings, names: ToolNames | None = None) -> list[ToolSpec]:
+    """The bundled specs and the user's own (the folder must exist only when it was set explicitly), each name
+    claimed in `names`."""
+    return load_specs(settings.specs_dir(), required=settings.tool_specs_dir is not None, names=names or tool_names())
+
+
+async def catalog_tool_specs(
+    settings: Settings, services: Services, specs: Sequence[ToolSpec], names: ToolNames
+) -> list[ToolSpec]:
     """RUNCOMFY_MODELS as tools of their own. A model that cannot be had is logged and left out, never fatal."""
-    from runcomfy_mcp.core.catalog import unique_tool_names
-
     bundled = {s.model_id for s in specs}
     wanted = [m for m in settings.model_ids() if m not in bundled]
     if not wanted:
         return []
-    names = unique_tool_names(wanted, taken={s.tool_name for s in specs})
+    chosen = unique_tool_names(wanted, taken=names.taken())
     made: list[ToolSpec] = []
     for model_id in wanted:
         try:
@@ -262,7 +270,8 @@ async def catalog_tool_specs(settings: Settings, services: Services, specs: Sequ
         except RunComfyError as exc:
             logger.warning("RUNCOMFY_MODELS: %s is left out: %s", model_id, exc.message)
             continue
-        made.append(spec.model_copy(update={"tool_name": names[model_id]}))
+        names.claim(chosen[model_id], f"RUNCOMFY_MODELS' {model_id}")
+        made.append(spec.model_copy(update={"tool_name": chosen[model_id]}))
     return made
 
 
@@ -280,10 +289,11 @@ async def open_runtime(
     """The server's parts. Seams for tests: `transport` (the API), `media_transport` (replaces the guarded
     media and download transports), `resolver` (DNS) and `network` (the sockets under the guard)."""
     redactor = Redactor(settings.token_value())
-    specs = load_tool_specs(settings)
+    names = tool_names()
+    specs = load_tool_specs(settings, names)
     services = Services(settings, redactor, serving, transport, media_transport, resolver, network)
     try:
-        specs += await catalog_tool_specs(settings, services, specs)
+        specs += await catalog_tool_specs(settings, services, specs, names)
         services.set_tools(specs)
         prices = cached_prices(catalog_path(settings))  # a small file: the prices of the last catalog fetch
         tools = RunComfyTools(

@@ -9,7 +9,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from runcomfy_mcp.core.spending import SpendLimits
+from runcomfy_mcp.domain.spending import SpendLimits
 from runcomfy_mcp.upstream.retries import RetryPolicy
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"

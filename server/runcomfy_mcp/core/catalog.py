@@ -10,7 +10,6 @@ own and a bad one is skipped, never fatal.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import logging
 import os
@@ -24,12 +23,20 @@ from typing import Any, Protocol
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runcomfy_mcp.core.dialect import standard_schema
-from runcomfy_mcp.core.ids import check_model_id
-from runcomfy_mcp.core.pricing import Price, prices_path
-from runcomfy_mcp.core.specs import BUILTIN_TOOL_NAMES, ToolSpec, portable_input_schema
-from runcomfy_mcp.core.views import FoundModels, ModelDescription, ModelRow
-from runcomfy_mcp.errors import CatalogSchemaError, DialectError, RunComfyError, UnknownModelError
+from runcomfy_mcp.core.price_cache import prices_path
+from runcomfy_mcp.domain.dialect import standard_schema
+from runcomfy_mcp.domain.ids import check_model_id
+from runcomfy_mcp.domain.pricing import Price
+from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.domain.tool_names import tool_name_for
+from runcomfy_mcp.domain.views import FoundModels, ModelDescription, ModelRow
+from runcomfy_mcp.errors import (
+    CatalogSchemaError,
+    DialectError,
+    ModelNotInCatalogError,
+    RunComfyError,
+    UnknownModelError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +44,6 @@ PAGE_SIZE = 500  # the most the listing gives per request
 MAX_PAGES = 40  # 20,000 models: far past today's catalog, and a bound on a listing that never ends
 MIN_REFRESH_INTERVAL_S = 60.0  # on-demand refreshes, and retries after a failed one
 CACHE_FORMAT = 1
-CATALOG_TOOL_NAMES = frozenset({"find_models", "describe_model", "run_model"})
 _STOP_WORDS = frozenset({"a", "an", "the", "of", "for", "with", "and", "from", "in", "on", "my", "this", "that"})
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
 
@@ -116,33 +122,6 @@ def parse_entries(raw: Iterable[Any]) -> list[CatalogEntry]:
 
 
 # ---------------------------------------------------------------- tool names and specs
-
-
-def tool_name_for(model_id: str) -> str:
-    """A stable tool name from a model id: `kling/kling-v2-1/pro/image-to-video` → `kling_v2_1_pro_image_to_video`.
-    Over 64 characters, or clashing with a built-in, it is shortened and given a hash of the id."""
-    parts = [p for p in (re.sub(r"[^a-z0-9]+", "_", seg.lower()).strip("_") for seg in model_id.split("/")) if p]
-    if len(parts) > 1 and parts[1].startswith(parts[0]):
-        parts = parts[1:]  # the vendor repeated in the model's name
-    name = "_".join(parts) or "model"
-    if not name[0].isalpha():
-        name = f"m_{name}"
-    if len(name) > 64 or name in BUILTIN_TOOL_NAMES | CATALOG_TOOL_NAMES:
-        name = f"{name[:55].rstrip('_')}_{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
-    return name
-
-
-def unique_tool_names(model_ids: Sequence[str], taken: Iterable[str] = ()) -> dict[str, str]:
-    """model_id → tool name, unique among themselves and `taken`; a clash gets the id's hash appended."""
-    used = set(taken)
-    names: dict[str, str] = {}
-    for model_id in model_ids:
-        name = tool_name_for(model_id)
-        if name in used:
-            name = f"{name[:55].rstrip('_')}_{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
-        used.add(name)
-        names[model_id] = name
-    return names
 
 
 def spec_from_entry(entry: CatalogEntry, tool_name: str | None = None) -> ToolSpec:
@@ -418,10 +397,10 @@ class Catalog:
             return found
         raise self._unknown(model_id, listing)
 
-    def _unknown(self, model_id: str, listing: Listing) -> RunComfyError:
+    def _unknown(self, model_id: str, listing: Listing) -> ModelNotInCatalogError:
         close = listing.closest_ids(model_id)
         hint = f" The closest ids are: {', '.join(close)}." if close else ""
-        return RunComfyError(
+        return ModelNotInCatalogError(
             f"There is no model {model_id!r} in RunComfy's catalog.{hint} Search with find_models (on the command "
             "line: runcomfy-mcp models search)."
         )

@@ -6,18 +6,18 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runcomfy_mcp.core.argument_checker import ArgumentChecker
-from runcomfy_mcp.core.ids import check_request_id
-from runcomfy_mcp.core.outputs import collect_outputs
-from runcomfy_mcp.core.pricing import Estimate
-from runcomfy_mcp.core.specs import ToolSpec
-from runcomfy_mcp.core.spending import SpendLimits
-from runcomfy_mcp.core.views import (
+from runcomfy_mcp.core.delivery import OutputDelivery
+from runcomfy_mcp.core.wallet import Consent, Wallet
+from runcomfy_mcp.domain.argument_checker import ArgumentChecker
+from runcomfy_mcp.domain.ids import check_request_id
+from runcomfy_mcp.domain.outputs import collect_outputs
+from runcomfy_mcp.domain.pricing import Estimate
+from runcomfy_mcp.domain.specs import ToolSpec
+from runcomfy_mcp.domain.views import (
     FINISHED_STATUSES,
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
@@ -25,6 +25,7 @@ from runcomfy_mcp.core.views import (
     AccountView,
     Caller,
     CancelOutcome,
+    HistoryStatus,
     JobList,
     JobRecord,
     JobResult,
@@ -34,54 +35,44 @@ from runcomfy_mcp.core.views import (
     SubmittedJob,
     WaitResult,
 )
-from runcomfy_mcp.core.wallet import Consent, Wallet
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APIStatusError,
     InvalidArgumentsError,
     InvalidTokenError,
     MissingTokenError,
-    PreviewError,
     RequestNotFoundError,
     SpendLimitError,
     StoreError,
     SubmitOutcomeUnknownError,
     UnconfirmedSubmissionError,
-    upstream_reason,
 )
-from runcomfy_mcp.media.downloads import Downloader
 from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.upstream.client import RunComfyClient
+from runcomfy_mcp.upstream.statuses import failure_reason
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.media.previews import Previewer
     from runcomfy_mcp.store.base import Store
 
 logger = logging.getLogger(__name__)
 
 
-def failure_reason(error: Any, failure: Any) -> str:
-    """Why a job failed, from a result's `error` (string or object) or `failure_reason`."""
-    reason = upstream_reason({"error": error, "failure_reason": failure})
-    if reason:
-        return reason
-    shapeless = next((v for v in (error, failure) if isinstance(v, Mapping) and v), None)
-    return str(dict(shapeless)) if shapeless else "RunComfy gave no reason."
+POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to the ceiling
 
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Quick at first, then backing off: a ten-minute job costs a few dozen status requests."""
+    """Quick at first, then backing off: a ten-minute job costs a few dozen status requests. Values from the
+    settings (`poll_initial_s`, `poll_max_s`), which hold the defaults."""
 
-    initial_s: float = 1.0
-    factor: float = 1.5
-    max_s: float = 10.0
+    initial_s: float
+    max_s: float
 
     def delays(self) -> Iterable[float]:
         delay = self.initial_s
         while True:
             yield delay
-            delay = min(self.max_s, delay * self.factor)
+            delay = min(self.max_s, delay * POLL_BACKOFF)
 
 
 async def _no_progress(progress: float, message: str) -> None:
@@ -101,11 +92,10 @@ class JobService:
         client: RunComfyClient,
         inputs: InputPreparer,
         store: Store,
-        downloader: Downloader,
-        schedule: PollSchedule | None = None,
+        delivery: OutputDelivery,
+        schedule: PollSchedule,
         *,
-        wallet: Wallet | None = None,
-        previewer: Previewer | None = None,
+        wallet: Wallet,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -113,10 +103,9 @@ class JobService:
         self.client = client
         self.inputs = inputs
         self.store = store
-        self.downloader = downloader
-        self.schedule = schedule or PollSchedule()
-        self.wallet = wallet or Wallet(SpendLimits())
-        self.previewer = previewer  # None: previews are off (RUNCOMFY_PREVIEWS=0)
+        self.delivery = delivery
+        self.schedule = schedule
+        self.wallet = wallet
         self._clock = clock
         self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
@@ -322,42 +311,11 @@ class JobService:
                 cost=view.cost,
             )
         )
-        paths: list[Path] = []  # saved in this call: the preview's source, when there are any
-        if download and view.status == "succeeded" and view.outputs:
-            paths = await self.downloader.save_all(request_id, view.outputs)
-            if self.downloader.reveal_paths:
-                saved = view.local_files = [str(p) for p in paths]
-            else:  # a remote caller: the server's disk is not theirs, so no path of it is handed out
-                saved = [p.name for p in paths]
-                view.notes.append(
-                    f"Saved on the server as {', '.join(saved)}, not on your machine: this server runs remotely. "
-                    "To keep your own copy, fetch the URL above (result URLs may expire)."
-                )
-            await self._remember(self.store.set_local_files(request_id, saved))
-        if preview and view.status == "succeeded" and self.previewer is not None:
-            await self._add_preview(view, paths, record)
+        if view.status == "succeeded" and view.outputs:
+            saved = await self.delivery.deliver(view, record, download=download, preview=preview)
+            if saved is not None:
+                await self._remember(self.store.set_local_files(request_id, saved))
         return view
-
-    async def _add_preview(self, view: JobResult, saved: list[Path], record: JobRecord | None) -> None:
-        """The first video (else image) output, seen: never an error, at worst a note that says why not."""
-        assert self.previewer is not None
-        shown = next((o for o in view.outputs if o.kind == "video"), None) or next(
-            (o for o in view.outputs if o.kind == "image"), None
-        )
-        if shown is None:
-            return
-        index = view.outputs.index(shown)
-        local = saved[index] if index < len(saved) else None
-        if local is None and record is not None and index < len(record.local_files):
-            candidate = Path(record.local_files[index])
-            local = candidate if candidate.is_absolute() else self.downloader.output_dir.expanduser() / candidate
-        try:
-            made = await self.previewer.preview(view.request_id, shown, local)
-        except PreviewError as exc:
-            view.notes.append(f"No preview: {exc.message}.")
-            return
-        view.attach_preview(made.frames_at_s, made.jpeg)
-        view.notes.insert(0, made.words())
 
     async def _record(self, request_id: str, caller: Caller) -> JobRecord | None:
         """The history's entry: what the job was sent (an echoed input is not an output) and where it was saved."""
@@ -420,7 +378,9 @@ class JobService:
             await self._remember(self.store.update(request_id, status="cancelled"))
         return CancelOutcome(request_id=answer.request_id or request_id, outcome=answer.outcome, status=answer.status)
 
-    async def list_jobs(self, *, status: str | None = None, limit: int = 20, caller: Caller = LOCAL_CALLER) -> JobList:
+    async def list_jobs(
+        self, *, status: HistoryStatus | None = None, limit: int = 20, caller: Caller = LOCAL_CALLER
+    ) -> JobList:
         return JobList(jobs=await self.store.list(owner=caller.owner, status=status, limit=limit))
 
     async def job_record(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobRecord | None:

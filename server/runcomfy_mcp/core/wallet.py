@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runcomfy_mcp.core.pricing import Estimate, Price, estimate_cost
-from runcomfy_mcp.core.specs import ToolSpec
-from runcomfy_mcp.core.spending import LedgerRow, SpendLimits, Usage, describe_limits
-from runcomfy_mcp.core.views import AccountView, Caller, LimitView, ModelSpending, Quote
+from runcomfy_mcp.domain.pricing import Estimate, Price, estimate_cost
+from runcomfy_mcp.domain.specs import ToolSpec
+from runcomfy_mcp.domain.spending import LedgerRow, SpendLimits, Usage, describe_limits
+from runcomfy_mcp.domain.views import AccountView, Caller, LimitView, ModelSpending, Quote
 from runcomfy_mcp.errors import BalanceTooLowError, ConsentError, RunComfyError, SpendLimitError
 
 logger = logging.getLogger(__name__)
@@ -53,10 +53,11 @@ class Wallet:
     def __init__(
         self,
         limits: SpendLimits,
-        prices: PriceSource | None = None,
-        balances: BalanceSource | None = None,
+        prices: PriceSource,
+        balances: BalanceSource,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` dates the ledger's window and the balance's freshness; tests hand in a fake one."""
         self.limits = limits
         self._prices = prices
         self._balances = balances
@@ -65,17 +66,14 @@ class Wallet:
 
     async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> Estimate:
         price = None
-        if self._prices is not None:
-            try:
-                price = await self._prices.price(spec.model_id)
-            except RunComfyError as exc:
-                logger.info("no price for %s: %s", spec.model_id, exc.message)
+        try:
+            price = await self._prices.price(spec.model_id)
+        except RunComfyError as exc:
+            logger.info("no price for %s: %s", spec.model_id, exc.message)
         return estimate_cost(price, arguments, spec.input_schema)
 
     async def balance(self, caller: Caller, *, fresh: bool = False) -> float | None:
         """The account's balance, or None when it cannot be read (which never blocks a job by itself)."""
-        if self._balances is None:
-            return None
         now = self._clock()
         recent = self._recent_balance.get(caller.token)
         if recent and not fresh and now - recent[0] < BALANCE_FRESH_S:

@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from runcomfy_mcp import __version__
 from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
+from runcomfy_mcp.mcp.arguments import DEFAULT_WAIT_S
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.mcp.consent import InputNeeded, consent_for
 from runcomfy_mcp.mcp.prompts import RunComfyPrompts
@@ -24,7 +25,8 @@ PRIVATE_NOW: dict[str, Any] = {"ttl_ms": 0, "cache_scope": "private"}  # a calle
 INSTRUCTIONS = (
     "Makes videos (and images and sounds) with RunComfy's hosted models: a tool per bundled model, and any "
     "model of RunComfy's catalog through find_models, describe_model and run_model. A submit is a paid job and "
-    "returns a request_id at once; estimate_cost quotes one first. Then call wait_for_result (up to 45 s per call, "
+    "returns a request_id at once; estimate_cost quotes one first. Then call wait_for_result (up to "
+    f"{DEFAULT_WAIT_S:g} s per call, "
     "with progress; call it again while the job runs) or get_status / get_result; download=true saves the files on "
     "the user's disk. list_jobs finds earlier jobs; get_account shows the balance, spending and limits. Never "
     "resubmit a job to 'retry' a status check: every submission is charged."

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runcomfy_mcp.core.ids import MAX_MODEL_ID_CHARS, REQUEST_ID, check_request_id
-from runcomfy_mcp.core.views import HistoryStatus
+from runcomfy_mcp.domain.ids import MAX_MODEL_ID_CHARS, REQUEST_ID, check_request_id
+from runcomfy_mcp.domain.views import HistoryStatus
 from runcomfy_mcp.errors import InvalidArgumentsError
 
 DEFAULT_WAIT_S = 45.0

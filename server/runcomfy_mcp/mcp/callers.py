@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runcomfy_mcp.core.views import LOCAL_CALLER, SHARED_CALLER, Caller
-from runcomfy_mcp.errors import CallerTokenMissingError, check_token
+from runcomfy_mcp.domain.ids import check_token
+from runcomfy_mcp.domain.views import LOCAL_CALLER, SHARED_CALLER, Caller
+from runcomfy_mcp.errors import CallerTokenMissingError
 
 
 class CallerIdentity:

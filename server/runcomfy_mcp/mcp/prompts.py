@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import mcp_types as types
 
-from runcomfy_mcp.core.views import Caller
+from runcomfy_mcp.domain.views import Caller
 from runcomfy_mcp.errors import RunComfyError
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.mcp.tools import Services
+    from runcomfy_mcp.core.services import Services
 
 MAX_COMPLETIONS = 100  # the protocol's own limit per answer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from runcomfy_mcp.core.views import (
+from runcomfy_mcp.domain.views import (
     QUEUE_STATUSES,
     RESULT_STATUSES,
     AccountView,

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources as package_files
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import mcp_types as types
-from mcp.server.apps import APP_MIME_TYPE
 
-from runcomfy_mcp.core.ids import REQUEST_ID
-from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
-from runcomfy_mcp.core.views import LOCAL_CALLER, Caller
+from runcomfy_mcp.domain.ids import REQUEST_ID
+from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.domain.views import LOCAL_CALLER, Caller
 from runcomfy_mcp.errors import ResourceNotFoundError
+from runcomfy_mcp.mcp.player import PLAYER_URI, player_contents, player_resource
 
 if TYPE_CHECKING:
-    from runcomfy_mcp.mcp.tools import Services
+    from runcomfy_mcp.core.services import Services
 
-PLAYER_URI = "ui://runcomfy/player.html"
 JOB_PREFIX = "runcomfy://jobs/"
 MODEL_PREFIX = "runcomfy://models/"
 JSON = "application/json"
-
-
-@functools.cache
-def player_html() -> str:
-    """One self-contained file shipped in the package: no external script, style or font."""
-    return (package_files.files("runcomfy_mcp.mcp") / "player.html").read_text(encoding="utf-8")
 
 
 class RunComfyResources:
@@ -77,25 +68,12 @@ class RunComfyResources:
     async def read(self, uri: str, caller: Callable[[], Caller] = lambda: LOCAL_CALLER) -> types.TextResourceContents:
         """The resource's contents. Only job resources need to know the caller: the player and schemas are public."""
         if uri == PLAYER_URI:
-            return types.TextResourceContents(
-                uri=uri, mime_type=APP_MIME_TYPE, text=player_html(), _meta={"ui": self.player_ui_meta()}
-            )
+            return player_contents(self.media_domains)
         text = await self._read_json(uri, caller)
         return types.TextResourceContents(uri=uri, mime_type=JSON, text=text)
 
-    def player_ui_meta(self) -> dict[str, Any]:
-        """The player's sandbox: media only from the output hosts (and the sandbox's own origin); no connections."""
-        return {"csp": {"resourceDomains": list(self.media_domains)}, "prefersBorder": False}
-
     def player(self) -> types.Resource:
-        return types.Resource(
-            uri=PLAYER_URI,
-            name="player",
-            title="RunComfy player",
-            description="Plays a job's video (or shows its image) in the chat, with a button to save it to disk.",
-            mime_type=APP_MIME_TYPE,
-            _meta={"ui": self.player_ui_meta()},
-        )
+        return player_resource(self.media_domains)
 
     async def _read_json(self, uri: str, caller: Callable[[], Caller]) -> str:
         if uri.startswith(MODEL_PREFIX) and uri.endswith("/schema"):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from pydantic import BaseModel
 
-from runcomfy_mcp.core.ids import check_model_id
-from runcomfy_mcp.core.pricing import Price
-from runcomfy_mcp.core.specs import ToolSpec, portable_input_schema
-from runcomfy_mcp.core.views import (
+from runcomfy_mcp.domain.ids import check_model_id
+from runcomfy_mcp.domain.pricing import Price
+from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
+from runcomfy_mcp.domain.views import (
     LOCAL_CALLER,
     OUTCOME_UNKNOWN,
     Caller,
@@ -29,7 +30,7 @@ from runcomfy_mcp.core.views import (
     ProgressReporter,
     WaitResult,
 )
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import RunComfyError, SpecError
 from runcomfy_mcp.mcp import replies
 from runcomfy_mcp.mcp.arguments import (
     DEFAULT_WAIT_S,
@@ -46,23 +47,15 @@ from runcomfy_mcp.mcp.arguments import (
     parse,
 )
 from runcomfy_mcp.mcp.consent import InputNeeded
-from runcomfy_mcp.mcp.resources import PLAYER_URI
+from runcomfy_mcp.mcp.player import PLAYER_META
 from runcomfy_mcp.mcp.schemas import hints, input_schema, output_schema
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
     from runcomfy_mcp.core.catalog import Catalog
     from runcomfy_mcp.core.jobs import JobService
+    from runcomfy_mcp.core.services import Services
     from runcomfy_mcp.core.wallet import Consent
-
-
-class Services(Protocol):
-    """The core, built on first use: listing tools needs none of it."""
-
-    def jobs(self) -> JobService: ...
-
-    def catalog(self) -> Catalog: ...
-
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +68,6 @@ class Call:
     report: ProgressReporter
     consent: Consent | None = None  # None: this client cannot be asked (no elicitation)
 
-
-PLAYER_META = {"ui": {"resourceUri": PLAYER_URI}}  # hosts with MCP Apps show results in the player
 
 ToolHandler = Callable[[Mapping[str, Any], Call], Awaitable[types.CallToolResult]]
 
@@ -127,22 +118,33 @@ class RunComfyTools:
         """`prices`: known prices by model id, stated in the model tools' descriptions. `media_domains`: where the
         player may load outputs from."""
         self.media_domains = media_domains
+        specs = list(specs)
         self.specs = {spec.tool_name: spec for spec in specs}
         self._prices = prices or {}
         self.services = services
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
         self.tools: dict[str, RegisteredTool] = {}
-        for spec in self.specs.values():
-            self._add_model_tool(spec)
+        self.builtin_names: frozenset[str] = frozenset()
         self._add_catalog_tools()
         self._add_tracking_tools()
+        builtins, self.tools = self.tools, {}
+        self.builtin_names = frozenset(builtins)
+        for spec in specs:
+            self._add_model_tool(spec)
+        self.tools.update(builtins)  # model tools first in tools/list, as a person reads them
 
     @property
     def jobs(self) -> JobService:
         return self.services.jobs()
 
     def _add(self, tool: types.Tool, handler: ToolHandler) -> None:
+        if tool.name in self.tools or tool.name in self.builtin_names:
+            held_by = "this server's built-in tool" if tool.name in self.builtin_names else "another model's tool"
+            raise SpecError(
+                f"The tool name {tool.name!r} of {tool.title or 'a tool'} is already used by {held_by}; every tool "
+                "of this server needs its own name."
+            )
         self.tools[tool.name] = RegisteredTool(tool, handler)
 
     def _add_model_tool(self, spec: ToolSpec) -> None:
@@ -403,3 +405,19 @@ class RunComfyTools:
         if result.structured_content is not None:
             result.structured_content = self._redact.structure(result.structured_content)
         return result
+
+
+class _Unbuilt:
+    """Services for a tool table that is only read, never called."""
+
+    def jobs(self) -> JobService:
+        raise RuntimeError("the built-in tools' names need no services")
+
+    def catalog(self) -> Catalog:
+        raise RuntimeError("the built-in tools' names need no services")
+
+
+@functools.cache
+def builtin_tool_names() -> frozenset[str]:
+    """The names of the tools this server registers itself: every other tool name is checked against them."""
+    return RunComfyTools((), _Unbuilt(), Redactor()).builtin_names

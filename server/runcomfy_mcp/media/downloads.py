@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from runcomfy_mcp.core.ids import check_request_id
-from runcomfy_mcp.core.media_rules import MIB
-from runcomfy_mcp.core.outputs import SUFFIX_KINDS, Output
-from runcomfy_mcp.errors import DownloadError, FetchRefusedError, RetryableError
-from runcomfy_mcp.media.guarded_http import plain_chunks
+from runcomfy_mcp.domain.ids import check_request_id
+from runcomfy_mcp.domain.media_rules import MIB
+from runcomfy_mcp.domain.outputs import SUFFIX_KINDS, Output
+from runcomfy_mcp.errors import DownloadError, FetchInterruptedError, FetchRefusedError, RetryableError
+from runcomfy_mcp.media.guarded_http import plain_chunks, transport_failures
 from runcomfy_mcp.media.sources import shortened
 from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
 
@@ -125,7 +125,7 @@ class Downloader:
         url = output.url
         partial = folder / f".{stem}.{secrets.token_hex(4)}.part"
         try:
-            with anyio.fail_after(self.limits.deadline_s):
+            with anyio.fail_after(self.limits.deadline_s), transport_failures():
                 head = await self._stream_to(url, partial)
             final = folder / f"{stem}{suffix or sniffed_suffix(head, output.kind)}"
             await anyio.to_thread.run_sync(os.replace, partial, final)
@@ -135,13 +135,13 @@ class Downloader:
                 f"Downloading {shortened(url)} did not finish within {self.limits.deadline_s:g} s, so nothing was "
                 "saved. The file host may be slow; try the download again later."
             ) from exc
-        except FetchRefusedError as exc:
-            raise DownloadError(f"Downloading {shortened(url)} was refused: the URL {exc.reason}.") from exc
-        except httpx.TransportError as exc:
+        except FetchInterruptedError as exc:
             raise RetryableError(
-                f"Downloading {shortened(url)} was interrupted ({type(exc).__name__}); nothing was saved. "
+                f"Downloading {shortened(url)} was interrupted ({exc.transport}); nothing was saved. "
                 "Try the download again."
             ) from exc
+        except FetchRefusedError as exc:
+            raise DownloadError(f"Downloading {shortened(url)} was refused: the URL {exc.reason}.") from exc
         except OSError as exc:
             where = str(folder) if self.reveal_paths else "the server's output folder"
             raise DownloadError(

@@ -20,7 +20,12 @@ import anyio
 import httpcore
 import httpx
 
-from runcomfy_mcp.errors import BlockedAddressError, FetchesExhaustedError, UnsupportedEncodingError
+from runcomfy_mcp.errors import (
+    BlockedAddressError,
+    FetchesExhaustedError,
+    FetchInterruptedError,
+    UnsupportedEncodingError,
+)
 
 Resolver = Callable[[str], Awaitable[list[str]]]
 
@@ -140,6 +145,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 
 def content_coding(response: httpx.Response) -> str:
     return response.headers.get("content-encoding", "").strip().lower() or "identity"
+
+
+@contextmanager
+def transport_failures() -> Iterator[None]:
+    """httpx's transport errors on a media connection as FetchInterruptedError: the one map for sources, downloads
+    and previews, each of which says in its own words what the failure means for its caller."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise FetchInterruptedError("did not answer in time", type(exc).__name__) from exc
+    except httpx.HTTPError as exc:  # a dropped connection, a broken chunk, a protocol error
+        raise FetchInterruptedError(f"cannot be fetched ({type(exc).__name__})", type(exc).__name__) from exc
 
 
 async def plain_chunks(response: httpx.Response, step: int = DECODE_STEP) -> AsyncIterator[bytes]:

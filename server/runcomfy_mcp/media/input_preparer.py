@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runcomfy_mcp.core.media_rules import FORMAT_NAMES, MIB, MediaKind, MediaRule, broken_rules, size_cap
-from runcomfy_mcp.core.specs import ToolSpec
+from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaKind, MediaRule, broken_rules, size_cap
+from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.errors import MediaError, MediaTooLargeError
 from runcomfy_mcp.media.sources import DEFAULT_MAX_BYTES, REQUEST_CAP, SHRINK_HINT, MediaLoader, describe_source
 

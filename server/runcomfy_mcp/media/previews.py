@@ -19,11 +19,11 @@ from pathlib import Path
 import anyio
 import httpx
 
-from runcomfy_mcp.core.media_rules import MIB
-from runcomfy_mcp.core.outputs import Output
-from runcomfy_mcp.errors import FetchRefusedError, PreviewError, UndecodableOutputError
+from runcomfy_mcp.domain.media_rules import MIB
+from runcomfy_mcp.domain.outputs import Output
+from runcomfy_mcp.errors import FetchInterruptedError, FetchRefusedError, PreviewError, UndecodableOutputError
 from runcomfy_mcp.media.downloads import OutputHosts
-from runcomfy_mcp.media.guarded_http import plain_chunks
+from runcomfy_mcp.media.guarded_http import plain_chunks, transport_failures
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,14 @@ class Previewer:
         await anyio.Path(self.folder).mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f".fetch-{secrets.token_hex(6)}.part"
         try:
-            with anyio.fail_after(self.deadline_s):
+            with anyio.fail_after(self.deadline_s), transport_failures():
                 await self._fetch(output.url, temporary)
             return await self._from_file(temporary, output.kind)
         except TimeoutError as exc:
             raise PreviewError(f"fetching the output took longer than {self.deadline_s:g} s") from exc
-        except (httpx.HTTPError, FetchRefusedError) as exc:
+        except FetchInterruptedError as exc:
+            raise PreviewError(f"the output could not be fetched ({exc.transport})") from exc
+        except FetchRefusedError as exc:
             raise PreviewError(f"the output could not be fetched ({type(exc).__name__})") from exc
         finally:
             with anyio.CancelScope(shield=True):

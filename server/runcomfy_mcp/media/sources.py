@@ -24,7 +24,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import anyio
 import httpx
 
-from runcomfy_mcp.core.media_rules import FORMAT_NAMES, MIB, MediaFacts, MediaKind
+from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaFacts, MediaKind
 from runcomfy_mcp.errors import FetchRefusedError, MediaError, MediaTooLargeError
 from runcomfy_mcp.media.guarded_http import (
     FetchSlots,
@@ -33,9 +33,10 @@ from runcomfy_mcp.media.guarded_http import (
     is_public_address,
     plain_chunks,
     resolve_host,
+    transport_failures,
 )
 
-SUPPORTED_FORMATS = ("jpeg", "png", "webp")
+SUPPORTED_FORMATS = tuple(FORMAT_NAMES)  # the image formats this server can read the size of
 PROBE_LIMIT = 256 * 1024  # header bytes read to learn format and dimensions
 DEFAULT_MAX_BYTES: dict[MediaKind, int] = {
     "image": 50 * MIB,
@@ -48,6 +49,12 @@ REQUEST_CAP = 64 * MIB  # a whole request, as RunComfy's own clients keep it
 MAX_REDIRECTS = 5
 _PROBE_STEPS = (64, 1024, 16 * 1024, 64 * 1024, PROBE_LIMIT)
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def too_large(size_bytes: int, cap_bytes: int, hint: str) -> MediaTooLargeError:
+    return MediaTooLargeError(
+        f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {hint}", size_bytes
+    )
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,7 @@ class MediaLoader:
         if not sep or ";base64" not in header.lower():
             raise MediaError("is a data: URI that is not base64-encoded (expected data:image/png;base64,...)")
         if len(payload) * 3 // 4 > max_bytes + 3:
-            raise MediaTooLargeError(len(payload) * 3 // 4, max_bytes, SHRINK_HINT)
+            raise too_large(len(payload) * 3 // 4, max_bytes, SHRINK_HINT)
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -266,13 +273,13 @@ class MediaLoader:
                 raise MediaError("is not a regular file (a device, pipe or socket)")
             self._check_root(_opened_path(fd, real))
             if info.st_size > max_bytes:
-                raise MediaTooLargeError(info.st_size, max_bytes, hint)
+                raise too_large(info.st_size, max_bytes, hint)
             with os.fdopen(os.dup(fd), "rb") as file:
                 data = file.read(max_bytes + 1)
         finally:
             os.close(fd)
         if len(data) > max_bytes:
-            raise MediaTooLargeError(len(data), max_bytes, hint)
+            raise too_large(len(data), max_bytes, hint)
         return data
 
     def _check_root(self, real: Path) -> None:
@@ -347,12 +354,8 @@ class MediaLoader:
             # identity: a compressed answer could inflate far past the size caps before they are checked
             headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
             request = self._http.build_request("GET", url, headers=headers)
-            try:
+            with transport_failures():
                 response = await self._http.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                raise MediaError("did not answer in time") from exc
-            except httpx.TransportError as exc:
-                raise MediaError(f"cannot be fetched ({type(exc).__name__})") from exc
             if not response.is_redirect:
                 self._check_status(response)
                 return response
@@ -421,7 +424,7 @@ class MediaLoader:
             async for chunk in plain_chunks(response):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise MediaTooLargeError(len(data), max_bytes, hint)
+                    raise too_large(len(data), max_bytes, hint)
             return bytes(data)
         finally:
             await response.aclose()

@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from runcomfy_mcp.core.specs import ToolSpec, load_specs
+from runcomfy_mcp.core.spec_files import load_specs
+from runcomfy_mcp.domain.specs import ToolSpec
 
 OutputKind = Literal["video", "image", "audio"]
 

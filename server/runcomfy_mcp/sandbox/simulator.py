@@ -177,7 +177,7 @@ class Simulator:
     def cost_of(self, model_id: str, arguments: dict[str, Any]) -> float:
         """What RunComfy would charge: the catalog price applied to the arguments (the base price when its unit
         cannot be applied)."""
-        from runcomfy_mcp.core.pricing import Price, estimate_cost
+        from runcomfy_mcp.domain.pricing import Price, estimate_cost
 
         entry = self.catalog.get(model_id, {})
         price = entry.get("base_price_usd")

@@ -1,6 +1,6 @@
 """A real, playable MP4 made from the job's own image: a slow zoom, at the requested length, small.
 
-Needs the `sandbox` extra (PyAV, Pillow); imported only when the sandbox makes its first video.
+Uses PyAV and Pillow (the server's own dependencies); imported only when the sandbox makes its first video.
 """
 
 from __future__ import annotations

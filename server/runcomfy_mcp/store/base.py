@@ -1,5 +1,5 @@
 """The job history's one interface. Two backends implement it: SQLite (one machine) and PostgreSQL (a team's
-replicas sharing one history). The same contract suite runs against both (`tests/test_store_contract.py`).
+replicas sharing one history). The same contract suite runs against both (`tests/store/test_store_contract.py`).
 
 Every method raises StoreError when its database fails. `reserve` is the one that must be atomic: it checks
 an owner's ledger and records the new job in one transaction that no other writer for that owner can
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.domain.spending import LedgerRow
+from runcomfy_mcp.domain.views import HistoryStatus, JobRecord
 
 LedgerCheck = Callable[[list[LedgerRow]], None]
 
@@ -64,6 +64,8 @@ class Store(Protocol):
 
     async def get(self, request_id: str, owner: str = "") -> JobRecord | None: ...
 
-    async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]: ...
+    async def list(
+        self, *, owner: str = "", status: HistoryStatus | None = None, limit: int = 20
+    ) -> list[JobRecord]: ...
 
     async def aclose(self) -> None: ...

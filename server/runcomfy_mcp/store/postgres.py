@@ -20,8 +20,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import OUTCOME_UNKNOWN, JobRecord
+from runcomfy_mcp.domain.spending import LedgerRow
+from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
 from runcomfy_mcp.store.records import (
@@ -198,7 +198,7 @@ class PostgresStore:
         rows = await self._execute("SELECT * FROM jobs WHERE request_id = %s AND owner = %s", (request_id, owner))
         return record_from_row(rows[0]) if rows else None
 
-    async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]:
+    async def list(self, *, owner: str = "", status: HistoryStatus | None = None, limit: int = 20) -> list[JobRecord]:
         query = "SELECT * FROM jobs WHERE owner = %s"
         params: list[Any] = [owner]
         if status:

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runcomfy_mcp.core.outputs import collect_outputs
-from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import JobRecord
+from runcomfy_mcp.domain.outputs import collect_outputs
+from runcomfy_mcp.domain.spending import LedgerRow
+from runcomfy_mcp.domain.views import JobRecord
 
 
 def insert_statement(p: str) -> str:

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from runcomfy_mcp.core.spending import LedgerRow
-from runcomfy_mcp.core.views import OUTCOME_UNKNOWN, JobRecord
+from runcomfy_mcp.domain.spending import LedgerRow
+from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
 from runcomfy_mcp.store.records import (
@@ -227,7 +227,7 @@ class SQLiteStore:
         )
         return record_from_row(row) if row else None
 
-    async def list(self, *, owner: str = "", status: str | None = None, limit: int = 20) -> list[JobRecord]:
+    async def list(self, *, owner: str = "", status: HistoryStatus | None = None, limit: int = 20) -> list[JobRecord]:
         query = "SELECT * FROM jobs WHERE owner = ?"
         params: list[Any] = [owner]
         if status:

@@ -14,7 +14,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from runcomfy_mcp.core.ids import check_model_id, check_request_id
+from runcomfy_mcp.domain.ids import check_model_id, check_request_id, check_token
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -22,12 +22,10 @@ from runcomfy_mcp.errors import (
     MissingTokenError,
     RunComfyError,
     SubmitOutcomeUnknownError,
-    check_token,
-    error_from_response,
-    upstream_reason,
 )
 from runcomfy_mcp.upstream.redaction import Redactor
 from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
+from runcomfy_mcp.upstream.statuses import error_from_response, upstream_reason
 
 WireModel = TypeVar("WireModel", bound=BaseModel)
 
@@ -105,13 +103,13 @@ class RunComfyClient:
         base_url: str,
         token: str | None,
         redactor: Redactor,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._redact = redactor
-        self.retry = retry or RetryPolicy()
+        self.retry = retry
 
     def require_token(self, token: str | None) -> None:
         """Raise what a request would, when there is no usable token for a job."""

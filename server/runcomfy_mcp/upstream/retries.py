@@ -16,11 +16,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4
-    wait_initial_s: float = 0.5
-    wait_max_s: float = 8.0
-    retry_after_max_s: float = 30.0
-    deadline_s: float = 40.0  # one request, start to finish: a slow-drip upstream cannot hold a call longer
+    """Values from the settings (`Settings.retry_policy`), which hold the defaults."""
+
+    attempts: int
+    wait_initial_s: float
+    wait_max_s: float
+    retry_after_max_s: float
+    deadline_s: float  # one request, start to finish: a slow-drip upstream cannot hold a call longer
 
 
 def backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:

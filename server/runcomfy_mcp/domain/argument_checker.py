@@ -1,0 +1,133 @@
+"""Checks a model tool's arguments against its schema before anything is sent.
+
+Assistants improvise: "5" for an integer, a lone URL where a list is wanted. Those are coerced
+when the meaning is unambiguous; everything else that breaks the schema is reported, all
+problems at once, each naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+_MAX_SHOWN = 80
+_JSON_TYPE = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 3] + "..."
+    return text
+
+
+def _field_name(error: ValidationError) -> str:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return path.lstrip(".") or "(arguments)"
+
+
+def _coerce(value: Any, prop: Mapping[str, Any]) -> Any:
+    kind = prop.get("type")
+    if isinstance(value, str):
+        text = value.strip()
+        if kind == "integer" and text.lstrip("-").isdigit():
+            return int(text)
+        if kind == "number":
+            try:
+                return float(text)
+            except ValueError:
+                return value
+        if kind == "boolean" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if kind == "array" and (prop.get("items") or {}).get("type") == "string":
+            return [value]
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass
+class CheckedArguments:
+    arguments: dict[str, Any]
+    problems: list[str]
+    fields_with_problems: set[str]
+
+
+class ArgumentChecker:
+    def __init__(self, spec: ToolSpec) -> None:
+        self.spec = spec
+
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(portable_input_schema(self.spec))
+
+    def check(self, arguments: Mapping[str, Any] | None) -> CheckedArguments:
+        """The arguments, coerced where unambiguous, and every way they break the schema."""
+        args = dict(arguments or {})
+        properties = self.spec.properties
+        for name, value in args.items():
+            if name in properties:
+                args[name] = _coerce(value, properties[name])
+        errors = sorted(self._validator.iter_errors(args), key=_field_name)
+        fields = {str(e.absolute_path[0]) for e in errors if e.absolute_path}
+        return CheckedArguments(args, [self._describe(e) for e in errors], fields)
+
+    def _describe(self, error: ValidationError) -> str:
+        field = _field_name(error)
+        value = error.instance
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        kind = error.validator
+        if kind == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else error.message
+            return f"{missing}: missing; it is required ({self._allowed(missing)})."
+        if kind == "additionalProperties":
+            extras = sorted(set(value) - set(self.spec.properties))
+            accepted = ", ".join(self.spec.properties)
+            return f"{', '.join(extras)}: not a parameter of this model; it accepts: {accepted}."
+        if kind == "enum":
+            allowed = ", ".join(_show(v) for v in schema.get("enum", []))
+            return f"{field}: {_show(value)} is not allowed; allowed values: {allowed}."
+        if kind == "type":
+            given = _JSON_TYPE.get(type(value), "a value")
+            return f"{field}: {_show(value)} is {given}, but it must be {_article(schema.get('type'))}."
+        if kind == "maxLength":
+            return f"{field}: {len(value)} characters is too long; at most {schema['maxLength']} are allowed."
+        if kind == "minLength":
+            return f"{field}: too short; at least {schema['minLength']} characters are needed."
+        if kind == "minItems":
+            return f"{field}: {len(value)} item(s) given; at least {schema['minItems']} needed."
+        if kind == "maxItems":
+            return f"{field}: {len(value)} items given; at most {schema['maxItems']} allowed."
+        if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            return f"{field}: {_show(value)} is out of range ({kind} {schema[kind]})."
+        return f"{field}: {_show(value)} is not allowed: {error.message}."
+
+    def _allowed(self, field: str) -> str:
+        prop = self.spec.properties.get(field, {})
+        if "enum" in prop:
+            return "one of " + ", ".join(_show(v) for v in prop["enum"])
+        return _article(prop.get("type", "value"))
+
+
+def _article(kind: object) -> str:
+    text = str(kind)
+    return f"an {text}" if text[:1] in "aeiou" else f"a {text}"

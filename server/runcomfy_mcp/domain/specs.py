@@ -1,0 +1,210 @@
+"""Tool specs: one JSON file per RunComfy model endpoint, checked with pydantic when loaded.
+
+A spec holds the upstream input schema exactly as the model page gives it (with RunComfy's own
+`validations` and `format: image_uri`), plus what the assistant needs to read: a title, a
+description and English notes on the fields. `portable_input_schema` turns it into the plain
+JSON Schema that MCP clients are shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from runcomfy_mcp.domain.media_rules import ImageFormat, MediaKind, MediaRule, describe_media_rules
+from runcomfy_mcp.errors import SpecError
+
+logger = logging.getLogger(__name__)
+
+MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
+
+
+class PropertyDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = None
+    description: str | None = None
+
+
+class AdviceCondition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_length: int | None = None
+    other_field: str | None = None
+    equals: str | int | float | bool | None = None
+
+
+class Advice(BaseModel):
+    """A soft warning shown in the result text when `when` holds; never an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    when: AdviceCondition
+    message: str
+
+
+class ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+$")
+    tool_name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    property_docs: dict[str, PropertyDoc] = Field(default_factory=dict)
+    accepted_formats: dict[str, list[ImageFormat]] = Field(default_factory=dict)
+    advice: list[Advice] = Field(default_factory=list)
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _check_schema(self) -> ToolSpec:
+        schema = self.input_schema
+        if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+            raise ValueError("input_schema must be an object schema with 'properties'")
+        properties: dict[str, Any] = schema["properties"]
+        for name, prop in properties.items():
+            for index, rule in enumerate(prop.get("validations", [])):
+                try:
+                    MediaRule.model_validate(rule)
+                except ValidationError as exc:
+                    raise ValueError(f"input_schema.properties.{name}.validations[{index}]: {exc}") from exc
+        for section in ("property_docs", "accepted_formats"):
+            for name in getattr(self, section):
+                if name not in properties:
+                    raise ValueError(f"{section} names {name!r}, which is not an input property")
+        for item in self.advice:
+            if item.field not in properties:
+                raise ValueError(f"advice names {item.field!r}, which is not an input property")
+        return self
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props: dict[str, Any] = self.input_schema["properties"]
+        return props
+
+    def advice_for(self, arguments: Mapping[str, Any]) -> list[str]:
+        """The soft warnings that apply to these arguments."""
+        notes: list[str] = []
+        for item in self.advice:
+            value = arguments.get(item.field)
+            if value is None:
+                continue
+            cond = item.when
+            if (cond.max_length is not None and isinstance(value, str) and len(value) > cond.max_length) or (
+                cond.other_field is not None and arguments.get(cond.other_field) == cond.equals
+            ):
+                notes.append(item.message)
+        return notes
+
+    def media_rules(self, field: str) -> list[MediaRule]:
+        return [MediaRule.model_validate(r) for r in self.properties[field].get("validations", [])]
+
+    def media_fields(self) -> dict[str, MediaKind]:
+        """Fields that carry media, and which kind: from `format` (on items too); `validations` alone mean images."""
+        found: dict[str, MediaKind] = {}
+        for name, prop in self.properties.items():
+            kind = media_kind(prop)
+            if kind:
+                found[name] = kind
+        return found
+
+
+def media_kind(prop: dict[str, Any]) -> MediaKind | None:
+    items = prop.get("items")
+    for fmt in (prop.get("format"), items.get("format") if isinstance(items, dict) else None):
+        if fmt in MEDIA_FORMATS:
+            return MEDIA_FORMATS[fmt]
+    return "image" if prop.get("validations") else None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    name: str
+    text: str
+    packaged: bool = False  # shipped with the package, and meta-checked by its test suite instead of at start-up
+
+
+def parse_spec(source: SpecSource) -> ToolSpec:
+    try:
+        data = json.loads(source.text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"Tool spec {source.name} is not valid JSON: {exc}") from exc
+    try:
+        spec = ToolSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(f"Tool spec {source.name} is invalid: {problems}") from exc
+    if not source.packaged:
+        check_json_schema(spec, source.name)
+    return spec
+
+
+def check_json_schema(spec: ToolSpec, name: str) -> None:
+    """The input schema must itself be valid JSON Schema (2020-12)."""
+    from jsonschema import Draft202012Validator  # ~30 ms to import: only when a file needs it
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(spec.input_schema)
+    except SchemaError as exc:
+        raise SpecError(f"Tool spec {name} is invalid: input_schema is not valid JSON Schema: {exc.message}") from exc
+
+
+# ---------------------------------------------------------------- the schema clients see
+
+MEDIA_INPUT_HELP = "An https:// URL, a data: URI or a local file's absolute path."
+
+
+EXAMPLE_MAX_CHARS = 80
+
+
+def _default_to_example(prop: dict[str, Any], is_media: bool) -> None:
+    """A model page's sample value on a required field is not a default: shown as one, it tells an assistant
+    "leave this out and you get this". Short samples become `examples`; sample media and long texts are dropped."""
+    sample = prop.pop("default")
+    if sample is None or is_media or len(json.dumps(sample)) > EXAMPLE_MAX_CHARS:
+        return
+    prop["examples"] = [sample]
+
+
+def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions."""
+    schema = copy.deepcopy(spec.input_schema)
+    schema.pop("title", None)  # the tool's own title says it
+    schema["additionalProperties"] = False
+    required = set(schema.get("required", []))
+    for name, prop in schema["properties"].items():
+        doc = spec.property_docs.get(name, PropertyDoc())
+        kind = media_kind(prop)
+        if name in required and "default" in prop:
+            _default_to_example(prop, kind is not None)
+        rules = [MediaRule.model_validate(r) for r in prop.pop("validations", [])]
+        for node in (prop, prop.get("items")):
+            if isinstance(node, dict) and node.get("format") in MEDIA_FORMATS:
+                del node["format"]  # not a JSON Schema format: said in words below
+        prop.pop("title", None)  # mostly the field's name again: context paid for on every turn
+        sentences = [doc.description or prop.get("description") or ""]
+        if kind:
+            rule_words = describe_media_rules(rules, spec.accepted_formats.get(name))
+            if rule_words:
+                each = f" (each {kind})" if prop.get("type") == "array" else ""
+                sentences.append(f"{kind.capitalize()} rules{each}: {rule_words}.")
+            sentences.append(MEDIA_INPUT_HELP.format(kind=kind))
+        text = " ".join(s.strip() for s in sentences if s and s.strip())
+        if text:
+            prop["description"] = text
+        elif "description" in prop:
+            del prop["description"]
+    return schema

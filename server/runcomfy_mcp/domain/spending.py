@@ -1,0 +1,189 @@
+"""Limits on what jobs may cost, and what has been spent, from the history's ledger.
+
+Spent in the window = the actual cost of each finished job (its estimate while the cost is not
+known) + the estimate of each unfinished one, including submits of unknown outcome. The store
+runs the wallet's `usage_check` (`SpendLimits.check_usage` on the ledger) inside the transaction
+that records the new job, so two processes racing cannot both take the last of a budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from runcomfy_mcp.domain.pricing import Estimate
+from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN
+from runcomfy_mcp.errors import SpendLimitError
+
+HOUR_S = 3600.0
+ACTIVE_HORIZON_S = 6 * HOUR_S  # an unfinished job older than this is not counted as running (never polled)
+UNFINISHED = frozenset({"in_queue", "in_progress", OUTCOME_UNKNOWN})
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One job of the history, as far as money and counts go."""
+
+    submitted_at: float
+    model_id: str
+    status: str
+    cost: float | None
+    estimated_cost: float | None
+
+    @property
+    def charged(self) -> float:
+        """What this job counts against a budget: its cost when known, else its estimate."""
+        if self.cost is not None:
+            return self.cost
+        return self.estimated_cost or 0.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    rows: tuple[LedgerRow, ...]  # oldest first, since `since`
+    now: float
+    window_s: float
+
+    @classmethod
+    def of(cls, rows: Iterable[LedgerRow], now: float, window_h: float) -> Usage:
+        return cls(tuple(sorted(rows, key=lambda r: r.submitted_at)), now, window_h * HOUR_S)
+
+    def in_window(self) -> list[LedgerRow]:
+        return [r for r in self.rows if r.submitted_at >= self.now - self.window_s]
+
+    def spent(self) -> float:
+        return round(sum(r.charged for r in self.in_window()), 6)
+
+    def last_hour(self) -> list[LedgerRow]:
+        return [r for r in self.rows if r.submitted_at >= self.now - HOUR_S]
+
+    def active(self) -> list[LedgerRow]:
+        return [r for r in self.rows if r.status in UNFINISHED and r.submitted_at >= self.now - ACTIVE_HORIZON_S]
+
+    def by_model(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for row in self.in_window():
+            spent[row.model_id] = round(spent.get(row.model_id, 0.0) + row.charged, 6)
+        return spent
+
+
+def clock_time(epoch: float) -> str:
+    return time.strftime("%H:%M UTC", time.gmtime(epoch))
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.2f}" if usd >= 1 or usd == 0 else f"${usd:.4g}"
+
+
+@dataclass(frozen=True)
+class SpendLimits:
+    """Values from the settings (`Settings.spend_limits`), which hold the defaults; None is "no such limit"."""
+
+    max_job_usd: float | None
+    budget_usd: float | None
+    window_h: float
+    max_jobs_per_hour: int | None
+    max_active_jobs: int | None
+    allow_unpriced: bool
+    confirm_above_usd: float | None
+
+    @property
+    def counts_usage(self) -> bool:
+        """Whether a submission must be checked against the ledger (atomically, in the store)."""
+        return any(v is not None for v in (self.budget_usd, self.max_jobs_per_hour, self.max_active_jobs))
+
+    @property
+    def history_window_s(self) -> float:
+        """How far back the ledger must be read for every limit."""
+        return max(self.window_h * HOUR_S, HOUR_S, ACTIVE_HORIZON_S)
+
+    def needs_consent(self, estimate: Estimate) -> bool:
+        if self.confirm_above_usd is None:
+            return False
+        return estimate.usd is None or estimate.usd > self.confirm_above_usd
+
+    def check_job(self, estimate: Estimate) -> None:
+        """The limits a job meets or not on its own: its size, and whether it has a price at all."""
+        if self.max_job_usd is not None and estimate.usd is not None and estimate.usd > self.max_job_usd:
+            raise SpendLimitError(
+                f"This job is estimated at {_money(estimate.usd)} ({estimate.basis}), above the "
+                f"{_money(self.max_job_usd)} a single job may cost here (RUNCOMFY_MAX_JOB_USD), so nothing was sent. "
+                "Choose a shorter or smaller job, or ask the person running this server to raise the limit."
+            )
+        if self.budget_usd is not None and estimate.usd is None and not self.allow_unpriced:
+            raise SpendLimitError(
+                f"This job's cost cannot be estimated ({estimate.basis}), and a budget is set "
+                f"(RUNCOMFY_BUDGET_USD={self.budget_usd:g}), so nothing was sent: a job of unknown cost could pass "
+                "it. Use a model with a known price (find_models shows prices), or set RUNCOMFY_ALLOW_UNPRICED=1 "
+                "in the server's environment."
+            )
+
+    def check_usage(self, usage: Usage, estimate: Estimate) -> None:
+        """The limits that depend on what was already submitted; raises SpendLimitError naming the first broken."""
+        cost = estimate.usd or 0.0
+        if self.budget_usd is not None:
+            spent = usage.spent()
+            left = max(0.0, self.budget_usd - spent)
+            if spent + cost > self.budget_usd + 1e-9:
+                raise SpendLimitError(
+                    f"This job ({_money(cost)}, {estimate.basis}) would pass the budget of {_money(self.budget_usd)} "
+                    f"per {self.window_h:g} h (RUNCOMFY_BUDGET_USD): {_money(spent)} is spent or reserved, "
+                    f"{_money(left)} is left, so nothing was sent. {self._budget_frees(usage, cost)}"
+                )
+        if self.max_jobs_per_hour is not None:
+            recent = usage.last_hour()
+            if len(recent) >= self.max_jobs_per_hour:
+                frees = (
+                    f" The next slot frees at {clock_time(recent[-self.max_jobs_per_hour].submitted_at + HOUR_S)}."
+                    if self.max_jobs_per_hour
+                    else ""
+                )
+                raise SpendLimitError(
+                    f"{len(recent)} jobs were submitted in the last hour, the most allowed (RUNCOMFY_MAX_JOBS_PER_HOUR="
+                    f"{self.max_jobs_per_hour}), so nothing was sent; 0 are left this hour.{frees}"
+                )
+        if self.max_active_jobs is not None:
+            active = usage.active()
+            if len(active) >= self.max_active_jobs:
+                raise SpendLimitError(
+                    f"{len(active)} jobs are still unfinished, the most allowed at once (RUNCOMFY_MAX_ACTIVE_JOBS="
+                    f"{self.max_active_jobs}), so nothing was sent. Room frees up as soon as one of them ends: follow "
+                    "them with wait_for_result (list_jobs shows them), then submit again."
+                )
+
+    def _budget_frees(self, usage: Usage, cost: float) -> str:
+        if self.budget_usd is None or cost > self.budget_usd:
+            return "This job alone is more than the whole budget."
+        need = usage.spent() + cost - self.budget_usd
+        freed = 0.0
+        for row in usage.in_window():
+            freed += row.charged
+            if freed >= need - 1e-9:
+                return f"Enough room frees up at {clock_time(row.submitted_at + usage.window_s)}."
+        return "Room frees up as jobs leave the window."
+
+    def remaining(self, usage: Usage) -> dict[str, float | int | None]:
+        """What is left of each limit that is set (None for those that are not)."""
+        return {
+            "budget_usd": None if self.budget_usd is None else round(max(0.0, self.budget_usd - usage.spent()), 6),
+            "jobs_this_hour": None
+            if self.max_jobs_per_hour is None
+            else max(0, self.max_jobs_per_hour - len(usage.last_hour())),
+            "active_jobs": None if self.max_active_jobs is None else max(0, self.max_active_jobs - len(usage.active())),
+        }
+
+
+def describe_limits(limits: SpendLimits) -> Sequence[str]:
+    words = []
+    if limits.max_job_usd is not None:
+        words.append(f"at most {_money(limits.max_job_usd)} a job")
+    if limits.budget_usd is not None:
+        words.append(f"a budget of {_money(limits.budget_usd)} per {limits.window_h:g} h")
+    if limits.max_jobs_per_hour is not None:
+        words.append(f"at most {limits.max_jobs_per_hour} jobs an hour")
+    if limits.max_active_jobs is not None:
+        words.append(f"at most {limits.max_active_jobs} unfinished jobs at once")
+    if limits.confirm_above_usd is not None:
+        words.append(f"the person confirms jobs above {_money(limits.confirm_above_usd)}")
+    return words

@@ -1,0 +1,115 @@
+"""RunComfy's HTTP answers as errors of the one tree: the status map lives beside the client that reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runcomfy_mcp.errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    InsufficientBalanceError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestNotFoundError,
+    UnknownModelError,
+    UpstreamServerError,
+)
+
+_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason", "reason")
+
+
+def upstream_reason(body: Mapping[str, Any] | None) -> str | None:
+    """The most specific human text an upstream error body carries, if any."""
+    if not body:
+        return None
+    for key in _MESSAGE_KEYS:
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, Mapping):
+            nested = upstream_reason(value)
+            if nested:
+                return nested
+        if isinstance(value, list) and value:
+            return "; ".join(str(v) for v in value[:5])
+    return None
+
+
+def error_from_response(
+    status_code: int,
+    body: Mapping[str, Any] | None,
+    *,
+    action: str,
+    redact: Callable[[str], str],
+    retry_after_s: float | None = None,
+) -> APIStatusError:
+    """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job")."""
+    raw_code = body.get("error_code") if body else None
+    error_code = str(raw_code) if raw_code is not None else None
+    reason = upstream_reason(body)
+    reason = redact(reason)[:500] if reason else None
+    said = f" RunComfy said: {reason}" if reason else ""
+    code = f" (HTTP {status_code}{', code ' + error_code if error_code else ''})"
+    kwargs: dict[str, Any] = {"status_code": status_code, "error_code": error_code, "upstream_message": reason}
+
+    if error_code == "400004" or status_code == 401 or (status_code == 403 and error_code != "403001"):
+        return AuthenticationError(
+            f"{action} failed: RunComfy rejected the API token{code} — it is missing, expired or revoked, "
+            f"or the account is inactive.{said} Create a new token in your RunComfy profile and set it as "
+            "RUNCOMFY_API_TOKEN in the server's environment, then restart the server.",
+            **kwargs,
+        )
+    if error_code == "403001":
+        return PermissionDeniedError(
+            f"{action} failed: that request belongs to another RunComfy account{code}.{said} "
+            "Use a request_id from a job submitted with this token.",
+            **kwargs,
+        )
+    if error_code == "400002" or status_code == 402:
+        return InsufficientBalanceError(
+            f"{action} failed: the RunComfy account has insufficient balance{code}.{said} "
+            "Nothing was charged. Top up the balance on runcomfy.com, then try again.",
+            **kwargs,
+        )
+    if error_code == "400001":
+        return UnknownModelError(
+            f"{action} failed: RunComfy does not know this model id{code}.{said} "
+            "The tool spec may be out of date; check the model id on the RunComfy model page.",
+            **kwargs,
+        )
+    if error_code == "404001" or status_code == 404:
+        return RequestNotFoundError(
+            f"{action} failed: RunComfy has no such request{code} — the id is wrong, or the job was deleted "
+            f"or has expired.{said} Check the request_id (it is returned by the model tool when a job is "
+            "submitted).",
+            **kwargs,
+        )
+    if status_code == 429:
+        wait = f" RunComfy asked to wait {retry_after_s:g} s." if retry_after_s else ""
+        return RateLimitError(
+            f"{action} failed: RunComfy is rate-limiting this token{code}.{said}{wait} "
+            "Wait a little (30 s or more) before calling again, and poll less often.",
+            retry_after_s=retry_after_s,
+            **kwargs,
+        )
+    if status_code >= 500 or status_code == 408:
+        return UpstreamServerError(
+            f"{action} failed: RunComfy's API is having trouble{code}.{said} "
+            "This is on RunComfy's side; try again in a minute.",
+            **kwargs,
+        )
+    return BadRequestError(
+        f"{action} failed: RunComfy refused the request{code}.{said} Check the arguments and try again.",
+        **kwargs,
+    )
+
+
+def failure_reason(error: Any, failure: Any) -> str:
+    """Why a job failed, from a result's `error` (string or object) or `failure_reason`."""
+    reason = upstream_reason({"error": error, "failure_reason": failure})
+    if reason:
+        return reason
+    shapeless = next((v for v in (error, failure) if isinstance(v, Mapping) and v), None)
+    return str(dict(shapeless)) if shapeless else "RunComfy gave no reason."

@@ -1,0 +1,136 @@
+"""wait_for_result's pacing with an injected clock: exact poll counts, no real time."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+
+from runcomfy_mcp.core.delivery import OutputDelivery
+from runcomfy_mcp.core.jobs import JobService, PollSchedule
+from runcomfy_mcp.core.wallet import Wallet
+from runcomfy_mcp.domain.pricing import Price
+from runcomfy_mcp.domain.views import WaitResult
+from runcomfy_mcp.media.input_preparer import InputPreparer
+from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.store.sqlite import SQLiteStore
+from runcomfy_mcp.upstream.client import ResultResponse, StatusResponse
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class NoPrices:
+    async def price(self, model_id: str) -> Price | None:
+        return None
+
+
+class NoBalance:
+    async def balance_usd(self, token: str | None) -> float:
+        raise AssertionError("a wait reads no balance")
+
+
+class ScriptedClient:
+    """A job that ends at `done_at` seconds; each answer takes `latency` seconds of fake time."""
+
+    def __init__(self, time: FakeTime, done_at: float, latency: float = 0.0) -> None:
+        self.time, self.done_at, self.latency = time, done_at, latency
+        self.poll_times: list[float] = []
+        self.results = 0
+        self.cancels = 0  # a wait never cancels the job it follows
+
+    async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
+        self.poll_times.append(round(self.time.now, 3))
+        self.time.now += self.latency
+        done = self.time.now >= self.done_at
+        return StatusResponse(request_id=request_id, status="completed" if done else "in_queue", queue_position=1)
+
+    async def cancel(self, request_id: str, *, token: str | None = None) -> None:
+        self.cancels += 1
+
+    async def result(self, request_id: str, *, include_cost: bool = False, token: str | None = None) -> ResultResponse:
+        self.results += 1
+        return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
+
+
+def job_service(tmp_path: Path, client: ScriptedClient, sleep: Callable[[float], Awaitable[None]]) -> JobService:
+    """A JobService paced by the client's fake time."""
+    time = client.time
+    settings = Settings(output_dir=tmp_path / "out", previews=False)
+    return JobService(
+        cast(Any, client),  # the client's two calls a wait makes, scripted
+        InputPreparer(cast(Any, None)),  # a wait prepares no inputs
+        store=SQLiteStore(tmp_path / "jobs.sqlite3"),
+        delivery=OutputDelivery(cast(Any, None), None),  # nothing is downloaded or previewed unless asked
+        schedule=PollSchedule(initial_s=1.0, max_s=10.0),
+        wallet=Wallet(settings.spend_limits(), NoPrices(), NoBalance()),
+        clock=time,
+        sleep=sleep,
+    )
+
+
+async def wait(tmp_path: Path, client: ScriptedClient, timeout_s: float) -> WaitResult:
+    """One wait_for_result, its sleeps passing at once in fake time."""
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        return await jobs.wait_for_result("req-1", timeout_s=timeout_s)
+    finally:
+        jobs.store.close()
+
+
+def test_the_schedule_backs_off_to_its_ceiling() -> None:
+    delays = PollSchedule(initial_s=1.0, max_s=10.0).delays()
+    assert [round(next(delays), 3) for _ in range(8)] == [1.0, 1.5, 2.25, 3.375, 5.062, 7.594, 10.0, 10.0]
+
+
+async def test_a_thirty_second_job_takes_eight_status_polls_and_one_result(tmp_path: Path) -> None:
+    client = ScriptedClient(FakeTime(), done_at=30)
+    result = await wait(tmp_path, client, timeout_s=600)
+    assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 13.188, 20.781, 30.781]
+    assert client.results == 1 and not result.timed_out and result.video_urls == ["https://cdn.test/v.mp4"]
+
+
+async def test_a_wait_ends_at_its_timeout_with_one_last_look(tmp_path: Path) -> None:
+    client = ScriptedClient(FakeTime(), done_at=1e9)
+    result = await wait(tmp_path, client, timeout_s=10)
+    assert client.poll_times == [0, 1, 2.5, 4.75, 8.125, 10]
+    assert result.timed_out and result.waited_s == 10 and client.results == 0
+
+
+async def test_slow_answers_do_not_stretch_the_schedule(tmp_path: Path) -> None:
+    client = ScriptedClient(FakeTime(), done_at=1e9, latency=0.4)
+    await wait(tmp_path, client, timeout_s=10)
+    assert client.poll_times[:5] == [0, 1, 2.5, 4.75, 8.125]  # due at fixed times from the start
+
+
+async def test_cancelling_a_wait_stops_its_polls_and_leaves_the_job(tmp_path: Path) -> None:
+    client = ScriptedClient(FakeTime(), done_at=1e9)
+    asleep = anyio.Event()
+
+    async def sleep_until_cancelled(seconds: float) -> None:
+        asleep.set()
+        await anyio.sleep_forever()
+
+    jobs = job_service(tmp_path, client, sleep_until_cancelled)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: jobs.wait_for_result("req-1", timeout_s=600))
+            await asleep.wait()  # the first poll was made, and the wait sleeps until the next
+            tasks.cancel_scope.cancel()
+        await anyio.wait_all_tasks_blocked()  # a poller left running would poll now: its sleep is over
+        assert client.poll_times == [0] and client.results == 0 and client.cancels == 0
+    finally:
+        jobs.store.close()
