@@ -143,6 +143,24 @@ async def test_the_player_plays_the_video_and_saves_through_the_server(sandbox_s
                 running,
             )
             await frame.wait_for_function("document.body.innerText.includes('Waiting in the queue (position 2)')")
+
+            # A sibling frame on the host's page forges a finished result: the player listens to its host only.
+            forged = {"structuredContent": {"request_id": "forged-id", "status": "succeeded", "outputs": []}}
+            await page.evaluate(
+                "(result) => { const sibling = document.createElement('iframe');"
+                " sibling.setAttribute('sandbox', 'allow-scripts');"
+                " sibling.srcdoc = '<script>parent.frames[0].postMessage(' + JSON.stringify({jsonrpc: '2.0',"
+                " method: 'ui/notifications/tool-result', params: result}) + ', \"*\"); parent.postMessage(' +"
+                " '{\"forgedSent\": true}, \"*\")<' + '/script>';"
+                " window.addEventListener('message', (e) => {"
+                "   if (e.data && e.data.forgedSent) window.forgedSent = true; });"
+                " document.body.appendChild(sibling); }",
+                forged,
+            )
+            await page.wait_for_function("window.forgedSent === true", timeout=10000)
+            await anyio.sleep(0.5)  # the forged message has reached the player, or never will
+            text = await frame.evaluate("document.body.innerText")
+            assert "forged-id" not in text and "Waiting in the queue (position 2)" in text
         finally:
             await browser.close()
     violations = [line for line in console if "Content Security Policy" in line or "Refused to" in line]
