@@ -2,8 +2,10 @@
 
 The entry names the executable by its absolute path (clients start servers without the user's shell
 PATH), carries the token from RUNCOMFY_API_TOKEN or a hidden prompt (a placeholder otherwise), and is
-merged into what the file already holds. A backup is kept, the file's permissions are never loosened
-(a new file is private to its owner: it holds a token), and the token is never printed.
+merged into what the file already holds. A backup is kept (owner-only), the file's permissions are never
+loosened and are tightened to owner-only once it holds a token, folders it creates are owner-only, a
+symbolic link to the config is written through (never replaced, never followed for the backup), and
+the token is never printed.
 
 A command for a person at a terminal, not the MCP server: no stdio transport runs in this process, so
 stdout is this command's own output (what it prints is its answer); logs still go to stderr.
@@ -18,9 +20,12 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from runcomfy_mcp.private_files import private_folders
 
 ENTRY_NAME = "runcomfy"
 PLACEHOLDER = "<your RunComfy API token: Profile → API keys>"
@@ -79,6 +84,29 @@ def shown(server: dict[str, Any]) -> str:
     return json.dumps(masked, indent=2, ensure_ascii=False)
 
 
+def config_file(path: Path) -> Path:
+    """The regular file to read and write for `path`: a symbolic link is followed to the file it names (the link
+    itself stays, so a config kept in a dotfiles folder keeps working); anything else is refused with a message."""
+    target = path
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise SystemExit(
+                f"runcomfy-mcp: {path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or remove "
+                "the link, or name the real file with --config. Nothing was changed."
+            ) from None
+    if target.is_dir():
+        raise SystemExit(
+            f"runcomfy-mcp: {target} is a folder, not a config file; name the client's config file with --config. "
+            "Nothing was changed."
+        )
+    if target.exists() and not target.is_file():
+        raise SystemExit(f"runcomfy-mcp: {target} is not a regular file; name the config file with --config. "
+                         "Nothing was changed.")  # fmt: skip
+    return target
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -96,22 +124,40 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _write(path: Path, data: dict[str, Any]) -> Path | None:
-    """Write `data` over `path`: a backup first, the same permissions (or owner-only for a new file)."""
+def _replace(path: Path, content: bytes, mode: int) -> None:
+    """Put `content` at `path` with `mode`, atomically. A temporary file of our own (created exclusively, so no
+    link planted in the folder is followed) is renamed over `path`: a link at `path` is replaced, never followed."""
+    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            os.fchmod(out.fileno(), mode)  # the umask must not loosen (or tighten) it
+            out.write(content)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _write(path: Path, data: dict[str, Any], *, holds_token: bool) -> tuple[Path | None, int | None]:
+    """Write `data` over `path` (a regular file or none yet): the previous content kept as an owner-only backup
+    first, the permissions kept (a new file, or one that now holds the token, owner-only). Returns the backup and,
+    when the permissions were tightened, the mode they had."""
+    old_mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    mode = 0o600 if old_mode is None or holds_token else old_mode
+    private_folders(path.parent)
+    writes = [(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode)]
     backup = None
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
+    if old_mode is not None:
         backup = path.with_name(path.name + ".bak")
-        shutil.copy2(path, backup)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    os.chmod(partial, mode)  # the umask must not loosen (or tighten) what the file had
-    os.replace(partial, path)
-    return backup
+        writes.insert(0, (backup, path.read_bytes(), 0o600))
+    for where, content, where_mode in writes:
+        try:
+            _replace(where, content, where_mode)
+        except OSError as exc:
+            raise SystemExit(
+                f"runcomfy-mcp: could not write {where} ({exc.strerror}); nothing was changed in {path}."
+            ) from None
+    return backup, old_mode if old_mode is not None and old_mode != mode else None
 
 
 def install(
@@ -121,6 +167,7 @@ def install(
     server = entry(client, sandbox=sandbox, token=token, use_uvx=use_uvx)
     if print_only:
         return f"Would add to {target} under {servers_key(client)}.{ENTRY_NAME}:\n{shown(server)}"
+    target = config_file(target)
     data = _read(target)
     servers = data.setdefault(servers_key(client), {})
     if not isinstance(servers, dict):
@@ -129,10 +176,13 @@ def install(
         )
     replaced = ENTRY_NAME in servers
     servers[ENTRY_NAME] = server
-    backup = _write(target, data)
+    holds_token = not sandbox and token is not None and token != PLACEHOLDER
+    backup, tightened_from = _write(target, data, holds_token=holds_token)
     lines = [f"{'Updated' if replaced else 'Added'} {ENTRY_NAME!r} in {target}:", shown(server)]
+    if tightened_from is not None:
+        lines.append(f"It holds your token, so it is now readable by you only (0600; it was {tightened_from:04o}).")
     if backup:
-        lines.append(f"The previous file is kept as {backup}.")
+        lines.append(f"The previous file is kept as {backup} (readable by you only).")
     if not sandbox and (token is None or token == PLACEHOLDER):
         lines.append(f"Put your RunComfy API token in place of the placeholder in {target}, or run this again with "
                      "RUNCOMFY_API_TOKEN set.")  # fmt: skip
@@ -141,13 +191,13 @@ def install(
 
 
 def uninstall(client: str, *, path: Path | None = None) -> str:
-    target = path or config_path(client)
+    target = config_file(path or config_path(client))
     data = _read(target)
     servers = data.get(servers_key(client))
     if not isinstance(servers, dict) or ENTRY_NAME not in servers:
         return f"There is no {ENTRY_NAME!r} entry in {target}; nothing was changed."
     del servers[ENTRY_NAME]
-    backup = _write(target, data)
+    backup, _ = _write(target, data, holds_token=False)
     return f"Removed {ENTRY_NAME!r} from {target} (the previous file is kept as {backup}). Restart the client."
 
 

@@ -23,6 +23,7 @@ from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
 from runcomfy_mcp.errors import RunComfyError
 from runcomfy_mcp.mcp.tools import RunComfyTools, builtin_tool_names
+from runcomfy_mcp.private_files import private_folders
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
 
@@ -101,6 +102,7 @@ class Services:
         if self._catalog is None:
             from runcomfy_mcp.core.catalog import Catalog
 
+            private_folders(self._settings.data_dir.expanduser())
             self._catalog = Catalog(
                 self.client(), catalog_path(self._settings), ttl_s=self._settings.catalog_ttl_s, specs=self.specs
             )
@@ -148,6 +150,7 @@ class Services:
         from runcomfy_mcp.media.sources import MediaLoader
 
         settings = self._settings
+        private_folders(settings.data_dir.expanduser())  # the history and previews: the user's alone
         shared = self._serving == "http"
         resolver = self._resolver or resolve_host
         api_host = urlsplit(settings.base_url).hostname or ""

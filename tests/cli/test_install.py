@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ from runcomfy_mcp.cli import main
 from runcomfy_mcp.install_cli import PLACEHOLDER, config_path
 
 SECRET = "rc-install-secret-91af3c"
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -29,7 +35,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_claude_desktop_entry_is_merged_with_a_backup_and_the_same_permissions(
+def test_claude_desktop_entry_is_merged_with_a_private_backup(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = config_path("claude-desktop")
@@ -43,8 +49,11 @@ def test_claude_desktop_entry_is_merged_with_a_backup_and_the_same_permissions(
     assert data["theme"] == "dark" and data["mcpServers"]["other"] == {"command": "x"}
     assert Path(server["command"]).is_absolute() and server["command"].endswith("runcomfy-mcp")
     assert server["env"]["RUNCOMFY_API_TOKEN"] == SECRET and server["args"] == []
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert json.loads(path.with_name(path.name + ".bak").read_text())["mcpServers"] == {"other": {"command": "x"}}
+    assert mode_of(path) == 0o600  # it holds the token now
+    backup = path.with_name(path.name + ".bak")
+    assert json.loads(backup.read_text())["mcpServers"] == {"other": {"command": "x"}}
+    assert mode_of(backup) == 0o600
+    assert "0600" in out
     assert (SECRET not in out and "••••3c" not in out) or SECRET[-4:] in out  # masked, never whole
     assert SECRET not in out
 
@@ -94,3 +103,117 @@ def test_run_through_uvx_it_installs_a_uvx_entry(
     run(capsys, "install", "claude-desktop", "--sandbox")
     server = json.loads(config_path("claude-desktop").read_text())["mcpServers"]["runcomfy"]
     assert server["command"] == "uvx" and server["args"] == ["runcomfy-mcp", "--sandbox"]
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The message of a command that stops with a message (a string exit), never a traceback."""
+    with pytest.raises(SystemExit) as done:
+        main(list(argv))
+    assert isinstance(done.value.code, str), done.value.code
+    return done.value.code
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_a_world_readable_config_is_made_private_once_it_holds_the_token(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, umask_022: None
+) -> None:
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"mcpServers": {}}))
+    path.chmod(0o644)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", SECRET)
+    out = run(capsys, "install", "cursor")
+    assert mode_of(path) == 0o600 and mode_of(path.with_name("mcp.json.bak")) == 0o600
+    assert "0600" in out and SECRET not in out
+    run(capsys, "install", "cursor")  # again: the backup now holds the token too, and stays private
+    assert mode_of(path.with_name("mcp.json.bak")) == 0o600
+
+
+def test_a_config_without_a_token_keeps_its_permissions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.write_text("{}")
+    path.chmod(0o640)
+    run(capsys, "install", "cursor", "--sandbox")
+    assert mode_of(path) == 0o640
+
+
+def test_new_folders_are_private(home: Path, capsys: pytest.CaptureFixture[str], umask_022: None) -> None:
+    path = config_path("claude-desktop")  # ~/.config/Claude: neither folder exists yet
+    run(capsys, "install", "claude-desktop")
+    assert mode_of(path.parent) == 0o700 and mode_of(path.parent.parent) == 0o700
+    assert mode_of(path) == 0o600
+
+
+def test_a_symlinked_config_is_written_where_it_points_and_stays_a_link(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotfiles = home / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "cursor-mcp.json"
+    real.write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}}))
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.symlink_to(real)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", SECRET)
+    out = run(capsys, "install", "cursor")
+    assert path.is_symlink() and path.resolve() == real
+    assert json.loads(real.read_text())["mcpServers"]["runcomfy"]["env"]["RUNCOMFY_API_TOKEN"] == SECRET
+    assert mode_of(real) == 0o600 and str(real) in out
+    assert json.loads((dotfiles / "cursor-mcp.json.bak").read_text()) == {"mcpServers": {"other": {"command": "x"}}}
+    assert "Removed" in run(capsys, "uninstall", "cursor")
+    assert path.is_symlink() and json.loads(real.read_text()) == {"mcpServers": {"other": {"command": "x"}}}
+
+
+def test_a_dangling_symlinked_config_is_refused(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.symlink_to(home / "gone.json")
+    message = refused(capsys, "install", "cursor", "--sandbox")
+    assert "symbolic link" in message and "nothing was changed" in message.lower()
+    assert path.is_symlink() and not (home / "gone.json").exists()
+
+
+def test_a_backup_symlink_is_replaced_never_followed(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker's `.bak` link must not make the old config (with its secrets) land where the link points."""
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"mcpServers": {"other": {"env": {"KEY": "old-secret"}}}}))
+    elsewhere = home / "public" / "loot.json"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("untouched")
+    backup = path.with_name("mcp.json.bak")
+    backup.symlink_to(elsewhere)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", SECRET)
+    run(capsys, "install", "cursor")
+    assert elsewhere.read_text() == "untouched"
+    assert not backup.is_symlink() and "old-secret" in backup.read_text() and mode_of(backup) == 0o600
+
+
+def test_a_config_that_is_a_folder_gets_a_message(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_path("cursor")
+    path.mkdir(parents=True)
+    for argv in (("install", "cursor", "--sandbox"), ("uninstall", "cursor")):
+        message = refused(capsys, *argv)
+        assert "is a folder" in message and "--config" in message
+    assert path.is_dir() and not list(path.iterdir())
+
+
+def test_a_backup_that_is_a_folder_gets_a_message(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_path("cursor")
+    path.parent.mkdir(parents=True)
+    path.write_text("{}")
+    path.with_name("mcp.json.bak").mkdir()
+    message = refused(capsys, "install", "cursor", "--sandbox")
+    assert "mcp.json.bak" in message and "nothing was changed" in message.lower()
+    assert path.read_text() == "{}"

@@ -117,6 +117,13 @@ def scaled_image(path: Path) -> Preview:
         raise UndecodableOutputError(f"the image could not be read ({type(exc).__name__})") from exc
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """`data` in `path`, created owner-only (0600) whatever the umask."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+
+
 class Previewer:
     """Makes and keeps one preview per job, in `folder` (beside the history)."""
 
@@ -165,7 +172,7 @@ class Previewer:
     async def _from_url(self, output: Output) -> Preview:
         if not self.hosts.allows(output.url):
             raise PreviewError(f"the output is not on RunComfy's file hosts ({self.hosts.describe()})")
-        await anyio.Path(self.folder).mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(self._make_folder)
         temporary = self.folder / f".fetch-{secrets.token_hex(6)}.part"
         try:
             with anyio.fail_after(self.deadline_s), transport_failures():
@@ -196,19 +203,25 @@ class Previewer:
                         )
                     await out.write(chunk)
 
+    def _make_folder(self) -> None:
+        """Owner-only: what the user's jobs made is theirs alone (an earlier version's folder is tightened)."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.folder.stat().st_mode & 0o077:
+            os.chmod(self.folder, 0o700)
+
     def _remember_failure(self, facts_path: Path, reason: str) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            facts_path.write_text(json.dumps({"undecodable": reason}))
+            self._make_folder()
+            _write_private(facts_path, json.dumps({"undecodable": reason}).encode())
         except OSError as exc:
             logger.warning("could not keep the preview's failure %s: %s", facts_path, exc)
 
     def _keep(self, jpeg_path: Path, facts_path: Path, preview: Preview) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self._make_folder()
             partial = jpeg_path.with_suffix(f".{os.getpid()}.part")
-            partial.write_bytes(preview.jpeg)
+            _write_private(partial, preview.jpeg)
             os.replace(partial, jpeg_path)
-            facts_path.write_text(json.dumps({"frames_at_s": preview.frames_at_s}))
+            _write_private(facts_path, json.dumps({"frames_at_s": preview.frames_at_s}).encode())
         except OSError as exc:  # a preview not kept is made again next time; never a reason to fail
             logger.warning("could not keep the preview %s: %s", jpeg_path, exc)

@@ -9,6 +9,7 @@ checkpoint at every close). Inlined data URIs are stored as a short digest, neve
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -72,7 +73,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             try:
                 connection.row_factory = sqlite3.Row
@@ -84,6 +85,18 @@ class SQLiteStore:
                 raise
             self._connection = connection
         return self._connection
+
+    def _make_private(self) -> None:
+        """The history (prompts, inputs, URLs) is its owner's alone: the file is created 0600 before SQLite opens it
+        (its -wal and -shm files take the same mode), and one an earlier version left readable is tightened."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            try:
+                if path.stat().st_mode & 0o077:
+                    os.chmod(path, 0o600)
+            except FileNotFoundError:
+                continue
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         # Two processes creating the file at once can each find it locked while the other switches it to
