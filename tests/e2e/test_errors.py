@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from conftest import TOKEN, ClientFactory
-from helpers import SEEDANCE_LITE_ARGS, text_of
+from helpers import SEEDANCE_LITE_ARGS, structured, text_of
+from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,7 @@ CASES = [
     (answer(402, {"message": "pay up"}), ["insufficient balance", "Top up"]),
     (answer(400, {"error_code": "400002", "error_message": "Insufficient balance"}), ["insufficient balance"]),
     (answer(200, {"error_code": "400002", "error_message": "Insufficient balance"}), ["insufficient balance"]),
-    (answer(400, {"error_code": "400001", "error_message": "no such model"}), ["does not know this model"]),
+    (answer(400, {"error_code": "400001", "error_message": "no such model"}), ["no such model", "find_models"]),
     (answer(404, {"error_code": "404001", "error_message": "expired"}), ["no such request", "expired"]),
     (answer(403, {"error_code": "403001", "error_message": "not yours"}), ["another RunComfy account"]),
     (answer(429, {"error": "slow down"}, {"Retry-After": "12"}), ["rate-limiting", "wait 12 s"]),
@@ -186,3 +187,46 @@ async def test_token_echoed_in_a_failed_jobs_reason_is_redacted(connect: ClientF
         result = await client.call_tool("get_result", {"request_id": "req-1"})
     assert result.is_error and "upstream rejected header" in text_of(result)
     assert TOKEN not in json.dumps(result.model_dump(mode="json"))
+
+
+# ------------------------------------------------------------------ refusals of a submit, from the simulator
+
+LITE = "bytedance/seedance-1-0/lite/image-to-video"
+
+
+async def test_a_model_runcomfy_does_not_have_is_named_with_what_to_do(
+    connect: ClientFactory, api_url: str, simulator: Simulator
+) -> None:
+    del simulator.catalog[LITE]  # withdrawn since the spec was written
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as client:
+        result = await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
+        jobs = structured(await client.call_tool("list_jobs", {}))["jobs"]
+    text = text_of(result)
+    assert result.is_error and "no such model (HTTP 404)" in text and LITE in text
+    assert "Nothing was charged" in text and "find_models" in text and "no such request" not in text
+    assert jobs == []  # a refused submit leaves no job behind
+
+
+async def test_an_input_runcomfy_refuses_carries_runcomfys_own_detail(
+    connect: ClientFactory, api_url: str, simulator: Simulator
+) -> None:
+    arguments = {**SEEDANCE_LITE_ARGS, "prompt": "a cat [refuse]"}
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as client:
+        result = await client.call_tool("seedance_1_0_lite_image_to_video", arguments)
+    text = text_of(result)
+    assert result.is_error and "refused the input (HTTP 422)" in text
+    assert "prompt: flagged by the content filter" in text and f"describe_model {LITE}" in text
+    assert "Nothing was charged" in text and simulator.calls.submits == []
+
+
+async def test_insufficient_balance_says_so_with_the_balance(
+    connect: ClientFactory, api_url: str, simulator: Simulator
+) -> None:
+    # A unit this server cannot estimate, so only RunComfy can tell the job is too dear for the balance.
+    simulator.catalog[LITE].update(base_price_usd=0.5, price_unit="gpu_second")
+    simulator.balance_usd = 0.03
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as client:
+        result = await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS)
+    text = text_of(result)
+    assert result.is_error and "insufficient balance (HTTP 402" in text and "Top up" in text
+    assert "The balance is $0.03." in text and simulator.calls.submits == []

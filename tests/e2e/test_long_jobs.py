@@ -53,6 +53,25 @@ async def test_wait_reports_progress_until_the_video_is_ready(client: Client, cl
     assert progress == sorted(progress) and len(set(progress)) == len(progress)
 
 
+async def test_other_words_for_the_same_states_are_followed_to_the_end(
+    client: Client, simulator: Simulator, clock: ManualClock
+) -> None:
+    """RunComfy's own clients meet `pending`, `processing` and `canceled` (one l): a wait must not hang on them."""
+    simulator.status_words = {"in_queue": "pending", "in_progress": "processing", "cancelled": "canceled"}
+    kept, dropped = await submit(client), await submit(client)
+    assert structured(await client.call_tool("get_status", {"request_id": kept}))["status"] == "in_queue"
+    cancelled = structured(await client.call_tool("cancel", {"request_id": dropped}))
+    status = structured(await client.call_tool("get_status", {"request_id": dropped}))
+    assert cancelled["outcome"] == "cancelled" and status == {**status, "status": "cancelled", "finished": True}
+    clock.advance(QUEUE_SECONDS + 1)
+    assert structured(await client.call_tool("get_status", {"request_id": kept}))["status"] == "in_progress"
+    clock.advance(RUN_SECONDS)
+    with anyio.fail_after(10):
+        done = structured(await client.call_tool("wait_for_result", {"request_id": kept, "timeout_s": 5}))
+    history = {j["request_id"]: j["status"] for j in structured(await client.call_tool("list_jobs", {}))["jobs"]}
+    assert done["status"] == "succeeded" and history == {kept: "succeeded", dropped: "cancelled"}
+
+
 async def test_wait_times_out_without_an_error(client: Client, simulator: Simulator) -> None:
     request_id = await submit(client)
     with anyio.fail_after(10):

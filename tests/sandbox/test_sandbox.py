@@ -103,7 +103,7 @@ async def test_the_simulator_speaks_the_api(simulator: Simulator, api_url: str, 
         assert late.json()["outcome"] == "not_cancellable"
 
         unknown = await http.post(f"{api_url}/v1/models/acme/nope", json={})
-        assert unknown.status_code == 400 and unknown.json()["error_code"] == "400001"
+        assert unknown.status_code == 404 and "not found" in unknown.json()["detail"]
         malformed = await http.post(model, content=b"[not json")
         assert malformed.status_code == 400 and "error_message" in malformed.json()
         missing = await http.get(f"{api_url}/v1/requests/unknown/result")

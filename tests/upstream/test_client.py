@@ -11,8 +11,10 @@ import pytest
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APITimeoutError,
+    BadRequestError,
     InvalidArgumentsError,
     MissingTokenError,
+    RequestNotFoundError,
     SubmitOutcomeUnknownError,
     UnknownModelError,
 )
@@ -113,3 +115,47 @@ async def test_a_safe_request_is_retried_and_says_how_often() -> None:
         await client_for(flaky).status("req-1")
     assert calls == 3 and failure.value.attempts == 3
     assert failure.value.shown().endswith("(Tried 3 times.)") and "Tried" not in failure.value.message
+
+
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [
+        ("canceled", "cancelled"),  # one l, as RunComfy's CLI knows it
+        ("Cancelled", "cancelled"),
+        ("pending", "in_queue"),
+        ("waiting", "in_queue"),
+        ("starting", "in_progress"),
+        ("processing", "in_progress"),
+        ("completed", "completed"),
+        ("teleporting", "teleporting"),  # unknown: reported as it is, never guessed
+    ],
+)
+async def test_status_words_of_runcomfys_own_clients_are_read_as_ours(said: str, read: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/cancel"):
+            return httpx.Response(202, json={"request_id": "req-1", "status": said, "outcome": said})
+        return httpx.Response(200, json={"request_id": "req-1", "status": said})
+
+    client = client_for(handler)
+    assert (await client.status("req-1")).status == read
+    assert (await client.result("req-1")).status == read
+    cancelled = await client.cancel("req-1")
+    assert cancelled.status == read and cancelled.outcome == read
+
+
+async def test_a_refused_submit_names_the_model_or_the_input() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "gone" in request.url.path or request.method == "GET":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        detail = [{"loc": ["body", "duration"], "msg": "must be 5 or 10", "type": "value_error"}, "and more"]
+        return httpx.Response(422, json={"detail": detail})
+
+    client = client_for(handler)
+    with pytest.raises(UnknownModelError, match=r"no such model \(HTTP 404\): it does not know the model v/gone"):
+        await client.submit("v/gone", {})
+    with pytest.raises(BadRequestError) as refused:
+        await client.submit("v/here", {"duration": 7})
+    assert "refused the input (HTTP 422). RunComfy said: duration: must be 5 or 10; and more." in refused.value.message
+    assert "describe_model v/here" in refused.value.message
+    with pytest.raises(RequestNotFoundError):  # a 404 anywhere else is still about the request
+        await client.status("req-1")

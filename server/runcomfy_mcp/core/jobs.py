@@ -38,6 +38,7 @@ from runcomfy_mcp.domain.views import (
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APIStatusError,
+    InsufficientBalanceError,
     InvalidArgumentsError,
     InvalidTokenError,
     MissingTokenError,
@@ -182,10 +183,12 @@ class JobService:
             raise SubmitOutcomeUnknownError(
                 f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
             ) from exc
-        except (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError):
+        except (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError) as exc:
             if local_id is not None:  # refused or never sent: no job exists, so none is kept
                 with anyio.CancelScope(shield=True):
                     await self._remember(self.store.discard(local_id))
+            if isinstance(exc, InsufficientBalanceError):
+                raise await self._short_of_money(exc, caller, estimate) from exc
             raise
         self.wallet.spent(caller)
         if local_id is None:
@@ -203,6 +206,21 @@ class JobService:
             status="in_queue",
             estimated_cost_usd=estimate.usd,
             notes=notes,
+        )
+
+    async def _short_of_money(
+        self, exc: InsufficientBalanceError, caller: Caller, estimate: Estimate
+    ) -> InsufficientBalanceError:
+        """RunComfy's refusal, with the balance beside the estimate when the balance can be read."""
+        balance = await self.wallet.balance(caller, fresh=True)
+        if balance is None:
+            return exc
+        cost = f"; this job was estimated at ${estimate.usd:.4g}" if estimate.usd is not None else ""
+        return InsufficientBalanceError(
+            f"{exc.message} The balance is ${balance:.2f}{cost}.",
+            status_code=exc.status_code,
+            error_code=exc.error_code,
+            upstream_message=exc.upstream_message,
         )
 
     async def _reserve(

@@ -2,7 +2,8 @@
 
 Jobs move `in_queue` → `in_progress` → `completed` on a clock the caller controls: real time
 scaled by `time_scale` for a demo, or a `ManualClock` that tests advance by hand. A prompt
-containing "[fail]" makes the job fail. Output files are served from `/files/…` without a token,
+containing "[fail]" makes the job fail; one containing "[refuse]" is refused on submit (HTTP 422, with
+a detail naming the field, as RunComfy's input checks answer). Output files are served from `/files/…` without a token,
 like RunComfy's CDN. `GET /v1/models` serves a catalog (see `sandbox.catalog`): the four bundled
 models and others, whose outputs are videos, images or sounds.
 """
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FAIL_MARKER = "[fail]"
+REFUSE_MARKER = "[refuse]"
 QUEUE_SECONDS = 3.0
 RUN_SECONDS = 6.0
 
@@ -113,6 +115,8 @@ class Simulator:
 
         self.catalog: dict[str, dict[str, Any]] = {e["model_id"]: e for e in (catalog or sandbox_catalog())}
         self.catalog_open = True  # False: the listing answers 503 (RunComfy unreachable)
+        # Other words for the same states, as RunComfy's own clients have met them ({"cancelled": "canceled"} …)
+        self.status_words: dict[str, str] = {}
         self.balance_usd = 25.0  # the account's wallet: each job's cost is taken from it when submitted
         self.time_scale = time_scale
         self.clock = clock
@@ -137,7 +141,7 @@ class Simulator:
         status = job.status_at(now)
         body: dict[str, Any] = {
             "request_id": job.request_id,
-            "status": status,
+            "status": self.status_words.get(status, status),
             "status_url": f"{self.base_url}/v1/requests/{job.request_id}/status",
             "result_url": f"{self.base_url}/v1/requests/{job.request_id}/result",
         }
@@ -159,7 +163,7 @@ class Simulator:
             if include_cost:
                 body["cost"] = job.cost
         else:
-            body["status"] = status
+            body["status"] = self.status_words.get(status, status)
         return body
 
     def output_kind(self, model_id: str) -> str:
@@ -276,16 +280,22 @@ class Simulator:
             return _error(401, "400004", "Invalid or missing API token.")
         model_id = request.path_params["model_id"]
         if model_id not in self.catalog:
-            return _error(400, "400001", f"Model {model_id} not found.")
+            return JSONResponse({"detail": f"Model {model_id} not found."}, status_code=404)
         try:
             body = json.loads(await request.body())
         except ValueError:
             return _error(400, "400000", "Request body must be a JSON object.")
         if not isinstance(body, dict):
             return _error(400, "400000", "Request body must be a JSON object.")
+        refused = [k for k, v in body.items() if isinstance(v, str) and REFUSE_MARKER in v]
+        if refused:
+            problems = [
+                {"loc": ["body", k], "msg": "flagged by the content filter", "type": "value_error"} for k in refused
+            ]
+            return JSONResponse({"detail": problems}, status_code=422)
         cost = self.cost_of(model_id, body)
         if cost > self.balance_usd + 1e-9:
-            return _error(400, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
+            return _error(402, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
         self.balance_usd = round(self.balance_usd - cost, 6)
         self.calls.submits.append({"model_id": model_id, "arguments": body})
         sequence = next(self._ids)
@@ -337,8 +347,10 @@ class Simulator:
         status = job.status_at(self.clock())
         if status == "in_queue":
             job.cancelled = True
-            return JSONResponse({"request_id": job.request_id, "status": "cancelled", "outcome": "cancelled"}, 202)
-        return JSONResponse({"request_id": job.request_id, "status": status, "outcome": "not_cancellable"}, 202)
+            cancelled = self.status_words.get("cancelled", "cancelled")
+            return JSONResponse({"request_id": job.request_id, "status": cancelled, "outcome": cancelled}, 202)
+        shown = self.status_words.get(status, status)
+        return JSONResponse({"request_id": job.request_id, "status": shown, "outcome": "not_cancellable"}, 202)
 
     async def _file(self, request: Request) -> Response:
         self._record(request)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from runcomfy_mcp.domain.ids import check_model_id, check_request_id, check_token
 from runcomfy_mcp.errors import (
@@ -25,7 +25,7 @@ from runcomfy_mcp.errors import (
 )
 from runcomfy_mcp.upstream.redaction import Redactor
 from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
-from runcomfy_mcp.upstream.statuses import error_from_response, upstream_reason
+from runcomfy_mcp.upstream.statuses import error_from_response, normalized_status, upstream_reason
 
 WireModel = TypeVar("WireModel", bound=BaseModel)
 
@@ -46,10 +46,16 @@ class SubmitResponse(_Wire):
     cancel_url: str | None = None
 
 
+def _status_words(value: Any) -> Any:
+    return normalized_status(value) if isinstance(value, str) else value
+
+
 class StatusResponse(_Wire):
     request_id: str | None = None
     status: str
     queue_position: int | None = None
+
+    _status = field_validator("status", mode="before")(_status_words)
 
 
 class ResultResponse(_Wire):
@@ -61,6 +67,8 @@ class ResultResponse(_Wire):
     created_at: str | None = None
     finished_at: str | None = None
     cost: float | None = None
+
+    _status = field_validator("status", mode="before")(_status_words)
 
 
 class CatalogPage(_Wire):
@@ -85,6 +93,8 @@ class CancelResponse(_Wire):
     request_id: str | None = None
     status: str | None = None
     outcome: str
+
+    _words = field_validator("status", "outcome", mode="before")(_status_words)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -147,7 +157,7 @@ class RunComfyClient:
                 + " Do NOT submit it again blindly (that could pay twice): check the RunComfy dashboard's "
                 "request list first, and resubmit only if it is not there."
             )
-        body = self._checked_body(response, action=f"Submitting the job to {model_id}")
+        body = self._checked_body(response, action=f"Submitting the job to {model_id}", submitted_model=model_id)
         return self._parse(SubmitResponse, body, "the submit answer")
 
     async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
@@ -295,11 +305,18 @@ class RunComfyClient:
             "changed; check the network and try again."
         )
 
-    def _checked_body(self, response: httpx.Response, *, action: str) -> dict[str, Any]:
+    def _checked_body(
+        self, response: httpx.Response, *, action: str, submitted_model: str | None = None
+    ) -> dict[str, Any]:
         body = self._json_or_none(response)
         if response.is_error or (body is not None and body.get("error_code") not in (None, "", 0)):
             raise error_from_response(
-                response.status_code, body, action=action, redact=self._redact, retry_after_s=_retry_after(response)
+                response.status_code,
+                body,
+                action=action,
+                redact=self._redact,
+                retry_after_s=_retry_after(response),
+                submitted_model=submitted_model,
             )
         if body is None:
             kind = response.headers.get("content-type", "unknown content type").split(";")[0]

@@ -17,24 +17,53 @@ from runcomfy_mcp.errors import (
     UpstreamServerError,
 )
 
-_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "failure_reason", "reason")
+_MESSAGE_KEYS = ("error_message", "message", "msg", "error", "detail", "failure_reason", "reason")
+_MAX_NESTING = 4  # an error body is upstream data: its reason is looked for this deep, no deeper
+
+# Status words RunComfy's own clients have met besides the documented ones, in this server's words: the CLI ends
+# on `canceled` (one l) as on `cancelled`; the partner nodes keep polling on the others.
+_STATUS_SYNONYMS = {
+    "canceled": "cancelled",
+    "pending": "in_queue",
+    "waiting": "in_queue",
+    "starting": "in_progress",
+    "processing": "in_progress",
+}
 
 
-def upstream_reason(body: Mapping[str, Any] | None) -> str | None:
+def normalized_status(raw: str) -> str:
+    """A job status in this server's vocabulary (in_queue, in_progress, completed, succeeded, failed, cancelled);
+    a word it does not know is kept as it is, so it is reported rather than guessed at."""
+    word = raw.strip().lower()
+    return _STATUS_SYNONYMS.get(word, word)
+
+
+def upstream_reason(body: Mapping[str, Any] | None, _depth: int = 0) -> str | None:
     """The most specific human text an upstream error body carries, if any."""
-    if not body:
+    if not body or _depth > _MAX_NESTING:
         return None
     for key in _MESSAGE_KEYS:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
         if isinstance(value, Mapping):
-            nested = upstream_reason(value)
+            nested = upstream_reason(value, _depth + 1)
             if nested:
                 return nested
         if isinstance(value, list) and value:
-            return "; ".join(str(v) for v in value[:5])
+            return "; ".join(_item_words(v, _depth + 1) for v in value[:5])
     return None
+
+
+def _item_words(item: Any, depth: int) -> str:
+    """One entry of a list of problems; `{"loc": ["body", "duration"], "msg": "…"}` reads 'duration: …'."""
+    if not isinstance(item, Mapping):
+        return str(item)[:200]
+    reason = upstream_reason(item, depth) or str(dict(item))[:200]
+    where = item.get("loc") or item.get("field") or item.get("path")
+    if isinstance(where, list):
+        where = ".".join(str(p) for p in where if p != "body")
+    return f"{where}: {reason}" if isinstance(where, str) and where else reason
 
 
 def error_from_response(
@@ -44,13 +73,15 @@ def error_from_response(
     action: str,
     redact: Callable[[str], str],
     retry_after_s: float | None = None,
+    submitted_model: str | None = None,
 ) -> APIStatusError:
-    """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job")."""
+    """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job");
+    `submitted_model`: the model a refused submit was for (a 404 then means no such model, a 400 or 422 the input)."""
     raw_code = body.get("error_code") if body else None
     error_code = str(raw_code) if raw_code is not None else None
     reason = upstream_reason(body)
     reason = redact(reason)[:500] if reason else None
-    said = f" RunComfy said: {reason}" if reason else ""
+    said = f" RunComfy said: {reason}{'' if reason.endswith(('.', '!', '?')) else '.'}" if reason else ""
     code = f" (HTTP {status_code}{', code ' + error_code if error_code else ''})"
     kwargs: dict[str, Any] = {"status_code": status_code, "error_code": error_code, "upstream_message": reason}
 
@@ -73,10 +104,12 @@ def error_from_response(
             "Nothing was charged. Top up the balance on runcomfy.com, then try again.",
             **kwargs,
         )
-    if error_code == "400001":
+    if error_code == "400001" or (submitted_model and status_code == 404):
+        model = f" {submitted_model}" if submitted_model else " id"
         return UnknownModelError(
-            f"{action} failed: RunComfy does not know this model id{code}.{said} "
-            "The tool spec may be out of date; check the model id on the RunComfy model page.",
+            f"{action} failed: RunComfy has no such model{code}: it does not know the model{model}.{said} "
+            "Nothing was charged. Find the current id with find_models (the model may have been renamed or "
+            "withdrawn); a tool spec of your own may be out of date.",
             **kwargs,
         )
     if error_code == "404001" or status_code == 404:
@@ -98,6 +131,13 @@ def error_from_response(
         return UpstreamServerError(
             f"{action} failed: RunComfy's API is having trouble{code}.{said} "
             "This is on RunComfy's side; try again in a minute.",
+            **kwargs,
+        )
+    if submitted_model and status_code in (400, 422):
+        return BadRequestError(
+            f"{action} failed: RunComfy refused the input{code}.{said or ' It gave no detail.'} Nothing was "
+            f"charged. Fix that input and submit again; describe_model {submitted_model} shows every field it "
+            "takes and its limits.",
             **kwargs,
         )
     return BadRequestError(
