@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     download_timeout_s: float = Field(default=600.0, gt=0, description="Total time one output download may take.")
     max_download_mb: float = Field(default=2048.0, gt=0, description="Largest output file a download saves (MiB).")
     output_hosts: str = Field(
-        default="*.runcomfy.net",
+        default="*.runcomfy.net,*.runcomfy.com",  # both, as RunComfy's own CLI trusts
         description="HTTP mode: hosts output files may be downloaded from, comma-separated (the API's host always).",
     )
     player_domains: str = Field(

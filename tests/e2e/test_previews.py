@@ -149,7 +149,8 @@ async def test_the_player_is_a_self_contained_app_linked_from_the_tools(client: 
     contents = (await client.read_resource(uri)).contents[0]
     assert isinstance(contents, types.TextResourceContents) and contents.mime_type == "text/html;profile=mcp-app"
     domains = contents.meta["ui"]["csp"]["resourceDomains"]  # type: ignore[index]
-    assert "https://*.runcomfy.net" in domains and api_url in domains  # the API's origin serves files here
+    assert "https://*.runcomfy.net" in domains and "https://*.runcomfy.com" in domains
+    assert api_url in domains  # the API's origin serves files here
     html = contents.text.lower()
     for external in ("<script src", "<link", "@import", "url(", "http://", "https://"):
         assert external not in html, external  # nothing loaded from anywhere: one self-contained file

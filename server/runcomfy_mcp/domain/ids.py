@@ -29,9 +29,10 @@ def check_model_id(model_id: object, tool: str = "run_model") -> str:
     return model_id
 
 
-# RFC 6750's b64token: what a bearer credential may hold. Anything else cannot go into a header as is.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
-MAX_TOKEN_CHARS = 1024
+# What RunComfy's own server accepts as a token: printable ASCII without spaces, at most 4,096 characters. Nothing
+# else can go into a header as is (and a control character could split it).
+_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
+MAX_TOKEN_CHARS = 4096
 
 
 def check_token(token: str, source: str) -> str:
@@ -39,9 +40,9 @@ def check_token(token: str, source: str) -> str:
     if len(token) <= MAX_TOKEN_CHARS and _TOKEN_SHAPE.fullmatch(token):
         return token
     why = (
-        f"it is over {MAX_TOKEN_CHARS} characters long"
+        f"it is over {MAX_TOKEN_CHARS:,} characters long"
         if len(token) > MAX_TOKEN_CHARS
-        else ("it contains characters a token cannot have (spaces, quotes, control or non-ASCII characters)")
+        else ("it contains characters a token cannot have (spaces, control or non-ASCII characters)")
     )
     raise InvalidTokenError(
         f"The RunComfy API token {source} cannot be used: {why}, so nothing was sent. Copy the token again from "
