@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+ARGUMENT_CHECK_THREADS = 4
 POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to the ceiling
 
 
@@ -111,6 +112,7 @@ class JobService:
         self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
         self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
+        self._checks: anyio.CapacityLimiter | None = None
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -118,6 +120,11 @@ class JobService:
             await work
         except StoreError:
             logger.exception("could not update the job history")
+
+    def _check_threads(self) -> anyio.CapacityLimiter:
+        if self._checks is None:
+            self._checks = anyio.CapacityLimiter(ARGUMENT_CHECK_THREADS)
+        return self._checks
 
     def _checker(self, spec: ToolSpec) -> ArgumentChecker:
         key = (spec.model_id, spec.tool_name)
@@ -130,7 +137,10 @@ class JobService:
         self, spec: ToolSpec, arguments: Mapping[str, Any] | None, caller: Caller = LOCAL_CALLER, tool: str = ""
     ) -> tuple[dict[str, Any], list[str]]:
         """What to send for a call, and notes for the assistant; raises InvalidArgumentsError with every problem."""
-        checked = self._checker(spec).check(arguments)
+        # In a worker thread: a catalog schema's checks are bounded (linear patterns, counted arguments) but not free,
+        # and the event loop serves every other caller meanwhile. A few threads of their own, so a flood of checks
+        # cannot take the threads the history and file reads need.
+        checked = await anyio.to_thread.run_sync(self._checker(spec).check, arguments, limiter=self._check_threads())
         prepared = await self.inputs.prepare(
             spec, checked.arguments, skip=checked.fields_with_problems, owner=caller.owner
         )

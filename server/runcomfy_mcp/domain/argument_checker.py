@@ -2,17 +2,22 @@
 
 Assistants improvise: "5" for an integer, a lone URL where a list is wanted. Those are coerced
 when the meaning is unambiguous; everything else that breaks the schema is reported, all
-problems at once, each naming the field, the value and what is allowed.
+problems at once, each naming the field, the value and what is allowed. Schemas may come from
+the catalog: patterns are matched in linear time, and arguments too big to check in a moment are
+refused by their size before any schema work.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from runcomfy_mcp.domain.bounds import measure
+from runcomfy_mcp.domain.patterns import linear_validator
 from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
 
 if TYPE_CHECKING:
@@ -20,6 +25,9 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 _MAX_SHOWN = 80
+MAX_ARGUMENT_VALUES = 10_000  # far past any model's inputs (arrays hold at most a few dozen items)
+MAX_ARGUMENT_DEPTH = 32
+MAX_PROBLEMS = 20  # reported at once; a million bad items need not make a million messages
 _JSON_TYPE = {
     str: "a string",
     int: "an integer",
@@ -76,18 +84,21 @@ class ArgumentChecker:
 
     @cached_property
     def _validator(self) -> Draft202012Validator:
-        from jsonschema import Draft202012Validator
-
-        return Draft202012Validator(portable_input_schema(self.spec))
+        validator: Draft202012Validator = linear_validator()(portable_input_schema(self.spec))
+        return validator
 
     def check(self, arguments: Mapping[str, Any] | None) -> CheckedArguments:
-        """The arguments, coerced where unambiguous, and every way they break the schema."""
+        """The arguments, coerced where unambiguous, and every way they break the schema (the first
+        MAX_PROBLEMS of them)."""
         args = dict(arguments or {})
+        size = measure(args, stop_after=MAX_ARGUMENT_VALUES)
+        if not size.within(depth=MAX_ARGUMENT_DEPTH, values=MAX_ARGUMENT_VALUES):
+            return CheckedArguments(args, [_too_big(size.depth)], set(args))
         properties = self.spec.properties
         for name, value in args.items():
             if name in properties:
                 args[name] = _coerce(value, properties[name])
-        errors = sorted(self._validator.iter_errors(args), key=_field_name)
+        errors = sorted(itertools.islice(self._validator.iter_errors(args), MAX_PROBLEMS), key=_field_name)
         fields = {str(e.absolute_path[0]) for e in errors if e.absolute_path}
         return CheckedArguments(args, [self._describe(e) for e in errors], fields)
 
@@ -126,6 +137,15 @@ class ArgumentChecker:
         if "enum" in prop:
             return "one of " + ", ".join(_show(v) for v in prop["enum"])
         return _article(prop.get("type", "value"))
+
+
+def _too_big(depth: int) -> str:
+    if depth > MAX_ARGUMENT_DEPTH:
+        return f"(arguments): nested {depth} levels deep, more than the {MAX_ARGUMENT_DEPTH} any model takes."
+    return (
+        f"(arguments): they hold more than {MAX_ARGUMENT_VALUES:,} values, far more than any model takes. Send "
+        "only the model's own fields (describe_model lists them)."
+    )
 
 
 def _article(kind: object) -> str:

@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 from runcomfy_mcp.domain.media_rules import RULE_PATTERN
+from runcomfy_mcp.domain.patterns import linear_pattern
 from runcomfy_mcp.errors import DialectError
 
 _TYPE_ALIASES = {
@@ -70,6 +71,7 @@ def _standardize(node: dict[str, Any], where: str) -> None:
         raise DialectError(f"field {where!r} has a type that is neither a name nor a list")
     if node.get("default", 0) is None:
         del node["default"]  # "no default": saying null would tell clients null is a value to send
+    _keep_linear_patterns(node)
     for key in _SUBSCHEMA_KEYS:
         if isinstance(node.get(key), dict):
             _standardize(node[key], where)
@@ -81,6 +83,24 @@ def _standardize(node: dict[str, Any], where: str) -> None:
         for name, sub in node["properties"].items():
             if isinstance(sub, dict):
                 _standardize(sub, f"{where}.{name}")
+
+
+UNCHECKED_PATTERN_WORDS = "Its format is checked by RunComfy only."
+
+
+def _keep_linear_patterns(node: dict[str, Any]) -> None:
+    """Patterns are matched in linear time here (RE2): one that engine cannot take is RunComfy's to check."""
+    if "pattern" in node and linear_pattern(node["pattern"]) is None:
+        del node["pattern"]
+        _add_words(node, UNCHECKED_PATTERN_WORDS)
+    keyed = node.get("patternProperties")
+    if isinstance(keyed, dict):
+        node["patternProperties"] = {k: v for k, v in keyed.items() if linear_pattern(k) is not None}
+
+
+def _add_words(node: dict[str, Any], words: str) -> None:
+    description = node.get("description")
+    node["description"] = f"{description.strip()} {words}" if isinstance(description, str) and description else words
 
 
 def _standard_type(kind: Any, where: str) -> str:
@@ -119,7 +139,8 @@ def _check(schema: dict[str, Any]) -> None:
     from jsonschema.exceptions import SchemaError
 
     try:
-        Draft202012Validator.check_schema(schema)
+        # No format checks on the schema itself: its `pattern`s are RE2's (above), which Python's `re` need not read.
+        Draft202012Validator.check_schema(schema, format_checker=None)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise DialectError(f"the input schema is not valid JSON Schema at {where}: {exc.message}") from exc
