@@ -4,11 +4,14 @@ nothing for every other model and caller."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
@@ -47,14 +50,72 @@ LOOKAROUND = hostile_entry(
 )
 
 
+DEEP_MARK = "__nested__"
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# JSON nested deeper than Python's own tools go: the listing carries it as raw text (see HostileSimulator).
+DEEP_LISTING = hostile_entry("mallory/deep/text-to-image", {"prompt": {"type": "string", "default": DEEP_MARK}})
+DEEP_SCHEMA = hostile_entry("mallory/deep-schema/text-to-image", {"prompt": {"type": "string"}})
+DEEP_SCHEMA["input_schema"]["properties"]["tree"] = {"$nested_objects": 600}
+REF_LOOP = hostile_entry(
+    "mallory/ref-loop/text-to-image",
+    {"prompt": {"type": "string"}, "node": {"$ref": "#/$defs/node"}},
+    input_schema={
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {"prompt": {"type": "string"}, "node": {"$ref": "#/$defs/node"}},
+        "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}},
+    },
+)
+SHARED_PARTS = hostile_entry(
+    "honest/refs/text-to-image",
+    {},
+    input_schema={
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {"prompt": {"$ref": "#/$defs/text"}, "negative_prompt": {"$ref": "#/$defs/text"}},
+        "$defs": {"text": {"type": "string", "maxLength": 10}},
+    },
+)
+
+
+def _objects(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        node = {"type": "object", "properties": {"x": node}}
+    return node
+
+
+class HostileSimulator(Simulator):
+    """Serves its catalog as raw text, so an entry can be nested deeper than `json.dumps` itself would go."""
+
+    async def _list_models(self, request: Request) -> Response:
+        page = await super()._list_models(request)
+        return self._spliced(page)
+
+    async def _model(self, request: Request) -> Response:
+        return self._spliced(await super()._model(request))
+
+    @staticmethod
+    def _spliced(page: Response) -> Response:
+        text = bytes(page.body).decode()
+        text = text.replace(json.dumps(DEEP_MARK), nested(3000))
+        text = text.replace('{"$nested_objects":600}', json.dumps(_objects(300)))  # 600 levels: json reads it
+        return Response(text, status_code=page.status_code, media_type="application/json")
+
+
 @pytest.fixture
 def hostile_catalog() -> list[dict[str, Any]]:
-    return [REDOS, LOOKAROUND]
+    return [REDOS, LOOKAROUND, DEEP_LISTING, DEEP_SCHEMA, REF_LOOP, SHARED_PARTS]
 
 
 @pytest.fixture
 async def hostile_api(clock: ManualClock, hostile_catalog: list[dict[str, Any]]) -> AsyncIterator[Simulator]:
-    simulator = Simulator(token=TOKEN, catalog=sandbox_catalog() + hostile_catalog, clock=clock)
+    simulator = HostileSimulator(token=TOKEN, catalog=sandbox_catalog() + hostile_catalog, clock=clock)
     async with serve_on_loopback(simulator.app()) as url:
         simulator.base_url = url
         yield simulator
@@ -104,3 +165,54 @@ async def test_a_pattern_a_linear_engine_cannot_compile_is_left_to_runcomfy(
     assert "Letters and a digit." in prompt["description"] and "checked by RunComfy" in prompt["description"]
     run = await client.call_tool("run_model", {"model_id": LOOKAROUND["model_id"], "input": {"prompt": "abc1"}})
     assert not run.is_error, text_of(run)
+
+
+# ------------------------------------------------------------------ 5. depth
+
+
+async def test_an_entry_nested_3000_deep_is_skipped_and_every_other_model_works(
+    client: Client, hostile_api: Simulator
+) -> None:
+    found = await client.call_tool("find_models", {"query": "flux"})
+    assert not found.is_error and structured(found)["source"] == "live"
+    assert structured(found)["models"][0]["model_id"] == FLUX
+    assert "mallory/deep/text-to-image" in text_of(found) and "could not be read" in text_of(found)
+    ran = await client.call_tool("run_model", {"model_id": FLUX, "input": {"prompt": "a kite"}})
+    assert not ran.is_error and "Estimated cost: $0.008" in text_of(ran)  # estimates read the same listing
+    quoted = await client.call_tool("estimate_cost", {"model_id": "seedance_1_0_lite_image_to_video", "input": {}})
+    assert "internal error" not in text_of(quoted)
+    deep = await client.call_tool("describe_model", {"model_id": "mallory/deep/text-to-image"})
+    assert deep.is_error and "nested more than" in text_of(deep) and "Other models still work" in text_of(deep)
+
+
+async def test_a_schema_600_deep_is_not_runnable_and_says_why(client: Client, hostile_api: Simulator) -> None:
+    described = await client.call_tool("describe_model", {"model_id": DEEP_SCHEMA["model_id"]})
+    assert "nested more than" in text_of(described) and "internal error" not in text_of(described)
+    run = await client.call_tool("run_model", {"model_id": DEEP_SCHEMA["model_id"], "input": {"prompt": "x"}})
+    assert run.is_error and "nested more than" in text_of(run) and hostile_api.calls.submits == []
+
+
+async def test_a_deep_model_in_runcomfy_models_is_left_out_and_the_server_starts(
+    connect: ClientFactory, hostile_api: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = f"{DEEP_SCHEMA['model_id']},mallory/deep/text-to-image,{REF_LOOP['model_id']},{FLUX}"
+    async with connect(Settings(api_token=TOKEN, base_url=hostile_api.base_url, models=models)) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert "blackforestlabs_flux_2_flash_text_to_image" in names and not any("mallory" in n for n in names)
+    assert (
+        f"{DEEP_SCHEMA['model_id']} is left out" in caplog.text and f"{REF_LOOP['model_id']} is left out" in caplog.text
+    )
+
+
+async def test_a_ref_loop_is_explained_and_refs_without_one_are_followed(
+    client: Client, hostile_api: Simulator
+) -> None:
+    loop = await client.call_tool("run_model", {"model_id": REF_LOOP["model_id"], "input": {"prompt": "x"}})
+    assert loop.is_error and "$ref" in text_of(loop) and "internal error" not in text_of(loop)
+    described = structured(await client.call_tool("describe_model", {"model_id": SHARED_PARTS["model_id"]}))
+    assert described["runnable"] and described["input_schema"]["properties"]["negative_prompt"]["maxLength"] == 10
+    too_long = await client.call_tool(
+        "run_model", {"model_id": SHARED_PARTS["model_id"], "input": {"prompt": "far too long a prompt"}}
+    )
+    assert too_long.is_error and "prompt: 21 characters is too long" in text_of(too_long)
+    assert hostile_api.calls.submits == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -159,3 +160,13 @@ async def test_a_refused_submit_names_the_model_or_the_input() -> None:
     assert "describe_model v/here" in refused.value.message
     with pytest.raises(RequestNotFoundError):  # a 404 anywhere else is still about the request
         await client.status("req-1")
+
+
+async def test_an_answer_nested_past_json_s_own_limit_keeps_everything_else() -> None:
+    deep = "[" * 3000 + "]" * 3000
+    entries = ['{"model_id": "a/b"}', f'{{"model_id": "x/y", "input_schema": {deep}}}', '{"model_id": "c/d"}']
+    body = f'{{"models": [{", ".join(entries)}]}}'
+    client = client_for(lambda request: httpx.Response(200, text=body, headers={"content-type": "application/json"}))
+    page = await client.list_models()
+    assert [m["model_id"] for m in page.models] == ["a/b", "x/y", "c/d"]
+    assert "nested too deep" in json.dumps(page.models[1])  # the part past the limit is a marker, not a crash

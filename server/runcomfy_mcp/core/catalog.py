@@ -24,8 +24,9 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from runcomfy_mcp.core.price_cache import prices_path
+from runcomfy_mcp.domain.bounds import measure
 from runcomfy_mcp.domain.dialect import standard_schema
-from runcomfy_mcp.domain.ids import check_model_id
+from runcomfy_mcp.domain.ids import MODEL_ID, check_model_id
 from runcomfy_mcp.domain.pricing import Price
 from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.domain.tool_names import tool_name_for
@@ -44,6 +45,9 @@ PAGE_SIZE = 500  # the most the listing gives per request
 MAX_PAGES = 40  # 20,000 models: far past today's catalog, and a bound on a listing that never ends
 MIN_REFRESH_INTERVAL_S = 60.0  # on-demand refreshes, and retries after a failed one
 CACHE_FORMAT = 1
+MAX_ENTRY_DEPTH = 40  # a schema within it may be nested up to the dialect's 32 levels
+MAX_ENTRY_VALUES = 50_000
+MAX_SKIPPED_NAMED = 20
 _STOP_WORDS = frozenset({"a", "an", "the", "of", "for", "with", "and", "from", "in", "on", "my", "this", "that"})
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
 
@@ -105,20 +109,51 @@ class CatalogEntry(BaseModel):
         return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
-def parse_entries(raw: Iterable[Any]) -> list[CatalogEntry]:
-    entries: list[CatalogEntry] = []
-    skipped = 0
+@dataclass
+class ReadEntries:
+    entries: list[CatalogEntry] = field(default_factory=list)
+    kept: list[Any] = field(default_factory=list)  # the raw entries that were read, as they came (for the cache)
+    skipped: dict[str, str] = field(default_factory=dict)  # model id → why its entry cannot be read
+    unnamed: int = 0  # entries skipped without a usable model_id
+
+
+def read_entries(raw: Iterable[Any]) -> ReadEntries:
+    """Each entry on its own: one that is nested too deep or has no usable id is skipped, never fatal. The depth
+    is measured without recursion before anything recursive (pydantic, copies, JSON) touches the entry."""
+    read = ReadEntries()
     for item in raw:
-        try:
-            entry = CatalogEntry.model_validate(item)
-            check_model_id(entry.model_id)
-        except (ValidationError, RunComfyError):
-            skipped += 1
-            continue
-        entries.append(entry)
-    if skipped:
-        logger.warning("the model listing had %d entries without a usable model_id; they were skipped", skipped)
-    return entries
+        model_id = item.get("model_id") if isinstance(item, dict) else None
+        size = measure(item, stop_after=MAX_ENTRY_VALUES)
+        if size.depth > MAX_ENTRY_DEPTH:
+            why = f"it is nested more than {MAX_ENTRY_DEPTH} levels deep"
+        elif size.values > MAX_ENTRY_VALUES:
+            why = f"it holds more than {MAX_ENTRY_VALUES:,} values"
+        else:
+            try:
+                entry = CatalogEntry.model_validate(item)
+                check_model_id(entry.model_id)
+            except (ValidationError, RunComfyError):
+                why = "it has no usable model_id"
+            else:
+                read.entries.append(entry)
+                read.kept.append(item)
+                continue
+        if isinstance(model_id, str) and MODEL_ID.fullmatch(model_id) and len(read.skipped) < MAX_SKIPPED_NAMED:
+            read.skipped[model_id] = why
+        else:
+            read.unnamed += 1
+    if read.skipped or read.unnamed:
+        named = "; ".join(f"{m}: {why}" for m, why in read.skipped.items())
+        logger.warning(
+            "%d entries of the model listing cannot be read and were skipped%s",
+            len(read.skipped) + read.unnamed,
+            f" ({named})" if named else "",
+        )
+    return read
+
+
+def parse_entries(raw: Iterable[Any]) -> list[CatalogEntry]:
+    return read_entries(raw).entries
 
 
 # ---------------------------------------------------------------- tool names and specs
@@ -211,6 +246,7 @@ class Listing:
     source: str  # "live", "cache" or "bundled"
     fetched_at: float | None = None
     note: str | None = None  # why the answer is not fresh, when it is not
+    skipped: dict[str, str] = field(default_factory=dict)  # entries that could not be read, and why
     _index: list[_Indexed] = field(default_factory=list, repr=False)
     _by_id: dict[str, CatalogEntry] = field(default_factory=dict, repr=False)
 
@@ -251,6 +287,14 @@ class Listing:
 
     def age_words(self, now: float) -> str:
         return _age(now - self.fetched_at) if self.fetched_at else "of unknown age"
+
+
+def _skipped_note(skipped: Mapping[str, str], shown: int = 3) -> str | None:
+    if not skipped:
+        return None
+    named = "; ".join(f"{m} ({why})" for m, why in list(skipped.items())[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"{len(skipped)} model(s) of RunComfy's catalog could not be read here and are left out: {named}{more}."
 
 
 def _age(seconds: float) -> str:
@@ -327,9 +371,10 @@ class Catalog:
             if len(page.models) < PAGE_SIZE or (total is not None and len(raw) >= total):
                 break
         fetched_at = self._clock()
-        await anyio.to_thread.run_sync(self._write_cache, raw, fetched_at)
+        read = await anyio.to_thread.run_sync(read_entries, raw)
+        await anyio.to_thread.run_sync(self._write_cache, read, fetched_at)
         logger.info("model catalog fetched: %d models in %d request(s)", len(raw), page_number + 1)
-        return Listing(parse_entries(raw), "live", fetched_at)
+        return Listing(read.entries, "live", fetched_at, skipped=read.skipped)
 
     def _fallback(self, current: Listing | None, exc: RunComfyError, now: float) -> Listing:
         logger.warning("model catalog not refreshed: %s", exc.message)
@@ -339,7 +384,7 @@ class Catalog:
                 f"RunComfy's catalog could not be read ({why}), so this comes from the copy cached on this "
                 f"machine, {current.age_words(now)}."
             )
-            return Listing(current.entries, "cache", current.fetched_at, note)
+            return Listing(current.entries, "cache", current.fetched_at, note, current.skipped)
         note = (
             f"RunComfy's catalog could not be read ({why}) and none is cached yet, so only the models bundled with "
             "this server are shown."
@@ -354,18 +399,19 @@ class Catalog:
             return Listing(parse_entries(data["models"]), "cache", float(data["fetched_at"]))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             logger.warning("the catalog cache %s is unreadable; it will be fetched again", self.cache_path)
             return None
 
-    def _write_cache(self, raw: list[Any], fetched_at: float) -> None:
-        """Atomically, so a reader never sees half a file; a disk problem only costs the cache."""
+    def _write_cache(self, read: ReadEntries, fetched_at: float) -> None:
+        """Atomically, so a reader never sees half a file; a disk problem only costs the cache. Only the entries
+        that were read go in: the cache is never harder to read than the listing was."""
         try:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.cache_path.with_suffix(f".{os.getpid()}.part")
-            partial.write_text(json.dumps({"format": CACHE_FORMAT, "fetched_at": fetched_at, "models": raw}))
+            partial.write_text(json.dumps({"format": CACHE_FORMAT, "fetched_at": fetched_at, "models": read.kept}))
             os.replace(partial, self.cache_path)
-            prices = {e.model_id: [e.base_price_usd, e.price_unit] for e in parse_entries(raw) if e.base_price_usd}
+            prices = {e.model_id: [e.base_price_usd, e.price_unit] for e in read.entries if e.base_price_usd}
             partial.write_text(json.dumps(prices))
             os.replace(partial, prices_path(self.cache_path))
         except OSError as exc:
@@ -387,14 +433,20 @@ class Catalog:
         except UnknownModelError:
             raw = None
         except RunComfyError:
-            if found is None:
+            if found is None and model_id not in listing.skipped:
                 raise
             raw = None
-        parsed = parse_entries([raw]) if isinstance(raw, Mapping) else []
-        if parsed and parsed[0].model_id == model_id:
-            return parsed[0]
+        read = read_entries([raw]) if isinstance(raw, Mapping) else ReadEntries()
+        if read.entries and read.entries[0].model_id == model_id:
+            return read.entries[0]
         if found is not None:
             return found
+        why = read.skipped.get(model_id) or listing.skipped.get(model_id)
+        if why:
+            raise CatalogSchemaError(
+                f"{model_id} is in RunComfy's catalog, but its entry cannot be read here: {why}. Other models still "
+                "work; this one can be run from RunComfy's own playground."
+            )
         raise self._unknown(model_id, listing)
 
     def _unknown(self, model_id: str, listing: Listing) -> ModelNotInCatalogError:
@@ -453,7 +505,7 @@ class Catalog:
     ) -> FoundModels:
         listing = await self.listing(refresh=refresh)
         found, total = listing.search(query, category, limit)
-        note = listing.note
+        note = " ".join(filter(None, [listing.note, _skipped_note(listing.skipped)])) or None
         if not found and category and category not in listing.categories():
             known = ", ".join(listing.categories())
             note = " ".join(filter(None, [note, f"There is no category {category!r}; the categories are: {known}."]))

@@ -5,6 +5,10 @@ fields, and rules of their own (`validations`). This turns one into a schema tha
 validator accepts, keeping enums, limits, real defaults, `format: image_uri | video_uri | audio_uri`
 and the `validations` it can check (the tool spec turns those into words for clients). A schema
 that cannot be understood raises DialectError naming the field and why.
+
+The schema is upstream data: it is measured before anything recursive touches it (MAX_DEPTH,
+MAX_VALUES), and local `$ref`s are followed into a copy that has none — a loop, a reference
+outside the schema or an expansion past those bounds is a DialectError, never a crash.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from runcomfy_mcp.domain.bounds import measure
 from runcomfy_mcp.domain.media_rules import RULE_PATTERN
 from runcomfy_mcp.domain.patterns import linear_pattern
 from runcomfy_mcp.errors import DialectError
@@ -37,13 +42,24 @@ _TYPE_ALIASES = {
 }
 _SUBSCHEMA_KEYS = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+# Where a schema holds other schemas (everything else in it is data: enums, defaults, validations…)
+_SCHEMA_VALUED = (*_SUBSCHEMA_KEYS, "propertyNames", "additionalItems", "unevaluatedItems", "unevaluatedProperties")
+_SCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas")
+_DEFINITIONS = ("$defs", "definitions")
+MAX_DEPTH = 32  # levels of JSON: an object field inside an array item inside an object is 6
+MAX_VALUES = 20_000
 
 
 def standard_schema(schema: Any) -> dict[str, Any]:
     """A copy of a RunComfy input schema in standard JSON Schema (2020-12), or DialectError."""
     if not isinstance(schema, dict):
         raise DialectError(f"the input schema is {type(schema).__name__}, not an object")
-    result = copy.deepcopy(schema)
+    size = measure(schema, stop_after=MAX_VALUES)
+    if size.depth > MAX_DEPTH:
+        raise DialectError(f"the input schema is nested more than {MAX_DEPTH} levels deep")
+    if size.values > MAX_VALUES:
+        raise DialectError(f"the input schema holds more than {MAX_VALUES:,} values")
+    result: dict[str, Any] = _RefInliner(schema).schema(schema, (), 0)
     result.setdefault("type", "object")
     if result["type"] != "object" or not isinstance(result.get("properties"), dict):
         raise DialectError("the input schema is not an object schema with 'properties'")
@@ -59,6 +75,59 @@ def standard_schema(schema: Any) -> dict[str, Any]:
             _sort_rules(prop, name)
     _check(result)
     return result
+
+
+class _RefInliner:
+    """Copies a schema with each local `$ref` replaced by what it points to. Only pointers into the schema itself
+    (`#/$defs/x`) are followed; one that leads back to a `$ref` still being followed is a loop."""
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.root = root
+        self.budget = MAX_VALUES
+
+    def schema(self, node: Any, following: tuple[str, ...], depth: int) -> Any:
+        self.budget -= 1
+        if depth > MAX_DEPTH or self.budget < 0:
+            why = f"nested more than {MAX_DEPTH} levels deep" if depth > MAX_DEPTH else "larger than this server reads"
+            raise DialectError(f"the input schema is {why} once its $refs are followed")
+        if not isinstance(node, dict):
+            return copy.deepcopy(node)  # true/false schemas, or junk the schema check reports
+        copied: dict[str, Any] = {}
+        if "$ref" in node:
+            copied.update(self._followed(node["$ref"], following, depth))
+        for key, value in node.items():
+            if key in ("$dynamicRef", "$recursiveRef"):
+                raise DialectError(f"the input schema uses {key}, which this server does not follow")
+            if key == "$ref" or key in _DEFINITIONS:
+                continue  # followed above; definitions are only there to be pointed at
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                copied[key] = {name: self.schema(sub, following, depth + 2) for name, sub in value.items()}
+            elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+                copied[key] = [self.schema(sub, following, depth + 2) for sub in value]
+            elif key in _SCHEMA_VALUED:
+                copied[key] = self.schema(value, following, depth + 1)
+            else:
+                copied[key] = copy.deepcopy(value)  # data; its depth was measured before
+        return copied
+
+    def _followed(self, ref: Any, following: tuple[str, ...], depth: int) -> dict[str, Any]:
+        if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+            raise DialectError(
+                f"its $ref {str(ref)[:80]!r} points outside the schema, which this server does not follow"
+            )
+        if ref in following:
+            raise DialectError(f"its $ref {ref[:80]!r} leads back to itself (a loop)")
+        target: Any = self.root
+        for part in ref[2:].split("/") if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise DialectError(f"its $ref {ref[:80]!r} points at nothing")
+        followed = self.schema(target, (*following, ref), depth)
+        return followed if isinstance(followed, dict) else {}
 
 
 def _standardize(node: dict[str, Any], where: str) -> None:

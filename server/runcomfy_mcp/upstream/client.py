@@ -23,6 +23,7 @@ from runcomfy_mcp.errors import (
     RunComfyError,
     SubmitOutcomeUnknownError,
 )
+from runcomfy_mcp.upstream import bounded_json
 from runcomfy_mcp.upstream.redaction import Redactor
 from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
 from runcomfy_mcp.upstream.statuses import error_from_response, normalized_status, upstream_reason
@@ -328,8 +329,9 @@ class RunComfyClient:
 
     @staticmethod
     def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+        """The body as a JSON object (read to a bounded depth: see bounded_json), or None when it is not one."""
         try:
-            body = response.json()
+            body = bounded_json.loads(response.content)
         except ValueError:
             return None
         return body if isinstance(body, dict) else None
