@@ -14,7 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
 from runcomfy_mcp import __version__
-from runcomfy_mcp.errors import SpecError
+from runcomfy_mcp.errors import SetupError, SpecError
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
@@ -178,10 +178,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from runcomfy_mcp.demo import run_demo
 
         raise SystemExit(anyio.run(run_demo, args))
-    configure_logging(args.log_level, Redactor(settings.token_value()))
+    configure_logging(args.log_level, Redactor(*settings.secrets()))
     try:
         anyio.run(serve, settings, args)
-    except SpecError as exc:
+    except (SpecError, SetupError) as exc:
         logger.error("%s", exc)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

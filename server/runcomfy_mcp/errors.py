@@ -169,6 +169,10 @@ class SpecError(RunComfyError):
     """A spec file that cannot be used; the message names the file."""
 
 
+class SetupError(RunComfyError):
+    """A setting the server cannot start with; the message says what to install or change."""
+
+
 class DialectError(RunComfyError):
     """A catalog schema this server cannot turn into a tool schema."""
 
@@ -186,7 +190,7 @@ class ResourceNotFoundError(RunComfyError):
 
 
 class StoreError(RunComfyError):
-    """The history's database failed; the driver's own error is the cause."""
+    """The history's database failed; the driver's own error is the cause (unless it would quote the password)."""
 
 
 class SpendLimitError(RunComfyError):

@@ -55,7 +55,7 @@ async def open_catalog(settings: Settings, sandbox: bool) -> AsyncIterator[Catal
             from runcomfy_mcp.sandbox.runner import sandboxed
 
             settings = await stack.enter_async_context(sandboxed(settings))
-        services = Services(settings, Redactor(settings.token_value()), "stdio", None, None, None)
+        services = Services(settings, Redactor(*settings.secrets()), "stdio", None, None, None)
         stack.push_async_callback(services.aclose)
         services.set_tools(load_tool_specs(settings))
         yield services.catalog()

@@ -21,7 +21,7 @@ from runcomfy_mcp.core.price_cache import cached_prices
 from runcomfy_mcp.core.spec_files import load_specs
 from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
-from runcomfy_mcp.errors import RunComfyError
+from runcomfy_mcp.errors import RunComfyError, SetupError
 from runcomfy_mcp.mcp.tools import RunComfyTools, builtin_tool_names
 from runcomfy_mcp.private_files import private_folders
 from runcomfy_mcp.settings import Settings
@@ -229,6 +229,22 @@ class Services:
 USER_AGENT = {"User-Agent": f"runcomfy-mcp/{__version__}"}
 
 
+def require_database_driver(settings: Settings) -> None:
+    """With RUNCOMFY_DATABASE_URL the history lives in PostgreSQL, whose driver is an extra: refuse to start without
+    it, rather than start and fail every call."""
+    if settings.database_url is None:
+        return
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        raise SetupError(
+            f"RUNCOMFY_DATABASE_URL is set, but PostgreSQL's driver cannot be loaded ({exc}). Install it with "
+            "pip install 'runcomfy-mcp[postgres]' (uvx: uvx --from 'runcomfy-mcp[postgres]' runcomfy-mcp), or unset "
+            "RUNCOMFY_DATABASE_URL to keep the history in SQLite on this machine."
+        ) from None
+
+
 def open_store(settings: Settings) -> Store:
     """PostgreSQL when RUNCOMFY_DATABASE_URL names one (replicas sharing one history), else SQLite on this machine."""
     if settings.database_url:
@@ -291,7 +307,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """The server's parts. Seams for tests: `transport` (the API), `media_transport` (replaces the guarded
     media and download transports), `resolver` (DNS) and `network` (the sockets under the guard)."""
-    redactor = Redactor(settings.token_value())
+    redactor = Redactor(*settings.secrets())
+    require_database_driver(settings)
     names = tool_names()
     specs = load_tool_specs(settings, names)
     services = Services(settings, redactor, serving, transport, media_transport, resolver, network)

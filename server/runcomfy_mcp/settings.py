@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runcomfy_mcp.domain.spending import SpendLimits
+from runcomfy_mcp.store.dsn import dsn_secrets
 from runcomfy_mcp.upstream.retries import RetryPolicy
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
@@ -166,3 +167,10 @@ class Settings(BaseSettings):
 
     def token_value(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None
+
+    def secrets(self) -> tuple[str, ...]:
+        """What no output, log line or error may show: the token, and the database password (and the pieces of it a
+        driver may quote from a URL it cannot parse)."""
+        token = self.token_value()
+        database = self.database_url.get_secret_value() if self.database_url else None
+        return (*((token,) if token else ()), *dsn_secrets(database))

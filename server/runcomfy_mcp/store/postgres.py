@@ -10,6 +10,7 @@ each other.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -24,6 +26,7 @@ from runcomfy_mcp.domain.spending import LedgerRow
 from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
+from runcomfy_mcp.store.dsn import dsn_password, dsn_secrets, scrub
 from runcomfy_mcp.store.records import (
     insert_statement,
     insert_values,
@@ -35,6 +38,8 @@ from runcomfy_mcp.store.records import (
 )
 
 Pool = AsyncConnectionPool[Any]
+_QUOTED = re.compile(r'"[^"]*"')  # what libpq quotes back: a piece of the URL, a host, a user
+_SERVER_PREFIX = re.compile(r'^(?:connection failed: )?(?:connection to server at "…", port \d+ failed: )?')
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
 SCHEMA_VERSION = 2
 _MIGRATIONS: dict[int, list[str]] = {
@@ -63,21 +68,68 @@ _MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+CONNECT_TIMEOUT_S = 5  # a host that drops packets is reported after this, not after the TCP timeout
+FORM = (
+    "postgresql://user:password@host:port/dbname, with any space, '/', '@', '?' or '#' in the password percent-encoded"
+)
+
+
 class PostgresStore:
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self._url = url
+        self._secrets = dsn_secrets(url)
         self._max = max_connections
         self._pool: Pool | None = None
         self._opening = anyio.Lock()
+        self._where = "the server RUNCOMFY_DATABASE_URL names"
+
+    def _scrubbed(self, text: str) -> str:
+        """The driver's words without the password, and without what it quotes of the URL (that may be part of the
+        password when the URL does not parse); one line."""
+        text = _QUOTED.sub(lambda quoted: quoted[0] if len(quoted[0]) <= 3 else '"…"', scrub(text, self._secrets))
+        return " ".join(text.split())
+
+    def _connect_options(self) -> dict[str, Any]:
+        """The URL read as libpq reads it, before any connection is tried: a URL it cannot read is said at once, by
+        us (the driver's own message would quote it, password and all)."""
+        try:
+            facts = conninfo_to_dict(self._url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(
+                f"RUNCOMFY_DATABASE_URL cannot be read ({self._scrubbed(str(exc))}). Write it as {FORM}."
+            ) from None  # the driver's message quotes the URL: it must not travel along as the cause
+        if dsn_password(self._url) and not facts.get("password"):
+            raise StoreError(
+                f"RUNCOMFY_DATABASE_URL cannot be read: its password runs into the host. Write it as {FORM}."
+            )
+        host = facts.get("host") or facts.get("hostaddr") or "localhost"
+        database = f", database {facts['dbname']}" if "dbname" in facts else ""
+        self._where = scrub(f"{host}:{facts.get('port') or 5432}{database}", self._secrets)
+        return {} if "connect_timeout" in facts else {"connect_timeout": CONNECT_TIMEOUT_S}
+
+    async def _check_reachable(self, options: dict[str, Any]) -> None:
+        """One plain connection first: the pool would retry in the background and end in a bare PoolTimeout, where
+        this says at once what is wrong (refused, unknown host, login refused)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, **options)
+        except (psycopg.Error, OSError) as exc:
+            reason = _SERVER_PREFIX.sub("", self._scrubbed(str(exc).strip().split("\n")[0])).rstrip(".")
+            raise StoreError(
+                f"The job history's PostgreSQL server ({self._where}) could not be used: {reason}. Check that it runs "
+                "and that RUNCOMFY_DATABASE_URL names it, its database and a user it accepts."
+            ) from exc  # libpq names hosts and users here, never the password
+        await conn.close()
 
     async def _connected(self) -> Pool:
         async with self._opening:
             if self._pool is None:
+                options = self._connect_options()
+                await self._check_reachable(options)
                 pool = AsyncConnectionPool(
                     self._url,
                     min_size=1,
                     max_size=self._max,
-                    kwargs={"row_factory": dict_row, "autocommit": True},
+                    kwargs={"row_factory": dict_row, "autocommit": True, **options},
                     open=False,
                 )
                 await pool.open(wait=True, timeout=15)
@@ -113,7 +165,10 @@ class PostgresStore:
             async with pool.connection() as conn:
                 yield conn
         except (psycopg.Error, OSError, TimeoutError) as exc:
-            raise StoreError(f"The job history (PostgreSQL) could not be used: {type(exc).__name__}: {exc}.") from exc
+            raise StoreError(
+                f"The job history (PostgreSQL, {self._where}) could not be used: {type(exc).__name__}: "
+                f"{self._scrubbed(str(exc))}."
+            ) from exc
 
     async def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         async with self._connection() as conn:

@@ -1,4 +1,5 @@
-"""Keeps RunComfy tokens out of every string that leaves the process (results, logs, errors).
+"""Keeps RunComfy tokens and the database password out of every string that leaves the process (results, logs,
+errors).
 
 The server's own token is always a secret. An HTTP caller's token is a secret only while that
 caller's request runs: it lives in a context variable, so it scrubs that request's result and log
@@ -17,6 +18,8 @@ from typing import Any
 REDACTED = "[redacted]"
 # Bearer credentials in text we did not produce (an upstream body echoing a header, say).
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# A password in a URL's user part (postgresql://user:PASSWORD@host), whoever logs it.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
 _request_secret: ContextVar[str | None] = ContextVar("runcomfy_request_secret", default=None)
 
 
@@ -31,7 +34,8 @@ def request_secret(token: str | None) -> Iterator[None]:
 
 
 class Redactor:
-    """Replaces the server's token, the current request's token, and bearer-shaped credentials with a marker."""
+    """Replaces the server's secrets (its token, the database password), the current request's token, bearer-shaped
+    credentials and URL passwords with a marker."""
 
     def __init__(self, *secrets: str | None) -> None:
         self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
@@ -43,7 +47,7 @@ class Redactor:
             secrets = tuple(sorted((*secrets, caller), key=len, reverse=True))
         for secret in secrets:
             text = text.replace(secret, REDACTED)
-        return _BEARER.sub(rf"\g<1>{REDACTED}", text)
+        return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", _BEARER.sub(rf"\g<1>{REDACTED}", text))
 
     def structure(self, value: Any) -> Any:
         """The same value with every string in it redacted; its shape is never re-parsed from text."""
