@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from runcomfy_mcp import __version__
 from runcomfy_mcp.core.price_cache import cached_prices
 from runcomfy_mcp.core.spec_files import load_specs
-from runcomfy_mcp.domain.specs import ToolSpec
+from runcomfy_mcp.domain.specs import LISTED_TOOL_CHARS, ToolSpec, fitted_for_listing
 from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
 from runcomfy_mcp.errors import RunComfyError, SetupError
 from runcomfy_mcp.mcp.tools import RunComfyTools, builtin_tool_names
@@ -289,8 +289,17 @@ async def catalog_tool_specs(
         except RunComfyError as exc:
             logger.warning("RUNCOMFY_MODELS: %s is left out: %s", model_id, exc.message)
             continue
+        listed = fitted_for_listing(spec)
+        if listed is None:
+            logger.warning(
+                "RUNCOMFY_MODELS: %s is left out: its schema needs more than the %d characters a tool may take in "
+                "tools/list, even with its texts shortened; run it with run_model",
+                model_id,
+                LISTED_TOOL_CHARS,
+            )
+            continue
         names.claim(chosen[model_id], f"RUNCOMFY_MODELS' {model_id}")
-        made.append(spec.model_copy(update={"tool_name": chosen[model_id]}))
+        made.append(listed.model_copy(update={"tool_name": chosen[model_id]}))
     return made
 
 

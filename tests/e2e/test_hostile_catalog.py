@@ -108,9 +108,28 @@ class HostileSimulator(Simulator):
         return Response(text, status_code=page.status_code, media_type="application/json")
 
 
+WORDY = hostile_entry(
+    "mallory/wordy/text-to-image",
+    {
+        "prompt": {"type": "string", "description": "Say it. " + "Really, say it. " * 2000},
+        **{
+            f"knob_{i}": {"type": "string", "description": "x" * 4000, "title": "T" * 5000, "examples": ["e" * 9000]}
+            for i in range(30)
+        },
+        "style": {"type": "string", "enum": [f"style-{i}-{'s' * 40}" for i in range(5000)]},
+    },
+    display_name="W" * 50_000,
+    description="An essay. " * 20_000,
+    categories=[f"category-{i}-{'c' * 500}" for i in range(2000)],
+    price_unit="u" * 10_000,
+    pricing_note="n" * 100_000,
+    model_url="https://example.com/" + "p" * 100_000,
+)
+
+
 @pytest.fixture
 def hostile_catalog() -> list[dict[str, Any]]:
-    return [REDOS, LOOKAROUND, DEEP_LISTING, DEEP_SCHEMA, REF_LOOP, SHARED_PARTS]
+    return [REDOS, LOOKAROUND, DEEP_LISTING, DEEP_SCHEMA, REF_LOOP, SHARED_PARTS, WORDY]
 
 
 @pytest.fixture
@@ -216,3 +235,41 @@ async def test_a_ref_loop_is_explained_and_refs_without_one_are_followed(
     )
     assert too_long.is_error and "prompt: 21 characters is too long" in text_of(too_long)
     assert hostile_api.calls.submits == []
+
+
+# ------------------------------------------------------------------ 6. size
+
+TOOLS_LIST_BUDGET = 16 * 1024  # the built-in and bundled tools (tests/mcp/test_app.py)
+CATALOG_TOOL_BUDGET = 3 * 1024  # each RUNCOMFY_MODELS tool on top
+
+
+async def test_runcomfy_models_tools_keep_the_tools_list_budget(
+    connect: ClientFactory, hostile_api: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One catalog model's descriptions put 227 KB into every turn's tools/list: each tool now has a budget."""
+    models = f"{WORDY['model_id']},{FLUX},kling/kling-v2-1/pro/image-to-video"
+    async with connect(Settings(api_token=TOKEN, base_url=hostile_api.base_url, models=models)) as client:
+        listing = await client.list_tools()
+        wordy = next((t for t in listing.tools if t.name == "mallory_wordy_text_to_image"), None)
+        size = len(listing.model_dump_json(by_alias=True, exclude_none=True))
+        ran = await client.call_tool("run_model", {"model_id": WORDY["model_id"], "input": {"prompt": "hi"}})
+    assert size <= TOOLS_LIST_BUDGET + 3 * CATALOG_TOOL_BUDGET, size
+    if wordy is not None:  # either it fits, shortened, or it is left out with the reason
+        assert len(wordy.model_dump_json(by_alias=True, exclude_none=True)) <= CATALOG_TOOL_BUDGET
+    else:
+        assert f"{WORDY['model_id']} is left out" in caplog.text and "tools/list" in caplog.text
+    assert not ran.is_error, text_of(ran)  # still runnable through run_model
+
+
+async def test_every_text_from_the_catalog_is_capped(client: Client, hostile_api: Simulator) -> None:
+    found = await client.call_tool("find_models", {"query": "wordy"})
+    described = await client.call_tool("describe_model", {"model_id": WORDY["model_id"]})
+    missing = await client.call_tool("find_models", {"category": "text-to-smell"})
+    for result, most in ((found, 4_000), (described, 64 * 1024), (missing, 8_000)):
+        assert not result.is_error, text_of(result)
+        assert len(result.model_dump_json()) <= most, (len(result.model_dump_json()), text_of(result)[:300])
+    model = structured(described)
+    assert model["runnable"] and len(model["name"]) <= 120 and len(model["description"]) <= 2_000
+    knob = model["input_schema"]["properties"]["knob_1"]
+    assert len(knob["description"]) <= 1_000 and len(str(knob.get("examples", ""))) <= 1_000
+    assert "enum" not in model["input_schema"]["properties"]["style"]  # 5,000 choices: RunComfy checks them

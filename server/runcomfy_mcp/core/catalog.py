@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from runcomfy_mcp.core.price_cache import prices_path
-from runcomfy_mcp.domain.bounds import measure
+from runcomfy_mcp.domain.bounds import clipped, measure
 from runcomfy_mcp.domain.dialect import standard_schema
 from runcomfy_mcp.domain.ids import MODEL_ID, check_model_id
 from runcomfy_mcp.domain.pricing import Price
@@ -45,6 +46,17 @@ PAGE_SIZE = 500  # the most the listing gives per request
 MAX_PAGES = 40  # 20,000 models: far past today's catalog, and a bound on a listing that never ends
 MIN_REFRESH_INTERVAL_S = 60.0  # on-demand refreshes, and retries after a failed one
 CACHE_FORMAT = 1
+# Every text taken from the catalog is cut to these lengths (characters): it is upstream data, and much of it is
+# shown to an assistant, whose context is paid for.
+TEXT_CAPS = {
+    "display_name": 120,
+    "description": 2_000,
+    "category": 60,
+    "price_unit": 40,
+    "model_url": 500,
+}
+MAX_CATEGORIES = 8
+MAX_CATEGORIES_NAMED = 40  # in a note that lists them
 MAX_ENTRY_DEPTH = 40  # a schema within it may be nested up to the dialect's 32 levels
 MAX_ENTRY_VALUES = 50_000
 MAX_SKIPPED_NAMED = 20
@@ -68,31 +80,41 @@ class CatalogEntry(BaseModel):
 
     @field_validator("display_name", "description", mode="before")
     @classmethod
-    def _text(cls, value: Any) -> str:
-        return value.strip() if isinstance(value, str) else ""
+    def _text(cls, value: Any, info: ValidationInfo) -> str:
+        return clipped(value.strip(), TEXT_CAPS[info.field_name or ""]) if isinstance(value, str) else ""
 
     @field_validator("categories", mode="before")
     @classmethod
     def _names(cls, value: Any) -> list[str]:
         items = value if isinstance(value, list) else [value] if value else []
         names = [
-            i if isinstance(i, str) else i.get("name") or i.get("slug") for i in items if isinstance(i, str | dict)
+            i if isinstance(i, str) else i.get("name") or i.get("slug")
+            for i in items[:MAX_CATEGORIES]
+            if isinstance(i, str | dict)
         ]
-        return [str(n) for n in names if n]
+        return [clipped(n.strip(), TEXT_CAPS["category"]) for n in names if isinstance(n, str) and n.strip()]
 
     @field_validator("base_price_usd", mode="before")
     @classmethod
     def _price(cls, value: Any) -> float | None:
         try:
             price = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
-        return price if price >= 0 else None
+        return price if math.isfinite(price) and price >= 0 else None
 
-    @field_validator("price_unit", "model_url", mode="before")
+    @field_validator("price_unit", mode="before")
     @classmethod
-    def _optional_text(cls, value: Any) -> str | None:
-        return value.strip() or None if isinstance(value, str) else None
+    def _optional_text(cls, value: Any, info: ValidationInfo) -> str | None:
+        text = value.strip() if isinstance(value, str) else ""
+        return clipped(text, TEXT_CAPS[info.field_name or ""]) if text else None
+
+    @field_validator("model_url", mode="before")
+    @classmethod
+    def _page(cls, value: Any) -> str | None:
+        """A link shown to a person: an https address of reasonable length, or none at all."""
+        text = value.strip() if isinstance(value, str) else ""
+        return text if text.startswith("https://") and len(text) <= TEXT_CAPS["model_url"] else None
 
     @field_validator("input_schema", mode="before")
     @classmethod
@@ -507,8 +529,12 @@ class Catalog:
         found, total = listing.search(query, category, limit)
         note = " ".join(filter(None, [listing.note, _skipped_note(listing.skipped)])) or None
         if not found and category and category not in listing.categories():
-            known = ", ".join(listing.categories())
-            note = " ".join(filter(None, [note, f"There is no category {category!r}; the categories are: {known}."]))
+            categories = listing.categories()
+            known = ", ".join(categories[:MAX_CATEGORIES_NAMED])
+            if len(categories) > MAX_CATEGORIES_NAMED:
+                known += f" and {len(categories) - MAX_CATEGORIES_NAMED} more"
+            asked = clipped(category, TEXT_CAPS["category"])
+            note = " ".join(filter(None, [note, f"There is no category {asked!r}; the categories are: {known}."]))
         return FoundModels(models=[self._row(e) for e in found], total=total, source=listing.source, note=note)
 
     async def describe(self, model_id: str) -> ModelDescription:

@@ -42,3 +42,8 @@ def measure(value: Any, *, stop_after: int = 1_000_000) -> Size:
         elif isinstance(item, str):
             chars += len(item)
     return Size(depth=deepest, values=values, text_chars=chars)
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` with its whitespace runs kept as they are, cut to at most `limit` characters (an ellipsis marks a cut)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -14,9 +14,10 @@ outside the schema or an expansion past those bounds is a DialectError, never a 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from runcomfy_mcp.domain.bounds import measure
+from runcomfy_mcp.domain.bounds import clipped, measure
 from runcomfy_mcp.domain.media_rules import RULE_PATTERN
 from runcomfy_mcp.domain.patterns import linear_pattern
 from runcomfy_mcp.errors import DialectError
@@ -48,6 +49,17 @@ _SCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas")
 _DEFINITIONS = ("$defs", "definitions")
 MAX_DEPTH = 32  # levels of JSON: an object field inside an array item inside an object is 6
 MAX_VALUES = 20_000
+# Texts are shown to assistants (describe_model, tools/list): each is cut, and the whole is bounded.
+TEXT_CAPS = {"description": 500, "title": 120}
+MAX_FIELDS = 100  # per object
+MAX_FIELD_NAME = 100
+MAX_DATA_CHARS = 1_000  # a default, a const, and the examples together, as JSON
+MAX_EXAMPLES = 3
+MAX_ENUM_VALUES = 200
+MAX_ENUM_CHARS = 8_000
+MAX_RULES = 20
+MAX_RULE_WORDS = 300
+MAX_SCHEMA_CHARS = 32 * 1024
 
 
 def standard_schema(schema: Any) -> dict[str, Any]:
@@ -67,6 +79,7 @@ def standard_schema(schema: Any) -> dict[str, Any]:
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         raise DialectError("'required' is not a list of field names")
     result["required"] = [r for r in required if r in result["properties"]]
+    _check_fields(result["properties"], "(top level)")
     for name, prop in result["properties"].items():
         if not isinstance(prop, dict):
             raise DialectError(f"field {name!r} has no schema object")
@@ -74,7 +87,48 @@ def standard_schema(schema: Any) -> dict[str, Any]:
         if "validations" in prop:
             _sort_rules(prop, name)
     _check(result)
+    chars = len(json.dumps(result))
+    if chars > MAX_SCHEMA_CHARS:
+        raise DialectError(
+            f"the input schema is {chars // 1024} KB even with its texts shortened, more than the "
+            f"{MAX_SCHEMA_CHARS // 1024} KB this server reads"
+        )
     return result
+
+
+def _check_fields(properties: dict[str, Any], where: str) -> None:
+    if len(properties) > MAX_FIELDS:
+        raise DialectError(f"{where} has {len(properties):,} fields, more than the {MAX_FIELDS} this server reads")
+    for name in properties:
+        if len(name) > MAX_FIELD_NAME:
+            raise DialectError(f"{where} has a field name of {len(name):,} characters")
+
+
+def _json_chars(value: Any) -> int:
+    return len(json.dumps(value, default=str))
+
+
+def _cap_texts(node: dict[str, Any]) -> None:
+    """Texts cut to their caps; data too large to show (a default, a const, examples, a long enum) dropped — the
+    enum with words saying RunComfy checks it."""
+    for key, limit in TEXT_CAPS.items():
+        if key in node:
+            if isinstance(node[key], str):
+                node[key] = clipped(node[key].strip(), limit)
+            else:
+                del node[key]
+    enum = node.get("enum")
+    if isinstance(enum, list) and (len(enum) > MAX_ENUM_VALUES or _json_chars(enum) > MAX_ENUM_CHARS):
+        del node["enum"]
+        _add_words(node, f"RunComfy checks it against its {len(enum):,} allowed values.")
+    for key in ("default", "const"):
+        if key in node and _json_chars(node[key]) > MAX_DATA_CHARS:
+            del node[key]
+    if "examples" in node:
+        examples = node.pop("examples")
+        kept = [e for e in examples[:MAX_EXAMPLES] if isinstance(examples, list)]
+        if kept and _json_chars(kept) <= MAX_DATA_CHARS:
+            node["examples"] = kept
 
 
 class _RefInliner:
@@ -140,6 +194,7 @@ def _standardize(node: dict[str, Any], where: str) -> None:
         raise DialectError(f"field {where!r} has a type that is neither a name nor a list")
     if node.get("default", 0) is None:
         del node["default"]  # "no default": saying null would tell clients null is a value to send
+    _cap_texts(node)
     _keep_linear_patterns(node)
     for key in _SUBSCHEMA_KEYS:
         if isinstance(node.get(key), dict):
@@ -149,6 +204,7 @@ def _standardize(node: dict[str, Any], where: str) -> None:
             if isinstance(sub, dict):
                 _standardize(sub, where)
     if isinstance(node.get("properties"), dict):
+        _check_fields(node["properties"], f"field {where!r}")
         for name, sub in node["properties"].items():
             if isinstance(sub, dict):
                 _standardize(sub, f"{where}.{name}")
@@ -175,7 +231,8 @@ def _add_words(node: dict[str, Any], words: str) -> None:
 def _standard_type(kind: Any, where: str) -> str:
     standard = _TYPE_ALIASES.get(str(kind).lower())
     if standard is None:
-        raise DialectError(f"field {where!r} has type {kind!r}, which is not a JSON type this server understands")
+        shown = clipped(str(kind), 40)
+        raise DialectError(f"field {where!r} has type {shown!r}, which is not a JSON type this server understands")
     return standard
 
 
@@ -186,7 +243,9 @@ def _sort_rules(prop: dict[str, Any], name: str) -> None:
         raise DialectError(f"field {name!r} has 'validations' that is not a list")
     kept: list[dict[str, Any]] = []
     unchecked: list[str] = []
-    for rule in rules:
+    for rule in rules[:MAX_RULES]:
+        if isinstance(rule, dict) and isinstance(rule.get("validation_error"), str):
+            rule["validation_error"] = clipped(rule["validation_error"].strip(), MAX_RULE_WORDS)
         if (
             isinstance(rule, dict)
             and RULE_PATTERN.match(str(rule.get("validation_rule", "")))

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from runcomfy_mcp.domain.bounds import clipped
 from runcomfy_mcp.domain.media_rules import ImageFormat, MediaKind, MediaRule, describe_media_rules
 from runcomfy_mcp.errors import SpecError
 
@@ -208,3 +209,52 @@ def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
         elif "description" in prop:
             del prop["description"]
     return schema
+
+
+# ---------------------------------------------------------------- a catalog model in tools/list
+
+# A catalog model that is a tool of its own (RUNCOMFY_MODELS) is listed on every turn: its title, description and
+# schema together get this many characters, its texts shortened to fit, or it is not listed (run_model still runs it).
+LISTED_TOOL_CHARS = 2_500
+_LISTED_DESCRIPTION_CHARS = 300
+_LISTED_FIELD_CHARS = 160
+
+
+def listed_size(spec: ToolSpec) -> int:
+    return len(spec.title) + len(spec.description) + len(json.dumps(portable_input_schema(spec)))
+
+
+def fitted_for_listing(spec: ToolSpec, budget: int = LISTED_TOOL_CHARS) -> ToolSpec | None:
+    """The spec as tools/list should carry it: whole when it fits, else with shorter texts (field descriptions cut,
+    then dropped with the examples), or None when even that does not fit. Checks are unchanged: only words go."""
+    if listed_size(spec) <= budget:
+        return spec
+    for field_chars in (_LISTED_FIELD_CHARS, 0):
+        shorter = spec.model_copy(
+            update={
+                "description": clipped(spec.description, _LISTED_DESCRIPTION_CHARS),
+                "input_schema": _fewer_words(spec.input_schema, field_chars),
+                "property_docs": {},
+            }
+        )
+        if listed_size(shorter) <= budget:
+            return shorter
+    return None
+
+
+def _fewer_words(node: Any, field_chars: int, top: bool = True) -> Any:
+    """A copy with every field's description cut to `field_chars` (0: removed, with the examples)."""
+    if isinstance(node, list):
+        return [_fewer_words(item, field_chars, False) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copied: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "description" and isinstance(value, str) and not top:
+            if field_chars:
+                copied[key] = clipped(value, field_chars)
+        elif key == "examples" and not field_chars:
+            continue
+        else:
+            copied[key] = _fewer_words(value, field_chars, False)
+    return copied

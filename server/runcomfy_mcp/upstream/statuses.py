@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runcomfy_mcp.domain.bounds import clipped
 from runcomfy_mcp.errors import (
     APIStatusError,
     AuthenticationError,
@@ -18,6 +19,7 @@ from runcomfy_mcp.errors import (
 )
 
 _MESSAGE_KEYS = ("error_message", "message", "msg", "error", "detail", "failure_reason", "reason")
+MAX_REASON_CHARS = 1_000  # upstream text, shown and kept in the history: cut
 _MAX_NESTING = 4  # an error body is upstream data: its reason is looked for this deep, no deeper
 
 # Status words RunComfy's own clients have met besides the documented ones, in this server's words: the CLI ends
@@ -150,6 +152,6 @@ def failure_reason(error: Any, failure: Any) -> str:
     """Why a job failed, from a result's `error` (string or object) or `failure_reason`."""
     reason = upstream_reason({"error": error, "failure_reason": failure})
     if reason:
-        return reason
+        return clipped(reason, MAX_REASON_CHARS)
     shapeless = next((v for v in (error, failure) if isinstance(v, Mapping) and v), None)
-    return str(dict(shapeless)) if shapeless else "RunComfy gave no reason."
+    return clipped(str(dict(shapeless)), MAX_REASON_CHARS) if shapeless else "RunComfy gave no reason."
