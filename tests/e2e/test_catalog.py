@@ -298,3 +298,27 @@ async def test_a_callers_token_never_shapes_the_shared_catalog() -> None:
     assert not submitted.is_error
     assert ("GET /v1/models", None) in seen  # the listing went out without mallory's token
     assert ("POST /v1/models/mallory/private/text-to-image", "Bearer mallory-token-123") in seen  # her job, her token
+
+
+WORKFLOW = "runcomfy/workflows/portrait-relight"
+MASTER = "kling/kling-v2-1/master/text-to-video"
+
+
+async def test_only_model_entries_are_runnable_models(client: Client, simulator: Simulator) -> None:
+    """The listing also carries workflows (`kind`); RunComfy's own catalog updater keeps only `model` entries."""
+    found = structured(await client.call_tool("find_models", {"query": "portrait relight"}))
+    assert WORKFLOW not in [row["model_id"] for row in found["models"]]
+    described = await client.call_tool("describe_model", {"model_id": WORKFLOW})
+    assert structured(described)["runnable"] is False and "a RunComfy workflow, not a model" in text_of(described)
+    run = await client.call_tool("run_model", {"model_id": WORKFLOW, "input": {"image_url": "https://x.test/a.png"}})
+    assert run.is_error and "workflow" in text_of(run) and simulator.calls.submits == []
+
+
+async def test_a_pricing_note_is_shown_beside_the_price(client: Client) -> None:
+    found = await client.call_tool("find_models", {"query": "kling master"})
+    row = structured(found)["models"][0]
+    assert row["model_id"] == MASTER and row["pricing_note"] == "Double with audio on."
+    assert "$0.28/second; Double with audio on." in text_of(found)
+    described = await client.call_tool("describe_model", {"model_id": MASTER})
+    assert structured(described)["pricing_note"] == "Double with audio on."
+    assert "($0.28/second; Double with audio on.)" in text_of(described)

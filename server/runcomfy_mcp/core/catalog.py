@@ -53,6 +53,8 @@ TEXT_CAPS = {
     "description": 2_000,
     "category": 60,
     "price_unit": 40,
+    "pricing_note": 300,
+    "kind": 40,
     "model_url": 500,
 }
 MAX_CATEGORIES = 8
@@ -75,6 +77,8 @@ class CatalogEntry(BaseModel):
     categories: list[str] = Field(default_factory=list)
     base_price_usd: float | None = None
     price_unit: str | None = None
+    pricing_note: str | None = None  # free text RunComfy shows beside the price
+    kind: str | None = None  # model, workflow, inference…: only models run through the Model API
     model_url: str | None = None
     input_schema: dict[str, Any] | None = None
 
@@ -103,7 +107,7 @@ class CatalogEntry(BaseModel):
             return None
         return price if math.isfinite(price) and price >= 0 else None
 
-    @field_validator("price_unit", mode="before")
+    @field_validator("price_unit", "pricing_note", "kind", mode="before")
     @classmethod
     def _optional_text(cls, value: Any, info: ValidationInfo) -> str | None:
         text = value.strip() if isinstance(value, str) else ""
@@ -124,6 +128,11 @@ class CatalogEntry(BaseModel):
     @property
     def name(self) -> str:
         return self.display_name or self.model_id
+
+    @property
+    def is_model(self) -> bool:
+        """A model, not a workflow: entries without a kind are models (the listing did not always say)."""
+        return self.kind is None or self.kind.lower() == "model"
 
     def one_line(self, limit: int = 140) -> str:
         text = " ".join(self.description.split())
@@ -182,6 +191,11 @@ def parse_entries(raw: Iterable[Any]) -> list[CatalogEntry]:
 
 
 def spec_from_entry(entry: CatalogEntry, tool_name: str | None = None) -> ToolSpec:
+    if not entry.is_model:
+        raise CatalogSchemaError(
+            f"{entry.model_id} is a RunComfy {entry.kind}, not a model: only models run through RunComfy's Model "
+            "API, which this server uses. Run it on runcomfy.com; find_models lists the models."
+        )
     if entry.input_schema is None:
         raise CatalogSchemaError(
             f"RunComfy's catalog gives no input schema for {entry.model_id}, so its inputs cannot be checked and it "
@@ -282,7 +296,7 @@ class Listing:
     def search(self, query: str | None, category: str | None = None, limit: int = 10) -> tuple[list[CatalogEntry], int]:
         """Best matches first, and how many matched in all."""
         wanted = " ".join(_words(category)) if category else None
-        pool = [i for i in self._index if wanted is None or wanted in i.categories]
+        pool = [i for i in self._index if i.entry.is_model and (wanted is None or wanted in i.categories)]
         terms = [t for t in dict.fromkeys(_words(query or "")) if t not in _STOP_WORDS and t != "to"]
         if not terms:
             return [i.entry for i in pool[:limit]], len(pool)
@@ -513,6 +527,7 @@ class Catalog:
             categories=entry.categories,
             base_price_usd=entry.base_price_usd,
             price_unit=entry.price_unit,
+            pricing_note=entry.pricing_note,
             description=entry.one_line(),
             tool=self.tool_name(entry.model_id),
         )
@@ -548,6 +563,7 @@ class Catalog:
             categories=entry.categories,
             base_price_usd=price_from.base_price_usd,
             price_unit=price_from.price_unit,
+            pricing_note=price_from.pricing_note,
             model_url=entry.model_url or (listed.model_url if listed else None),
             tool=self.tool_name(model_id),
             runnable=True,

@@ -138,6 +138,7 @@ class ModelFacts(BaseModel):
     categories: list[str]
     base_price_usd: float | None = None
     price_unit: str | None = None
+    pricing_note: str | None = Field(default=None, description="RunComfy's note on the price, when it gives one.")
     tool: str | None = Field(default=None, description="This model's own tool here, if it has one.")
 
 

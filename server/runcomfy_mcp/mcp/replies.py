@@ -110,10 +110,13 @@ def job_list(jobs: JobList) -> str:
     return "\n".join(lines)
 
 
-def price(base_price_usd: float | None, unit: str | None) -> str:
+def price(base_price_usd: float | None, unit: str | None, note: str | None = None) -> str:
+    """The price as RunComfy's CLI prints it, with RunComfy's own note on it beside."""
     if base_price_usd is None:
-        return "price unknown"
-    return f"${base_price_usd:g}/{unit}" if unit else f"${base_price_usd:g}"
+        amount = "price unknown"
+    else:
+        amount = f"${base_price_usd:g}/{unit}" if unit else f"${base_price_usd:g}"
+    return f"{amount}; {note}" if note else amount
 
 
 def found_models(found: FoundModels) -> str:
@@ -126,14 +129,15 @@ def found_models(found: FoundModels) -> str:
     for row in found.models:
         tool = f" [tool: {row.tool}]" if row.tool else ""
         lines.append(
-            f"- {row.model_id}: {row.name} ({price(row.base_price_usd, row.price_unit)}){tool}. {row.description}"
+            f"- {row.model_id}: {row.name} ({price(row.base_price_usd, row.price_unit, row.pricing_note)}){tool}. "
+            f"{row.description}"
         )
     lines.append("describe_model shows a model's inputs; run_model runs it.")
     return "\n".join(lines)
 
 
 def model_description(model: ModelDescription) -> str:
-    head = f"{model.model_id}: {model.name} ({price(model.base_price_usd, model.price_unit)})."
+    head = f"{model.model_id}: {model.name} ({price(model.base_price_usd, model.price_unit, model.pricing_note)})."
     lines = [head, model.description] if model.description else [head]
     if model.model_url:
         lines.append(f"Page: {model.model_url}")

@@ -74,6 +74,7 @@ EXTRA_MODELS: list[dict[str, Any]] = [
         "categories": ["text-to-video"],
         "base_price_usd": 0.28,
         "price_unit": "second",
+        "pricing_note": "Double with audio on.",
         "output_kind": "video",
         "input_schema": {
             "type": "object",
@@ -190,6 +191,21 @@ EXTRA_MODELS: list[dict[str, Any]] = [
                 "voice_id": {"type": "string", "enum": ["calm_woman", "deep_man", "cheerful_girl"]},
                 "speed": {"type": "float", "minimum": 0.5, "maximum": 2, "default": 1},
             },
+        },
+    },
+    {
+        "model_id": "runcomfy/workflows/portrait-relight",
+        "kind": "workflow",  # the listing carries workflows beside models: not runnable through the Model API
+        "display_name": "Portrait relight (workflow)",
+        "description": "A ComfyUI workflow that relights a portrait.",
+        "categories": ["image-to-image"],
+        "base_price_usd": 0.05,
+        "price_unit": "output",
+        "output_kind": "image",
+        "input_schema": {
+            "type": "object",
+            "required": ["image_url"],
+            "properties": {"image_url": {"type": "string", "format": "image_uri"}},
         },
     },
     {

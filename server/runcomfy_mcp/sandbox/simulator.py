@@ -230,7 +230,7 @@ class Simulator:
                 or search in f"{e['model_id']} {e.get('display_name', '')} {e.get('description', '')}".lower()
             )
             and (not category or category in e.get("categories", []))
-            and query.get("kind", "model") == "model"
+            and query.get("kind", e.get("kind", "model")) == e.get("kind", "model")
         ]
         include_schema = query.get("include_schema") == "true"
         page = [self._public(e, include_schema) for e in found[offset : offset + limit]]
