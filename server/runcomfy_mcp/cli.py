@@ -65,7 +65,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--base-url", help="Model API base URL (overrides RUNCOMFY_BASE_URL)")
     parser.add_argument("--tool-specs-dir", help="folder of extra tool spec files (overrides RUNCOMFY_TOOL_SPECS_DIR)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the server logs, to stderr only (default INFO)",
+    )
     return parser.parse_args(argv)
 
 
@@ -101,7 +106,9 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         serving: Serving = "stdio" if args.transport == "stdio" else "http"
         runtime = await stack.enter_async_context(open_runtime(settings, serving=serving, notice=notice))
         describe_startup(runtime, args)
-        identity = CallerIdentity(http=args.transport == "http", shared_token=args.shared_token)
+        # The sandbox charges nothing: a caller without a token shares the simulator's, in one history of their own.
+        shared_token = args.shared_token or settings.sandbox
+        identity = CallerIdentity(http=args.transport == "http", shared_token=shared_token)
         server = build_server(runtime.tools, identity)
         if args.transport == "stdio":
             from mcp.server.stdio import stdio_server
@@ -111,7 +118,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         else:
             import uvicorn
 
-            stateless = args.stateless or settings.database_url is not None
+            stateless = args.stateless or settings.history_database_url() is not None
             app = server.streamable_http_app(
                 host=args.host, transport_security=transport_security(args), stateless_http=stateless
             )
@@ -139,15 +146,22 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
         runtime.settings.base_url,
     )
     if args.transport == "http":
-        shared = (
-            "callers without a token use the server's token and share ONE history (each can see and cancel the "
-            "others' jobs)"
-            if args.shared_token
-            else "no shared token"
-        )
-        logger.info("HTTP mode: each caller brings 'Authorization: Bearer <RunComfy token>'; %s", shared)
-        if args.stateless or runtime.settings.database_url is not None:
-            store = "PostgreSQL" if runtime.settings.database_url is not None else "this machine's SQLite file"
+        if runtime.settings.sandbox:
+            callers = (
+                "any 'Authorization: Bearer <token>' works (sandbox) and each token keeps its own history; callers "
+                "without one share one history"
+            )
+        elif args.shared_token:
+            callers = (
+                "each caller brings 'Authorization: Bearer <RunComfy token>'; callers without a token use the "
+                "server's token and share ONE history (each can see and cancel the others' jobs)"
+            )
+        else:
+            callers = "each caller brings 'Authorization: Bearer <RunComfy token>'; no shared token"
+        logger.info("HTTP mode: %s", callers)
+        shared_database = runtime.settings.history_database_url() is not None
+        if args.stateless or shared_database:
+            store = "PostgreSQL" if shared_database else "this machine's SQLite file"
             logger.info("stateless HTTP: no sessions, so any replica can answer any request; history in %s", store)
     elif not runtime.settings.token_value():
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
@@ -163,15 +177,19 @@ def _settings_or_exit(make: Callable[[], Settings]) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["install"], ["uninstall"]):
+    # --sandbox goes anywhere, before the command too: the subcommands read it themselves.
+    command = next((a for a in argv if a != "--sandbox"), None)
+    if command in ("install", "uninstall", "models"):
+        rest = list(argv)
+        rest.remove(command)
+        if command == "models":
+            from runcomfy_mcp import models_cli
+
+            models_cli.configure_logging()
+            raise SystemExit(models_cli.main(rest, _settings_or_exit(Settings)))
         from runcomfy_mcp import install_cli
 
-        raise SystemExit(install_cli.main(argv[1:], remove=argv[0] == "uninstall"))
-    if argv[:1] == ["models"]:
-        from runcomfy_mcp import models_cli
-
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        raise SystemExit(models_cli.main(argv[1:], _settings_or_exit(Settings)))
+        raise SystemExit(install_cli.main(rest, remove=command == "uninstall"))
     args = parse_args(argv)
     settings = _settings_or_exit(lambda: build_settings(args))
     if args.command == "demo":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 import anyio
 
 from runcomfy_mcp.core.catalog import Catalog, spec_from_entry
+from runcomfy_mcp.domain.ids import MAX_MODEL_ID_CHARS, MODEL_ID
 from runcomfy_mcp.domain.specs import SpecSource, parse_spec
 from runcomfy_mcp.domain.tool_names import ToolNames, unique_tool_names
 from runcomfy_mcp.errors import RunComfyError
@@ -26,6 +28,12 @@ from runcomfy_mcp.mcp import replies
 from runcomfy_mcp.runtime import Services, load_tool_specs, tool_names
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
+
+EXAMPLE_ID = "kling/kling-v2-1/pro/image-to-video"
+SEARCH_NEXT = (
+    "`runcomfy-mcp models show MODEL_ID` lists a model's inputs; `runcomfy-mcp models add MODEL_ID` makes it a tool "
+    "of its own."
+)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -46,6 +54,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add.add_argument("--name", help="the tool's name (default: derived from the model id)")
     add.add_argument("--force", action="store_true", help="replace an existing spec file")
     return parser.parse_args(argv)
+
+
+def configure_logging() -> None:
+    """Warnings to stderr, said as this command's own. Retries are not told one by one: the final answer says how
+    often RunComfy was tried, and an offline search says it came from the cache."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("runcomfy-mcp models: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for quiet in ("stamina", "runcomfy_mcp.core.catalog"):
+        logging.getLogger(quiet).setLevel(logging.ERROR)
 
 
 @asynccontextmanager
@@ -71,18 +91,33 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _model_id(model_id: str) -> str:
+    if MODEL_ID.fullmatch(model_id) and len(model_id) <= MAX_MODEL_ID_CHARS:
+        return model_id
+    raise RunComfyError(
+        f"{model_id[:80]!r} is not a model id: ids look like vendor/model/task (e.g. {EXAMPLE_ID}). "
+        "Find one with: runcomfy-mcp models search WORDS"
+    )
+
+
 async def _act(args: argparse.Namespace, settings: Settings, catalog: Catalog) -> None:
     if args.action == "search":
         query = " ".join(args.query) or None
         found = await catalog.find(query, category=args.category, limit=args.limit, refresh=args.refresh)
-        print(replies.found_models(found))
+        print(replies.found_models(found, next_step=SEARCH_NEXT))
     elif args.action == "show":
-        print(replies.model_description(await catalog.describe(args.model_id)))
+        model = await catalog.describe(_model_id(args.model_id))
+        how = (
+            f"Every input is checked before anything is paid. An assistant runs it with run_model; "
+            f"`runcomfy-mcp models add {model.model_id}` makes it a tool of its own."
+        )
+        print(replies.model_description(model, how_to_run=how))
     else:
         names = tool_names()
         load_tool_specs(settings, names)  # every name already taken: built-ins and spec files
-        path = await add_model(catalog, settings.specs_dir(), args.model_id, args.name, force=args.force, names=names)
-        print(f"Wrote {path}.\nRestart your MCP client (or the server) and {args.model_id} is a tool of its own.")
+        model_id = _model_id(args.model_id)
+        path = await add_model(catalog, settings.specs_dir(), model_id, args.name, force=args.force, names=names)
+        print(f"Wrote {path}.\nRestart your MCP client (or the server) and {model_id} is a tool of its own.")
 
 
 async def add_model(
@@ -109,4 +144,6 @@ async def add_model(
 def main(argv: Sequence[str], settings: Settings) -> int:
     args = parse_args([a for a in argv if a != "--sandbox"])
     args.sandbox = "--sandbox" in argv or settings.sandbox
+    if args.sandbox:  # the sandbox's own catalog cache and spec folder, never the real ones
+        settings = settings.model_copy(update={"sandbox": True})
     return anyio.run(run, args, settings)

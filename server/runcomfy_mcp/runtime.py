@@ -198,7 +198,7 @@ class Services:
 
             previewer = Previewer(
                 download_http,
-                settings.data_dir.expanduser() / "previews",
+                settings.data_folder() / "previews",
                 max_bytes=int(settings.preview_max_mb * MIB),
                 deadline_s=settings.download_timeout_s,
                 hosts=downloader.hosts,
@@ -247,19 +247,23 @@ def require_database_driver(settings: Settings) -> None:
 
 def open_store(settings: Settings) -> Store:
     """PostgreSQL when RUNCOMFY_DATABASE_URL names one (replicas sharing one history), else SQLite on this machine."""
-    if settings.database_url:
+    database_url = settings.history_database_url()
+    if database_url:
         from runcomfy_mcp.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url.get_secret_value())
+        return PostgresStore(database_url)
     from runcomfy_mcp.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.data_dir.expanduser() / "jobs.sqlite3")
+    return SQLiteStore(settings.data_folder() / "jobs.sqlite3")
 
 
 def catalog_path(settings: Settings) -> Path:
-    """One cache per API: the sandbox's catalog never replaces RunComfy's."""
+    """One cache per API, so no catalog replaces another's. The sandbox's has a fixed name in its own folder: its
+    simulator listens on a new port at every start."""
+    if settings.sandbox:
+        return settings.data_folder() / "catalog.json"
     digest = hashlib.sha256(settings.base_url.encode()).hexdigest()[:10]
-    return settings.data_dir.expanduser() / f"catalog-{digest}.json"
+    return settings.data_folder() / f"catalog-{digest}.json"
 
 
 def tool_names() -> ToolNames:
@@ -270,7 +274,7 @@ def tool_names() -> ToolNames:
 def load_tool_specs(settings: Settings, names: ToolNames | None = None) -> list[ToolSpec]:
     """The bundled specs and the user's own (the folder must exist only when it was set explicitly), each name
     claimed in `names`."""
-    return load_specs(settings.specs_dir(), required=settings.tool_specs_dir is not None, names=names or tool_names())
+    return load_specs(settings.specs_dir(), required=settings.specs_dir_required(), names=names or tool_names())
 
 
 async def catalog_tool_specs(

@@ -14,6 +14,7 @@ from runcomfy_mcp.store.dsn import dsn_secrets
 from runcomfy_mcp.upstream.retries import RetryPolicy
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+SANDBOX_FOLDER = "sandbox"  # inside the data and spec folders: the sandbox's own, which a real server never reads
 DEFAULT_ACCOUNT_URL = "https://api.runcomfy.net"
 
 
@@ -160,7 +161,26 @@ class Settings(BaseSettings):
         )
 
     def specs_dir(self) -> Path:
-        return (self.tool_specs_dir or default_specs_dir()).expanduser()
+        """The user's spec folder (`models add` writes there); the sandbox's is a folder of its own inside it."""
+        folder = (self.tool_specs_dir or default_specs_dir()).expanduser()
+        return folder / SANDBOX_FOLDER if self.sandbox else folder
+
+    def specs_dir_required(self) -> bool:
+        """A folder named explicitly must exist; the sandbox's own is made by its first `models add --sandbox`."""
+        return self.tool_specs_dir is not None and not self.sandbox
+
+    def data_folder(self) -> Path:
+        """Where the history, the catalog cache and the previews live. The sandbox keeps its own, so a simulated
+        job is never listed, counted against a limit or charged to a budget by a real server."""
+        folder = self.data_dir.expanduser()
+        return folder / SANDBOX_FOLDER if self.sandbox else folder
+
+    def history_database_url(self) -> str | None:
+        """PostgreSQL's URL when the history lives there. Never in sandbox mode: a database real servers share
+        must not hold simulated jobs, so the sandbox keeps its history in its own SQLite file."""
+        if self.sandbox or self.database_url is None:
+            return None
+        return self.database_url.get_secret_value()
 
     def model_ids(self) -> list[str]:
         return list(dict.fromkeys(m.strip() for m in (self.models or "").split(",") if m.strip()))

@@ -106,7 +106,7 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
     server = Server(
         "runcomfy-mcp",
         version=__version__,
-        title="RunComfy video models",
+        title="RunComfy models",
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,

@@ -119,7 +119,11 @@ def price(base_price_usd: float | None, unit: str | None, note: str | None = Non
     return f"{amount}; {note}" if note else amount
 
 
-def found_models(found: FoundModels) -> str:
+FIND_NEXT = "describe_model shows a model's inputs; run_model runs it."
+
+
+def found_models(found: FoundModels, next_step: str = FIND_NEXT) -> str:
+    """`next_step`: what to do with a row, in the words of whoever reads it (the assistant's tools by default)."""
     lines = [found.note] if found.note else []
     if not found.models:
         lines.append("No model matched. Try fewer or other words, or a category.")
@@ -132,11 +136,12 @@ def found_models(found: FoundModels) -> str:
             f"- {row.model_id}: {row.name} ({price(row.base_price_usd, row.price_unit, row.pricing_note)}){tool}. "
             f"{row.description}"
         )
-    lines.append("describe_model shows a model's inputs; run_model runs it.")
+    lines.append(next_step)
     return "\n".join(lines)
 
 
-def model_description(model: ModelDescription) -> str:
+def model_description(model: ModelDescription, how_to_run: str | None = None) -> str:
+    """`how_to_run`: the last line, when not the assistant's (which tool submits it)."""
     head = f"{model.model_id}: {model.name} ({price(model.base_price_usd, model.price_unit, model.pricing_note)})."
     lines = [head, model.description] if model.description else [head]
     if model.model_url:
@@ -157,7 +162,7 @@ def model_description(model: ModelDescription) -> str:
         text = f" {prop['description']}" if prop.get("description") else ""
         lines.append(f"- {name}{'*' if name in required else ''} ({'; '.join(facts)}).{text}")
     call = f"{model.tool} (its own tool) or run_model" if model.tool else "run_model"
-    lines.append(f"Every input is checked before anything is paid; submit with {call}.")
+    lines.append(how_to_run or f"Every input is checked before anything is paid; submit with {call}.")
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """`python -m runcomfy_mcp.sandbox`: the API simulator on its own, for benchmarks and manual tests.
 
-Prints its base URL as the first line on stdout, then serves until stopped.
+Prints its base URL as the first line on stdout, then serves until stopped. Its jobs live in memory.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from runcomfy_mcp.sandbox.simulator import SimulatedJob, Simulator
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m runcomfy_mcp.sandbox")
-    parser.add_argument("--token", action="append", help="a token it accepts (repeat for several callers)")
-    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--token", action="append", help="a token it accepts (repeat for several callers; default: any token)"
+    )
+    parser.add_argument("--time-scale", type=float, default=1.0, help="job durations × this (1: about 10 s a job)")
     parser.add_argument("--extra-models", type=int, default=0, help="add this many made-up models to the catalog")
     parser.add_argument("--video-mb", type=float, default=0, help="serve random output files of this size instead")
     args = parser.parse_args()
@@ -33,7 +35,7 @@ def main() -> None:
         return video_for_job(job.arguments)
 
     simulator = Simulator(
-        token=args.token or ["sandbox-token"],
+        token=args.token,
         catalog=sandbox_catalog() + synthetic_catalog(args.extra_models),
         time_scale=args.time_scale,
         video_maker=video,

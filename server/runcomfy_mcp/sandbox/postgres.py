@@ -1,8 +1,10 @@
 """A throwaway PostgreSQL server: initdb and pg_ctl into a temporary folder, on a free loopback port.
 
-For the tests, the benchmarks, and trying the team set-up on one machine. The programs come from
-Debian's `postgresql` package (`scripts/ensure-postgres` installs it when missing). PostgreSQL
-refuses to run as root, so as root the server runs as the `postgres` user the package creates.
+For the tests, the benchmarks, and trying the team set-up on one machine:
+`python -m runcomfy_mcp.sandbox.postgres` prints the URL of a fresh database and removes everything
+when stopped. The programs come from Debian's `postgresql` package (`scripts/ensure-postgres`
+installs it when missing). PostgreSQL refuses to run as root, so as root the server runs as the
+`postgres` user the package creates.
 """
 
 from __future__ import annotations
@@ -68,3 +70,31 @@ def fresh_database(server_url: str) -> str:
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"{server_url}/{name}"
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends it like Ctrl-C: the server stopped, its folder removed
+
+
+def main() -> None:
+    """Serves a fresh database until stopped (Ctrl-C or SIGTERM); its URL is the first line on stdout."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        with postgres_server() as server:
+            # Not an MCP server: this stdout only tells the person (or a script) where to connect.
+            sys.stdout.write(fresh_database(server) + "\n")
+            sys.stdout.flush()
+            print("PostgreSQL runs until Ctrl-C; then it and its data are removed.", file=sys.stderr)
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"python -m runcomfy_mcp.sandbox.postgres: PostgreSQL could not be started: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -6,10 +6,14 @@ containing "[fail]" makes the job fail; one containing "[refuse]" is refused on 
 a detail naming the field, as RunComfy's input checks answer). Output files are served from `/files/…` without a token,
 like RunComfy's CDN. `GET /v1/models` serves a catalog (see `sandbox.catalog`): the four bundled
 models and others, whose outputs are videos, images or sounds.
+
+Jobs and the balance live in memory, or in a `SimulatorState` file (sandbox mode) so that they outlive the
+process. Given no token to check, it accepts any bearer token, as sandbox mode does for its HTTP callers.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -21,7 +25,7 @@ import wave
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -29,10 +33,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+if TYPE_CHECKING:
+    from runcomfy_mcp.sandbox.state import SimulatorState, StoredJob
+
 FAIL_MARKER = "[fail]"
 REFUSE_MARKER = "[refuse]"
 QUEUE_SECONDS = 3.0
 RUN_SECONDS = 6.0
+OPENING_BALANCE_USD = 25.0
 
 
 class ManualClock:
@@ -60,6 +68,22 @@ class SimulatedJob:
     cancelled: bool = False
     video: bytes | None = None
     cost: float = 0.0
+    created_at: float = field(default_factory=time.time)  # wall clock, for the result's dates
+
+    @classmethod
+    def stored(cls, job: StoredJob) -> SimulatedJob:
+        return cls(
+            request_id=job.request_id,
+            model_id=job.model_id,
+            arguments=job.arguments,
+            submitted_at=job.submitted_at,
+            queue_s=job.queue_s,
+            run_s=job.run_s,
+            sequence=job.sequence,
+            cancelled=job.cancelled,
+            cost=job.cost,
+            created_at=job.created_at,
+        )
 
     @property
     def prompt(self) -> str:
@@ -102,22 +126,28 @@ class Simulator:
     def __init__(
         self,
         *,
-        token: str | Iterable[str],
+        token: str | Iterable[str] | None,
         catalog: Iterable[dict[str, Any]] | None = None,
         time_scale: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         video_maker: VideoMaker | None = None,
+        state: SimulatorState | None = None,
     ) -> None:
-        self.tokens = {token} if isinstance(token, str) else set(token)
-        if not self.tokens or "" in self.tokens:
-            raise ValueError("the simulator needs non-empty tokens to check")
+        """`token`: the tokens it accepts, or None for any bearer token. `state`: where jobs and the balance are
+        kept beyond this process (its times are then the wall clock's: keep `clock` the default)."""
+        self.tokens = set() if token is None else {token} if isinstance(token, str) else set(token)
+        self.any_token = token is None
+        if (not self.any_token and not self.tokens) or "" in self.tokens:
+            raise ValueError("the simulator needs non-empty tokens to check (or None to accept any)")
         from runcomfy_mcp.sandbox.catalog import sandbox_catalog
 
         self.catalog: dict[str, dict[str, Any]] = {e["model_id"]: e for e in (catalog or sandbox_catalog())}
         self.catalog_open = True  # False: the listing answers 503 (RunComfy unreachable)
         # Other words for the same states, as RunComfy's own clients have met them ({"cancelled": "canceled"} …)
         self.status_words: dict[str, str] = {}
-        self.balance_usd = 25.0  # the account's wallet: each job's cost is taken from it when submitted
+        self.state = state
+        # the account's wallet: each job's cost is taken from it when submitted (read from `state` when kept there)
+        self.balance_usd = OPENING_BALANCE_USD
         self.time_scale = time_scale
         self.clock = clock
         self.video_maker = video_maker
@@ -132,11 +162,13 @@ class Simulator:
 
     # ------------------------------------------------------------ job logic
 
-    def _queue_position(self, job: SimulatedJob, now: float) -> int:
+    async def _queue_position(self, job: SimulatedJob, now: float) -> int:
+        if self.state is not None:  # other processes' jobs wait in the same queue
+            return max(1, await anyio.to_thread.run_sync(self.state.queued_up_to, job.sequence, now))
         ahead = [j for j in self.jobs.values() if j.sequence <= job.sequence and j.status_at(now) == "in_queue"]
         return max(1, len(ahead))
 
-    def _status_body(self, job: SimulatedJob) -> dict[str, Any]:
+    async def _status_body(self, job: SimulatedJob) -> dict[str, Any]:
         now = self.clock()
         status = job.status_at(now)
         body: dict[str, Any] = {
@@ -146,14 +178,14 @@ class Simulator:
             "result_url": f"{self.base_url}/v1/requests/{job.request_id}/result",
         }
         if status == "in_queue":
-            body["queue_position"] = self._queue_position(job, now)
+            body["queue_position"] = await self._queue_position(job, now)
         return body
 
     def _result_body(self, job: SimulatedJob, include_cost: bool) -> dict[str, Any]:
         status = job.status_at(self.clock())
-        body: dict[str, Any] = {"request_id": job.request_id, "created_at": _iso(job.submitted_at)}
+        body: dict[str, Any] = {"request_id": job.request_id, "created_at": _iso(job.created_at)}
         if status == "completed":
-            body["finished_at"] = _iso(job.submitted_at + job.queue_s + job.run_s)
+            body["finished_at"] = _iso(job.created_at + job.queue_s + job.run_s)
             if job.fails:
                 body["status"] = "failed"
                 body["error"] = "Simulated failure: the prompt asked for it with [fail]."
@@ -194,7 +226,7 @@ class Simulator:
         self._record(request)
         if not self._authorized(request):
             return _error(401, "400004", "Invalid or missing API token.")
-        usd = self.balance_usd
+        usd = await self._read_balance()
         return JSONResponse({"balance_usd": usd, "balance_microdollars": round(usd * 1_000_000), "currency": "USD"})
 
     # ------------------------------------------------------------ the catalog
@@ -269,7 +301,28 @@ class Simulator:
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
+        if self.any_token:
+            scheme, _, token = header.partition(" ")
+            return scheme == "Bearer" and bool(token.strip())
         return any(secrets.compare_digest(header, f"Bearer {token}") for token in self.tokens)
+
+    async def _read_balance(self) -> float:
+        if self.state is not None:
+            self.balance_usd = await anyio.to_thread.run_sync(self.state.balance)
+        return self.balance_usd
+
+    async def _take(self, usd: float) -> bool:
+        """Takes a job's cost from the balance; False, taking nothing, when the balance holds less."""
+        if self.state is not None:
+            after = await anyio.to_thread.run_sync(self.state.take, usd)
+            if after is None:
+                return False
+            self.balance_usd = after
+            return True
+        if usd > self.balance_usd + 1e-9:
+            return False
+        self.balance_usd = round(self.balance_usd - usd, 6)
+        return True
 
     def _record(self, request: Request) -> None:
         self.calls.requests.append((request.method, request.url.path))
@@ -294,22 +347,12 @@ class Simulator:
             ]
             return JSONResponse({"detail": problems}, status_code=422)
         cost = self.cost_of(model_id, body)
-        if cost > self.balance_usd + 1e-9:
+        if not await self._take(cost):
             return _error(402, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
-        self.balance_usd = round(self.balance_usd - cost, 6)
         self.calls.submits.append({"model_id": model_id, "arguments": body})
-        sequence = next(self._ids)
-        request_id = f"sim-{sequence:06d}-{secrets.token_hex(4)}"
-        self.jobs[request_id] = SimulatedJob(
-            request_id=request_id,
-            model_id=model_id,
-            arguments=body,
-            submitted_at=self.clock(),
-            queue_s=QUEUE_SECONDS * self.time_scale,
-            run_s=RUN_SECONDS * self.time_scale,
-            sequence=sequence,
-            cost=cost,
-        )
+        job = await self._new_job(model_id, body, cost)
+        self.jobs[job.request_id] = job
+        request_id = job.request_id
         base = f"{self.base_url}/v1/requests/{request_id}"
         return JSONResponse(
             {
@@ -320,33 +363,76 @@ class Simulator:
             }
         )
 
-    def _job(self, request: Request) -> SimulatedJob | Response:
+    async def _new_job(self, model_id: str, arguments: dict[str, Any], cost: float) -> SimulatedJob:
+        queue_s, run_s = QUEUE_SECONDS * self.time_scale, RUN_SECONDS * self.time_scale
+        if self.state is not None:
+            stored = await anyio.to_thread.run_sync(
+                functools.partial(
+                    self.state.add,
+                    model_id=model_id,
+                    arguments=arguments,
+                    submitted_at=self.clock(),
+                    created_at=time.time(),
+                    queue_s=queue_s,
+                    run_s=run_s,
+                    cost=cost,
+                )
+            )
+            return SimulatedJob.stored(stored)
+        sequence = next(self._ids)
+        return SimulatedJob(
+            request_id=f"sim-{sequence:06d}-{secrets.token_hex(4)}",
+            model_id=model_id,
+            arguments=arguments,
+            submitted_at=self.clock(),
+            queue_s=queue_s,
+            run_s=run_s,
+            sequence=sequence,
+            cost=cost,
+        )
+
+    async def _find(self, request_id: str) -> SimulatedJob | None:
+        """The job, from this process or (with a state file) any earlier or concurrent one."""
+        job = self.jobs.get(request_id)
+        if self.state is None:
+            return job
+        stored = await anyio.to_thread.run_sync(self.state.get, request_id)
+        if stored is None:
+            return None
+        if job is None:  # submitted by another process: its output is made here when first fetched
+            job = self.jobs[request_id] = SimulatedJob.stored(stored)
+        job.cancelled = stored.cancelled  # another process may have cancelled it
+        return job
+
+    async def _job(self, request: Request) -> SimulatedJob | Response:
         self._record(request)
         if not self._authorized(request):
             return _error(401, "400004", "Invalid or missing API token.")
-        job = self.jobs.get(request.path_params["request_id"])
+        job = await self._find(request.path_params["request_id"])
         if job is None:
             return _error(404, "404001", "Request not found.")
         return job
 
     async def _status(self, request: Request) -> Response:
-        job = self._job(request)
-        return job if isinstance(job, Response) else JSONResponse(self._status_body(job))
+        job = await self._job(request)
+        return job if isinstance(job, Response) else JSONResponse(await self._status_body(job))
 
     async def _result(self, request: Request) -> Response:
-        job = self._job(request)
+        job = await self._job(request)
         if isinstance(job, Response):
             return job
         include_cost = request.query_params.get("include_cost") == "true"
         return JSONResponse(self._result_body(job, include_cost))
 
     async def _cancel(self, request: Request) -> Response:
-        job = self._job(request)
+        job = await self._job(request)
         if isinstance(job, Response):
             return job
         status = job.status_at(self.clock())
         if status == "in_queue":
             job.cancelled = True
+            if self.state is not None:
+                await anyio.to_thread.run_sync(self.state.cancel, job.request_id)
             cancelled = self.status_words.get("cancelled", "cancelled")
             return JSONResponse({"request_id": job.request_id, "status": cancelled, "outcome": cancelled}, 202)
         shown = self.status_words.get(status, status)
@@ -355,7 +441,7 @@ class Simulator:
     async def _file(self, request: Request) -> Response:
         self._record(request)
         name: str = request.path_params["name"]
-        job = self.jobs.get(name.rsplit(".", 1)[0])
+        job = await self._find(name.rsplit(".", 1)[0])
         if job is None or job.fails or job.status_at(self.clock()) != "completed":
             return Response("not found", status_code=404)
         kind = self.output_kind(job.model_id)
@@ -416,6 +502,5 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error_code": code, "error_message": message}, status_code=status)
 
 
-def _iso(monotonic_s: float) -> str:
-    wall = time.time() - (time.monotonic() - monotonic_s)
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
