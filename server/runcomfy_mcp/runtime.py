@@ -231,8 +231,8 @@ USER_AGENT = {"User-Agent": f"runcomfy-mcp/{__version__}"}
 
 def require_database_driver(settings: Settings) -> None:
     """With RUNCOMFY_DATABASE_URL the history lives in PostgreSQL, whose driver is an extra: refuse to start without
-    it, rather than start and fail every call."""
-    if settings.database_url is None:
+    it, rather than start and fail every call. (Sandbox mode never uses the database.)"""
+    if settings.history_database_url() is None:
         return
     try:
         import psycopg  # noqa: F401
