@@ -482,18 +482,16 @@ async def section_replicas(calls: int = 200, callers: int = 20, rounds: int = 20
     return rows
 
 
-async def section_preview(seconds: float = 10.0, width: int = 1920, height: int = 1080) -> list[Row]:
-    """A contact sheet of a real H.264 clip: the time to make it and its size (done once per job, off the loop)."""
+def write_clip(path: Path, seconds: float, width: int, height: int, *, fps: int = 24, keyint: int = 250) -> Path:
+    """An H.264 clip with a moving sun over a changing sky (x264's default GOP unless `keyint`)."""
     import av
     from PIL import ImageDraw
 
-    from runcomfy_mcp.media.previews import MAX_JPEG_BYTES, contact_sheet
-
-    path = Path(tempfile.mkdtemp(dir=SCRATCH.name)) / "clip.mp4"
-    frames = int(seconds * 24)
+    frames = int(seconds * fps)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"x264-params": f"keyint={keyint}:min-keyint={min(keyint, 25)}:scenecut=0"}
         for i in range(frames):
             picture = Image.new("RGB", (width, height), ((i * 3) % 255, 80, 160))
             x = i * width // frames
@@ -502,18 +500,57 @@ async def section_preview(seconds: float = 10.0, width: int = 1920, height: int 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        sheet = await anyio.to_thread.run_sync(contact_sheet, path)
-        timings.append((time.perf_counter() - started) * 1000)
-    label = f"{seconds:g} s {height}p clip"
-    return [
-        row(f"contact sheet of a {label}: time (best of 3)", min(timings), None, "ms", absolute_max=5000),
-        row(
-            f"contact sheet of a {label}: size", len(sheet.jpeg) / 1024, None, "KB", absolute_max=MAX_JPEG_BYTES / 1024
-        ),
+    return path
+
+
+def probe_preview(kind: str, path: Path, rounds: int) -> dict[str, Any]:
+    """The file's preview made `rounds` times in a fresh process, as the server makes it (in its worker)."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "preview_probe.py"), kind, str(path), str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+async def section_preview(
+    seconds: float = 10.0, width: int = 1920, height: int = 1080, keyframe_s: float = 30.0, huge: int = 8192
+) -> list[Row]:
+    """Previews of a real clip and of two hostile ones: time, the worker's peak memory, the server's growth.
+
+    The hostile files are the security review's: a MOV of 8192×8192 frames (refused from its header) and
+    a clip with a single keyframe (reached by decoding forward once, never once per frame shown).
+    """
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from hostile_media import write_video
+    from runcomfy_mcp.media.thumbnails import MAX_JPEG_BYTES
+
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
+    clip = write_clip(folder / "clip.mp4", seconds, width, height)
+    one_keyframe = write_clip(folder / "one-keyframe.mp4", keyframe_s, width, height, keyint=int(keyframe_s * 24) + 1)
+    huge_frames = write_video(folder / "huge.mov", huge, huge, frames=2, fps=2)
+    rows: list[Row] = []
+    cases = [
+        (f"{seconds:g} s {height}p clip", clip, 5000),
+        (f"{keyframe_s:g} s {height}p clip, one keyframe", one_keyframe, 10000),
+        (f"{huge}×{huge} MOV ({huge_frames.stat().st_size // 1024} KB)", huge_frames, 2000),
     ]
+    server_growth = 0.0
+    for label, path, time_max in cases:
+        figures = probe_preview("video", path, 3)
+        print(f"preview of a {label}: {figures['outcome']}")
+        server_growth = max(server_growth, figures["server_growth_mb"])
+        rows.append(row(f"preview of a {label}: time (best of 3)", min(figures["times_ms"]), None, "ms",
+                        absolute_max=time_max))  # fmt: skip
+        rows.append(row(f"preview of a {label}: worker peak memory", figures["worker_peak_mb"], None, "MB",
+                        absolute_max=256))  # fmt: skip
+        if path is clip:
+            rows.append(row(f"preview of a {label}: size", figures["jpeg_kb"], None, "KB",
+                            absolute_max=MAX_JPEG_BYTES / 1024))  # fmt: skip
+    rows.append(row("previews: the server's own memory growth", server_growth, None, "MB", absolute_max=16))
+    return rows
 
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -535,7 +572,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "many": {"jobs": 20, "job_seconds": 3.0},
     "catalog": {"models": 100, "searches": 20},
     "replicas": {"calls": 40, "callers": 4, "rounds": 20},
-    "preview": {"seconds": 2.0, "width": 320, "height": 180},
+    "preview": {"seconds": 2.0, "width": 320, "height": 180, "keyframe_s": 4.0, "huge": 4608},
 }
 
 

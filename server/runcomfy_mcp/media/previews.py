@@ -2,119 +2,58 @@
 
 One JPEG, long edge at most 1024 px and at most 300 KB. It is made from the downloaded file, or from
 one streamed fetch of the output into a temporary file (never the whole video in memory), and kept
-beside the history, so a job's output is fetched for a preview at most once.
+beside the history, so a job's output is fetched for a preview at most once; a file that cannot be
+shown is remembered as such too.
+
+Outputs are upstream data: each is decoded in a worker process of its own (preview_worker) within
+fixed limits of pixels, frames, time and memory (thumbnails). At most two previews are made at once
+per server; a few more may wait a moment for their turn, and beyond that a result goes out without
+its preview (a later get_result makes it), so previews never hold a result's URLs back for long.
 """
 
 from __future__ import annotations
 
-import io
+import base64
 import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass
-from fractions import Fraction
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from subprocess import PIPE
 
 import anyio
 import httpx
+from anyio.abc import ByteReceiveStream
 
 from runcomfy_mcp.domain.media_rules import MIB
 from runcomfy_mcp.domain.outputs import Output
 from runcomfy_mcp.errors import FetchInterruptedError, FetchRefusedError, PreviewError, UndecodableOutputError
 from runcomfy_mcp.media.downloads import OutputHosts
 from runcomfy_mcp.media.guarded_http import plain_chunks, transport_failures
+from runcomfy_mcp.media.thumbnails import DecodeLimits, Preview
 
 logger = logging.getLogger(__name__)
 
-LONG_EDGE = 1024
-MAX_JPEG_BYTES = 300 * 1024
-FRAMES = 6  # a 3 × 2 sheet; short clips get fewer
+WORKER = "runcomfy_mcp.media.preview_worker"
+_ANSWER_MAX_BYTES = 2 * MIB  # a JPEG of at most 300 KB, in base64, and its facts
+_STDERR_KEPT_BYTES = 4096
 
 
 @dataclass(frozen=True)
-class Preview:
-    jpeg: bytes
-    frames_at_s: list[float]  # where each frame was taken; empty for an image
+class PreviewLimits:
+    """What previews may cost the server: decoding limits, the worker's memory, turns and waits."""
 
-    def words(self) -> str:
-        if not self.frames_at_s:
-            return "Preview: the image, scaled down."
-        times = ", ".join(f"{t:.1f}" for t in self.frames_at_s)
-        return f"Preview: {len(self.frames_at_s)} frames, left to right and top to bottom, at {times} s."
-
-
-def _jpeg(image: object) -> bytes:
-    """The picture as a JPEG within the size budget: quality goes down until it fits."""
-    from PIL import Image
-
-    assert isinstance(image, Image.Image)
-    image = image.convert("RGB")
-    image.thumbnail((LONG_EDGE, LONG_EDGE))
-    for quality in (85, 75, 65, 55, 45, 35):
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=quality, optimize=True)
-        if buffer.tell() <= MAX_JPEG_BYTES:
-            return buffer.getvalue()
-    image.thumbnail((LONG_EDGE // 2, LONG_EDGE // 2))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=50)
-    return buffer.getvalue()
-
-
-def contact_sheet(path: Path) -> Preview:
-    """Evenly spaced frames across the clip, labelled with their times, on one sheet."""
-    import av
-    from PIL import Image, ImageDraw
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            base = stream.time_base or Fraction(1, 90000)
-            duration = float(stream.duration * base) if stream.duration else (container.duration or 0) / 1e6
-            count = FRAMES if duration >= 2 else max(1, min(FRAMES, int(duration * 4) or 1))
-            times = [duration * (i + 0.5) / count for i in range(count)] if duration else [0.0]
-            frames = []
-            for at in times:
-                container.seek(int(at / base), stream=stream, backward=True, any_frame=False)
-                frame = next(
-                    (f for f in container.decode(stream) if f.time is None or f.time >= at - 1 / 24),
-                    None,
-                )
-                if frame is not None:
-                    frames.append((at, frame.to_image()))  # type: ignore[no-untyped-call]
-    except (av.error.FFmpegError, IndexError, StopIteration, ValueError, OSError) as exc:
-        raise UndecodableOutputError(f"the video could not be decoded ({type(exc).__name__})") from exc
-    if not frames:
-        raise UndecodableOutputError("the video has no frame that could be decoded")
-    columns = 3 if len(frames) > 4 else 2 if len(frames) > 1 else 1
-    rows = -(-len(frames) // columns)
-    cell_w = LONG_EDGE // columns
-    first = frames[0][1]
-    cell_h = max(1, round(cell_w * first.height / first.width))
-    if cell_h * rows > LONG_EDGE:  # a tall video: fit the height instead
-        cell_h = LONG_EDGE // rows
-        cell_w = max(1, round(cell_h * first.width / first.height))
-    sheet = Image.new("RGB", (cell_w * columns, cell_h * rows), (16, 16, 16))
-    draw = ImageDraw.Draw(sheet)
-    for index, (at, picture) in enumerate(frames):
-        x, y = (index % columns) * cell_w, (index // columns) * cell_h
-        sheet.paste(picture.convert("RGB").resize((cell_w, cell_h)), (x, y))
-        label = f"{at:.1f} s"
-        draw.rectangle((x + 4, y + 4, x + 8 + 7 * len(label), y + 20), fill=(0, 0, 0))
-        draw.text((x + 6, y + 6), label, fill=(255, 255, 255))
-    return Preview(_jpeg(sheet), [round(at, 2) for at, _ in frames])
-
-
-def scaled_image(path: Path) -> Preview:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return Preview(_jpeg(image), [])
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UndecodableOutputError(f"the image could not be read ({type(exc).__name__})") from exc
+    decode: DecodeLimits = field(default_factory=DecodeLimits)
+    memory_mb: float = 200.0  # the worker's address space beyond its interpreter and libraries
+    at_once: int = 2  # previews made at the same time by this server
+    waiting: int = 8  # previews that may wait for a turn; any more go out without one
+    wait_s: float = 5.0  # longest a result waits for a turn
+    fetch_s: float = 30.0  # longest a preview's fetch may take (a download's deadline, if shorter)
+    start_s: float = 10.0  # the worker's start-up, on top of the decoding deadline, before it is stopped
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -125,7 +64,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 class Previewer:
-    """Makes and keeps one preview per job, in `folder` (beside the history)."""
+    """Makes and keeps one preview per job, in `folder` (beside the history), a few at a time."""
 
     def __init__(
         self,
@@ -135,39 +74,107 @@ class Previewer:
         max_bytes: int,
         deadline_s: float,
         hosts: OutputHosts | None = None,
+        limits: PreviewLimits | None = None,
     ) -> None:
+        """`deadline_s`: a download's deadline; a preview's fetch gets at most `limits.fetch_s` of it."""
         self._http = http
         self.folder = folder
         self.max_bytes = max_bytes
-        self.deadline_s = deadline_s
+        self.limits = limits or PreviewLimits()
+        self.deadline_s = min(deadline_s, self.limits.fetch_s)
         self.hosts = hosts or OutputHosts()
+        self._turns: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
 
     async def preview(self, request_id: str, output: Output, local_file: Path | None = None) -> Preview:
         """The job's preview, made once; raises PreviewError saying why there is none."""
         if output.kind not in ("video", "image"):
             raise PreviewError(f"a {output.kind} output has nothing to show")
         jpeg_path, facts_path = self.folder / f"{request_id}.jpg", self.folder / f"{request_id}.json"
-        try:
-            facts = json.loads(facts_path.read_text())
-            if "undecodable" in facts:  # decided before: the same bytes would fail the same way
-                raise PreviewError(facts["undecodable"])
-            return Preview(await anyio.Path(jpeg_path).read_bytes(), facts["frames_at_s"])
-        except (OSError, ValueError, KeyError):
-            pass  # not made yet
-        try:
-            if local_file is not None and local_file.is_file():
-                preview = await self._from_file(local_file, output.kind)
-            else:
-                preview = await self._from_url(output)
-        except UndecodableOutputError as exc:
-            await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
-            raise
+        kept = await self._kept(jpeg_path, facts_path)
+        if kept is not None:
+            return kept
+        async with self._turn():
+            kept = await self._kept(jpeg_path, facts_path)  # made by another wait on the same job meanwhile
+            if kept is not None:
+                return kept
+            try:
+                if local_file is not None and local_file.is_file():
+                    preview = await self.decode(local_file, output.kind)
+                else:
+                    preview = await self._from_url(output)
+            except UndecodableOutputError as exc:
+                await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
+                raise
         await anyio.to_thread.run_sync(self._keep, jpeg_path, facts_path, preview)
         return preview
 
-    async def _from_file(self, path: Path, kind: str) -> Preview:
-        make = contact_sheet if kind == "video" else scaled_image
-        return await anyio.to_thread.run_sync(make, path)
+    async def _kept(self, jpeg_path: Path, facts_path: Path) -> Preview | None:
+        try:
+            facts = json.loads(await anyio.Path(facts_path).read_text())
+            if "undecodable" in facts:  # decided before: the same bytes would fail the same way
+                raise PreviewError(str(facts["undecodable"]))
+            jpeg = await anyio.Path(jpeg_path).read_bytes()
+            return Preview(jpeg, [float(t) for t in facts["frames_at_s"]], bool(facts.get("cut_short")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # not made yet
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One of `limits.at_once` turns, waited for at most `limits.wait_s`, or a PreviewError saying so."""
+        if self._turns is None:
+            self._turns = anyio.CapacityLimiter(self.limits.at_once)
+        turns = self._turns
+        busy = PreviewError(
+            f"other previews were being made (at most {self.limits.at_once} at once), so this result did not "
+            "wait for its own; get_result shows it later"
+        )
+        try:
+            turns.acquire_nowait()
+        except anyio.WouldBlock:
+            if turns.statistics().tasks_waiting >= self.limits.waiting:
+                raise busy from None  # the queue is full: going out without a preview beats waiting behind it
+            acquired = False
+            with anyio.move_on_after(self.limits.wait_s):
+                await turns.acquire()
+                acquired = True
+            if not acquired:
+                raise busy from None
+        try:
+            yield
+        finally:
+            turns.release()
+
+    async def decode(self, path: Path, kind: str) -> Preview:
+        """The preview of a local file, made by a worker process within `limits` (killed at its deadline)."""
+        request = json.dumps(
+            {
+                "kind": kind,
+                "path": str(path),
+                "limits": asdict(self.limits.decode),
+                "memory_mb": self.limits.memory_mb,
+            }
+        ).encode()
+        allowed_s = self.limits.decode.seconds + self.limits.start_s
+        # One malloc arena: each extra one reserves 64 MB of address space, which the worker's cap counts.
+        environment = {**os.environ, "MALLOC_ARENA_MAX": "1"}
+        try:
+            process = await anyio.open_process(
+                [sys.executable, "-m", WORKER], stdin=PIPE, stdout=PIPE, stderr=PIPE, env=environment
+            )
+        except OSError as exc:
+            raise PreviewError(f"the preview worker could not be started ({exc.strerror or exc})") from exc
+        try:
+            with anyio.move_on_after(allowed_s) as scope:
+                answer, complaints = await _exchange(process, request)
+                returncode = await process.wait()
+            if scope.cancelled_caught:
+                raise UndecodableOutputError(f"decoding it took longer than {allowed_s:g} s")
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with anyio.CancelScope(shield=True):
+                    await process.wait()
+        return _preview_from(answer, returncode, complaints)
 
     async def _from_url(self, output: Output) -> Preview:
         if not self.hosts.allows(output.url):
@@ -175,15 +182,16 @@ class Previewer:
         await anyio.to_thread.run_sync(self._make_folder)
         temporary = self.folder / f".fetch-{secrets.token_hex(6)}.part"
         try:
-            with anyio.fail_after(self.deadline_s), transport_failures():
-                await self._fetch(output.url, temporary)
-            return await self._from_file(temporary, output.kind)
-        except TimeoutError as exc:
-            raise PreviewError(f"fetching the output took longer than {self.deadline_s:g} s") from exc
-        except FetchInterruptedError as exc:
-            raise PreviewError(f"the output could not be fetched ({exc.transport})") from exc
-        except FetchRefusedError as exc:
-            raise PreviewError(f"the output could not be fetched ({type(exc).__name__})") from exc
+            try:
+                with anyio.fail_after(self.deadline_s), transport_failures():
+                    await self._fetch(output.url, temporary)
+            except TimeoutError as exc:
+                raise PreviewError(f"fetching the output took longer than {self.deadline_s:g} s") from exc
+            except FetchInterruptedError as exc:
+                raise PreviewError(f"the output could not be fetched ({exc.transport})") from exc
+            except FetchRefusedError as exc:
+                raise PreviewError(f"the output could not be fetched ({type(exc).__name__})") from exc
+            return await self.decode(temporary, output.kind)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.Path(temporary).unlink(missing_ok=True)
@@ -222,6 +230,48 @@ class Previewer:
             partial = jpeg_path.with_suffix(f".{os.getpid()}.part")
             _write_private(partial, preview.jpeg)
             os.replace(partial, jpeg_path)
-            _write_private(facts_path, json.dumps({"frames_at_s": preview.frames_at_s}).encode())
+            facts = {"frames_at_s": preview.frames_at_s, "cut_short": preview.cut_short}
+            _write_private(facts_path, json.dumps(facts).encode())
         except OSError as exc:  # a preview not kept is made again next time; never a reason to fail
             logger.warning("could not keep the preview %s: %s", jpeg_path, exc)
+
+
+async def _exchange(process: anyio.abc.Process, request: bytes) -> tuple[bytes, bytes]:
+    """Send the request, and read the answer and the end of what the worker said on stderr, both bounded."""
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    answer, complaints = bytearray(), bytearray()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_drain, process.stdout, answer, _ANSWER_MAX_BYTES, False)
+        group.start_soon(_drain, process.stderr, complaints, _STDERR_KEPT_BYTES, True)
+        async with process.stdin:
+            await process.stdin.send(request)
+    return bytes(answer), bytes(complaints)
+
+
+async def _drain(stream: ByteReceiveStream, into: bytearray, keep: int, tail: bool) -> None:
+    """Read to the end (so the worker never blocks on a full pipe), keeping `keep` bytes: the first, or the last."""
+    async for chunk in stream:
+        into.extend(chunk)
+        if len(into) > keep and tail:
+            del into[: len(into) - keep]
+        elif len(into) > keep:
+            del into[keep:]
+
+
+def _preview_from(answer: bytes, returncode: int, complaints: bytes) -> Preview:
+    if returncode < 0:  # killed by a signal: a crash in a decoder, or its CPU or memory cap
+        raise UndecodableOutputError(f"decoding it stopped the decoder (signal {-returncode})")
+    try:
+        facts = json.loads(answer)
+        if "undecodable" in facts:
+            raise UndecodableOutputError(str(facts["undecodable"]))
+        return Preview(
+            base64.b64decode(facts["jpeg"], validate=True),
+            [float(t) for t in facts["frames_at_s"]],
+            bool(facts.get("cut_short")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:  # binascii.Error is a ValueError
+        logger.warning(
+            "the preview worker ended with %s and no answer: %s", returncode, complaints.decode(errors="replace")
+        )
+        raise PreviewError(f"the preview worker failed (exit status {returncode})") from exc

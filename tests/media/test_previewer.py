@@ -1,0 +1,131 @@
+"""The previewer: a few previews at a time, a short wait at most, a worker process that cannot take the server down."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from hostile_media import write_video
+from runcomfy_mcp.domain.outputs import Output
+from runcomfy_mcp.errors import PreviewError, UndecodableOutputError
+from runcomfy_mcp.media.previews import Previewer, PreviewLimits
+from runcomfy_mcp.media.thumbnails import DecodeLimits, Preview
+
+pytestmark = pytest.mark.anyio
+
+VIDEO = Output(url="https://files.runcomfy.net/out.mp4", kind="video")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("clips") / "clip.mp4", 1280, 720, frames=48, fps=24)
+
+
+class HeldPreviewer(Previewer):
+    """Its decoding waits for `release`, and it counts how many decode at the same time."""
+
+    def __init__(self, folder: Path, limits: PreviewLimits) -> None:
+        super().__init__(httpx.AsyncClient(), folder, max_bytes=1 << 20, deadline_s=5, limits=limits)
+        self.release = anyio.Event()
+        self.decoding = self.most_at_once = 0
+
+    def waiting(self) -> int:
+        return self._turns.statistics().tasks_waiting if self._turns else 0
+
+    async def decode(self, path: Path, kind: str) -> Preview:
+        self.decoding += 1
+        self.most_at_once = max(self.most_at_once, self.decoding)
+        try:
+            await self.release.wait()
+        finally:
+            self.decoding -= 1
+        return Preview(b"jpeg", [1.0])
+
+
+async def previews_at_once(
+    previewer: HeldPreviewer, count: int, local: Path, *, release_after: int = 0
+) -> dict[str, Preview | PreviewError]:
+    """`count` previews of different jobs at once; decoding is released once `release_after` have ended."""
+    outcomes: dict[str, Preview | PreviewError] = {}
+
+    async def one(request_id: str) -> None:
+        try:
+            outcomes[request_id] = await previewer.preview(request_id, VIDEO, local)
+        except PreviewError as exc:
+            outcomes[request_id] = exc
+        if len(outcomes) >= release_after:
+            previewer.release.set()
+
+    async with anyio.create_task_group() as group:
+        for index in range(count):
+            group.start_soon(one, f"job-{index}")
+    return outcomes
+
+
+async def test_two_previews_are_made_at_a_time_and_the_waiting_ones_follow(tmp_path: Path, clip: Path) -> None:
+    previewer = HeldPreviewer(tmp_path / "previews", PreviewLimits(at_once=2, waiting=8, wait_s=30))
+
+    async def release_once_all_have_asked() -> None:
+        while previewer.decoding < 2 or previewer.waiting() < 8:
+            await anyio.sleep(0.01)
+        previewer.release.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(release_once_all_have_asked)
+        with anyio.fail_after(10):
+            outcomes = await previews_at_once(previewer, 10, clip)
+    assert previewer.most_at_once == 2
+    assert all(isinstance(made, Preview) for made in outcomes.values())
+
+
+async def test_a_result_waits_for_a_turn_only_briefly_and_beyond_the_queue_not_at_all(
+    tmp_path: Path, clip: Path
+) -> None:
+    """A thousand waits ending together must not decode a thousand videos, nor hold their URLs back."""
+    previewer = HeldPreviewer(tmp_path / "previews", PreviewLimits(at_once=2, waiting=3, wait_s=0.3))
+    with anyio.fail_after(10):  # the two turns are held until every other result has gone out
+        outcomes = await previews_at_once(previewer, 20, clip, release_after=18)
+    busy = [o for o in outcomes.values() if isinstance(o, PreviewError)]
+    assert len(outcomes) == 20 and previewer.most_at_once == 2
+    assert len(busy) == 18  # 15 at once (the queue was full), 3 after waiting 0.3 s
+    assert "other previews were being made (at most 2 at once)" in busy[0].message
+    assert "get_result shows it later" in busy[0].message
+    assert not isinstance(busy[0], UndecodableOutputError)  # not remembered: the next get_result makes it
+
+
+async def test_a_skipped_preview_is_made_next_time(tmp_path: Path, clip: Path) -> None:
+    previewer = HeldPreviewer(tmp_path / "previews", PreviewLimits(at_once=1, waiting=0, wait_s=0))
+    outcomes = await previews_at_once(previewer, 2, clip, release_after=1)
+    skipped = next(job for job, made in outcomes.items() if isinstance(made, PreviewError))
+    assert isinstance(await previewer.preview(skipped, VIDEO, clip), Preview)
+
+
+async def test_the_worker_makes_a_contact_sheet_of_a_real_clip(tmp_path: Path, clip: Path) -> None:
+    previewer = Previewer(httpx.AsyncClient(), tmp_path / "previews", max_bytes=1 << 20, deadline_s=5)
+    made = await previewer.preview("job-1", VIDEO, clip)
+    assert made.jpeg.startswith(b"\xff\xd8") and made.frames_at_s == [0.17, 0.5, 0.83, 1.17, 1.5, 1.83]
+    assert (tmp_path / "previews" / "job-1.jpg").read_bytes() == made.jpeg
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the address-space cap is enforced on Linux")
+async def test_a_decoder_that_needs_more_memory_than_allowed_is_stopped_and_remembered(
+    tmp_path: Path, clip: Path
+) -> None:
+    limits = PreviewLimits(memory_mb=24)  # far less than decoding 720p frames needs
+    previewer = Previewer(httpx.AsyncClient(), tmp_path / "previews", max_bytes=1 << 20, deadline_s=5, limits=limits)
+    with pytest.raises(UndecodableOutputError, match=r"needed more memory than a preview may use \(24 MB\)"):
+        await previewer.preview("job-1", VIDEO, clip)
+    with pytest.raises(PreviewError, match=r"needed more memory than a preview may use \(24 MB\)"):
+        await previewer.preview("job-1", VIDEO, clip)  # remembered: not decoded again
+
+
+async def test_a_worker_past_its_deadline_is_stopped_and_the_verdict_kept(tmp_path: Path, clip: Path) -> None:
+    limits = PreviewLimits(decode=DecodeLimits(seconds=0.01), start_s=0.0)  # no time even to start
+    previewer = Previewer(httpx.AsyncClient(), tmp_path / "previews", max_bytes=1 << 20, deadline_s=5, limits=limits)
+    with anyio.fail_after(10), pytest.raises(UndecodableOutputError, match=r"took longer than 0\.01 s"):
+        await previewer.preview("job-1", VIDEO, clip)
+    assert "took longer" in (tmp_path / "previews" / "job-1.json").read_text()
