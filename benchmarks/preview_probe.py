@@ -3,7 +3,8 @@
     python benchmarks/preview_probe.py video clip.mp4 [rounds]
 
 Run in a process of its own (by run.py's preview section), so the worker peak it reports is this
-file's alone. Prints one JSON line: times_ms, worker_peak_mb, server_growth_mb, jpeg_kb, outcome.
+file's alone. Prints one JSON line: times_ms, cpu_ms (the worker's CPU time per preview, which a busy
+machine does not inflate), worker_peak_mb, server_growth_mb, jpeg_kb, outcome.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ async def probe(kind: str, path: Path, rounds: int) -> dict[str, object]:
                 except PreviewError as exc:
                     outcome = f"No preview: {exc.message}"
                 times.append((time.perf_counter() - started) * 1000)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "times_ms": times,
+        "cpu_ms": (children.ru_utime + children.ru_stime) * 1000 / rounds,
         "worker_peak_mb": peak_mb(resource.RUSAGE_CHILDREN),
         "server_growth_mb": peak_mb(resource.RUSAGE_SELF) - server_before,
         "jpeg_kb": jpeg_kb,

@@ -52,7 +52,10 @@ async def test_every_benchmark_section_runs_and_prints_its_row() -> None:
         "get_status median, PostgreSQL vs SQLite",
         "40 calls, 4 callers, 2 replicas: failed calls",
         "40 calls: throughput, 2 replicas vs 1",
-        "contact sheet of a 2 s 180p clip: size",
+        "preview of a 2 s 180p clip: size",
+        "preview of a 4 s 180p clip, one keyframe: worker peak memory",
+        "preview of a 4608×4608 MOV",
+        "previews: the server's own memory growth",
     ):
         assert measure in table, output
     assert "crashed" not in table and "20/20 finished" in output

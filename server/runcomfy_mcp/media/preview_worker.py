@@ -78,7 +78,7 @@ def answer(request: dict[str, object]) -> dict[str, object]:
 
 def main() -> int:
     request = json.loads(sys.stdin.buffer.read(MAX_REQUEST_BYTES))
-    sys.stdout.write(json.dumps(answer(request)))
+    sys.stdout.write("\n" + json.dumps(answer(request)) + "\n")
     sys.stdout.flush()
     return 0
 

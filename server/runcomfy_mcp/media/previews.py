@@ -262,7 +262,7 @@ def _preview_from(answer: bytes, returncode: int, complaints: bytes) -> Preview:
     if returncode < 0:  # killed by a signal: a crash in a decoder, or its CPU or memory cap
         raise UndecodableOutputError(f"decoding it stopped the decoder (signal {-returncode})")
     try:
-        facts = json.loads(answer)
+        facts = json.loads(answer.strip().rsplit(b"\n", 1)[-1])  # the worker's answer is its last line
         if "undecodable" in facts:
             raise UndecodableOutputError(str(facts["undecodable"]))
         return Preview(

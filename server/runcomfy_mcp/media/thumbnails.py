@@ -157,7 +157,8 @@ def video_preview(path: Path, limits: DecodeLimits) -> Preview:
         if frame_bytes > limits.video_frame_bytes:
             raise UndecodableOutputError(
                 f"the video's frames are {width}×{height} ({context.pix_fmt or 'an unnamed pixel format'}), "
-                "more than a preview decodes (up to 4096×2160 at 8 bits); download it to see it"
+                f"more than a preview decodes ({limits.video_frame_bytes / 1e6:.3g} MB a frame: 4096×2160 at "
+                "8 bits 4:2:0 by default); download it to see it"
             )
         # Frames larger than the header's (a stream that changes size midway) are refused by the decoder.
         context.options = {"max_pixels": str((width + 128) * (height + 128))}
@@ -217,13 +218,15 @@ class _Clip:
         self.duration = max(0.0, declared)
         self.position: float | None = None  # time of the last frame decoded
         self._frames: Iterator[Any] | None = None
+        self._checked: tuple[str, int, int] | None = None  # the frame shape last found within the budget
+        self.target = 0.0  # the time of the frame wanted now
 
     def _keyframes(self) -> list[float] | None:
         """Keyframe times from the container's index (MP4 and MOV have one), or None when there is none."""
         entries = self.stream.index_entries
         if not 0 < len(entries) <= _INDEX_SCAN_MAX:
             return None
-        times = sorted(float(e.timestamp * self.base) for e in entries if e.is_keyframe)
+        times = sorted(float(e.timestamp * self.base) for e in entries if e.is_keyframe and e.timestamp > -(1 << 62))
         return times or None
 
     def tiles(self, targets: Sequence[float], cell: tuple[int, int]) -> tuple[list[tuple[float, Image]], bool]:
@@ -265,13 +268,18 @@ class _Clip:
         self.position = None
 
     def _decoded(self) -> Iterator[Any]:
+        context = self.stream.codec_context
         for packet in self.container.demux(self.stream):
             if time.monotonic() > self.deadline:
                 raise _OutOfTime
+            # Well before the frame wanted, frames no other frame refers to need not be decoded at all.
+            at = packet.pts * self.base if packet.pts is not None else None
+            context.skip_frame = "NONREF" if at is not None and at < self.target - 0.5 else "DEFAULT"
             yield from packet.decode()
 
     def _frame_at(self, target: float) -> tuple[Any | None, bool]:
         """The first frame at the target, or the last one decoded when the tile's budget or the clip ends."""
+        self.target = target
         if self._frames is None:
             self._seek(target)
         assert self._frames is not None
@@ -290,8 +298,13 @@ class _Clip:
         return previous, False
 
     def _check(self, frame: Any) -> None:
-        if _frame_bytes(frame.format.name, frame.width, frame.height) > self.limits.video_frame_bytes:
+        """A stream may change its frames midway (a new sequence header): the budget holds for every frame."""
+        shape = (frame.format.name, frame.width, frame.height)
+        if shape == self._checked:
+            return
+        if _frame_bytes(*shape) > self.limits.video_frame_bytes:
             raise UndecodableOutputError(f"the video changes to {frame.width}×{frame.height} frames midway")
+        self._checked = shape
 
 
 # ------------------------------------------------------------------------------------------- the sheet
