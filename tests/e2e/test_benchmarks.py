@@ -54,7 +54,7 @@ async def test_every_benchmark_section_runs_and_prints_its_row() -> None:
         "40 calls: throughput, 2 replicas vs 1",
         "preview of a 2 s 180p clip: size",
         "preview of a 4 s 180p clip, one keyframe: worker peak memory",
-        "preview of a 4608×4608 MOV",
+        "preview of a 3000×3000 MOV",
         "previews: the server's own memory growth",
     ):
         assert measure in table, output
