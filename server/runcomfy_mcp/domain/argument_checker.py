@@ -51,8 +51,17 @@ def _field_name(error: ValidationError) -> str:
     return path.lstrip(".") or "(arguments)"
 
 
+def _primary_type(kind: Any) -> Any:
+    """The type a value is coerced to: the only one besides null (`["integer", "null"]`), and never one that would
+    turn a string that is already allowed into something else."""
+    if not isinstance(kind, list):
+        return kind
+    kinds = [k for k in kind if k != "null"]
+    return "string" if "string" in kinds or len(kinds) != 1 else kinds[0]
+
+
 def _coerce(value: Any, prop: Mapping[str, Any]) -> Any:
-    kind = prop.get("type")
+    kind = _primary_type(prop.get("type"))
     if isinstance(value, str):
         text = value.strip()
         if kind == "integer" and text.lstrip("-").isdigit():
@@ -149,5 +158,7 @@ def _too_big(depth: int) -> str:
 
 
 def _article(kind: object) -> str:
+    if isinstance(kind, list):  # ["integer", "null"]: "an integer or null"
+        return " or ".join("null" if k == "null" else _article(k) for k in kind)
     text = str(kind)
     return f"an {text}" if text[:1] in "aeiou" else f"a {text}"

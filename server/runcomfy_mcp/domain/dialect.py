@@ -60,6 +60,7 @@ MAX_ENUM_CHARS = 8_000
 MAX_RULES = 20
 MAX_RULE_WORDS = 300
 MAX_SCHEMA_CHARS = 32 * 1024
+ARRAY_CAP = 16  # items of an array whose schema sets no maxItems, as RunComfy's own nodes cap them
 
 
 def standard_schema(schema: Any) -> dict[str, Any]:
@@ -84,8 +85,6 @@ def standard_schema(schema: Any) -> dict[str, Any]:
         if not isinstance(prop, dict):
             raise DialectError(f"field {name!r} has no schema object")
         _standardize(prop, name)
-        if "validations" in prop:
-            _sort_rules(prop, name)
     _check(result)
     chars = len(json.dumps(result))
     if chars > MAX_SCHEMA_CHARS:
@@ -196,6 +195,10 @@ def _standardize(node: dict[str, Any], where: str) -> None:
         del node["default"]  # "no default": saying null would tell clients null is a value to send
     _cap_texts(node)
     _keep_linear_patterns(node)
+    if "validations" in node:
+        _sort_rules(node, where)
+    if _is_array(node) and "maxItems" not in node:
+        node["maxItems"] = ARRAY_CAP
     for key in _SUBSCHEMA_KEYS:
         if isinstance(node.get(key), dict):
             _standardize(node[key], where)
@@ -226,6 +229,11 @@ def _keep_linear_patterns(node: dict[str, Any]) -> None:
 def _add_words(node: dict[str, Any], words: str) -> None:
     description = node.get("description")
     node["description"] = f"{description.strip()} {words}" if isinstance(description, str) and description else words
+
+
+def _is_array(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind == "array" or (isinstance(kind, list) and "array" in kind) or (kind is None and "items" in node)
 
 
 def _standard_type(kind: Any, where: str) -> str:

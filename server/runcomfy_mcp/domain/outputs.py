@@ -66,8 +66,13 @@ def collect_outputs(output: Mapping[str, Any] | None, inputs: Iterable[Any] = ()
 
 
 def _strings(values: Iterable[Any]) -> Iterable[str]:
-    for value in values:
+    """Every string sent, at any depth (a media URL may sit in an object inside an array)."""
+    pending = list(values)
+    while pending:
+        value = pending.pop()
         if isinstance(value, str):
             yield value
         elif isinstance(value, list | tuple):
-            yield from _strings(value)
+            pending.extend(value)
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())

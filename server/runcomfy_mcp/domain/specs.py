@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,16 @@ from runcomfy_mcp.errors import SpecError
 
 logger = logging.getLogger(__name__)
 
-MEDIA_FORMATS: dict[str, MediaKind] = {"image_uri": "image", "video_uri": "video", "audio_uri": "audio"}
+# One URL, or (the plural, on arrays) a list of them.
+MEDIA_FORMATS: dict[str, MediaKind] = {
+    "image_uri": "image",
+    "video_uri": "video",
+    "audio_uri": "audio",
+    "image_uris": "image",
+    "video_uris": "video",
+    "audio_uris": "audio",
+}
+_ALTERNATIVES = ("anyOf", "oneOf")
 
 
 class PropertyDoc(BaseModel):
@@ -70,12 +79,13 @@ class ToolSpec(BaseModel):
         if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
             raise ValueError("input_schema must be an object schema with 'properties'")
         properties: dict[str, Any] = schema["properties"]
-        for name, prop in properties.items():
-            for index, rule in enumerate(prop.get("validations", [])):
+        for where, node in schema_nodes(schema):
+            rules = node.get("validations", [])
+            for index, rule in enumerate(rules if isinstance(rules, list) else [rules]):
                 try:
                     MediaRule.model_validate(rule)
                 except ValidationError as exc:
-                    raise ValueError(f"input_schema.properties.{name}.validations[{index}]: {exc}") from exc
+                    raise ValueError(f"input_schema.{where}.validations[{index}]: {exc}") from exc
         for section in ("property_docs", "accepted_formats"):
             for name in getattr(self, section):
                 if name not in properties:
@@ -105,24 +115,119 @@ class ToolSpec(BaseModel):
         return notes
 
     def media_rules(self, field: str) -> list[MediaRule]:
-        return [MediaRule.model_validate(r) for r in self.properties[field].get("validations", [])]
+        return media_rules_of(self.properties[field])
 
-    def media_fields(self) -> dict[str, MediaKind]:
-        """Fields that carry media, and which kind: from `format` (on items too); `validations` alone mean images."""
-        found: dict[str, MediaKind] = {}
-        for name, prop in self.properties.items():
-            kind = media_kind(prop)
-            if kind:
-                found[name] = kind
+    def media_inputs(self, arguments: Mapping[str, Any], skip: Set[str] = frozenset()) -> list[MediaInput]:
+        """Every media value in `arguments`, wherever the schema puts it: a field, an item of an array, a field of
+        an object in an array, at any depth. Fields in `skip` (already refused) are left out."""
+        found: list[MediaInput] = []
+        for name, value in arguments.items():
+            prop = self.properties.get(name)
+            if name not in skip and value is not None and isinstance(prop, dict):
+                _find_media(prop, value, (name,), found)
         return found
 
 
-def media_kind(prop: dict[str, Any]) -> MediaKind | None:
+ArgumentPath = tuple[str | int, ...]  # where a value sits in the arguments: field names and list indexes
+
+
+@dataclass(frozen=True)
+class MediaInput:
+    path: ArgumentPath
+    kind: MediaKind
+    rules: tuple[MediaRule, ...]
+    value: str
+
+    @property
+    def field(self) -> str:
+        return str(self.path[0])
+
+    @property
+    def label(self) -> str:
+        """How messages name it: `elements[1].reference_image_urls[0]`."""
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path).lstrip(".")
+
+
+def media_kind(prop: Mapping[str, Any]) -> MediaKind | None:
+    """The kind of media a field holds: from `format` (singular or plural, on the field or its items, or on one
+    arm of an anyOf/oneOf such as "an image or null"); `validations` alone mean images."""
     items = prop.get("items")
     for fmt in (prop.get("format"), items.get("format") if isinstance(items, dict) else None):
-        if fmt in MEDIA_FORMATS:
+        if isinstance(fmt, str) and fmt in MEDIA_FORMATS:
             return MEDIA_FORMATS[fmt]
+    for key in _ALTERNATIVES:
+        for arm in prop.get(key) or []:
+            if isinstance(arm, dict) and not any(k in arm for k in _ALTERNATIVES):
+                kind = media_kind(arm)
+                if kind:
+                    return kind
     return "image" if prop.get("validations") else None
+
+
+def media_rules_of(prop: Mapping[str, Any]) -> list[MediaRule]:
+    """A media field's rules: on the field (for an array, they apply to each item) or on its items."""
+    items = prop.get("items")
+    rules = prop.get("validations") or (items.get("validations") if isinstance(items, dict) else None) or []
+    return [MediaRule.model_validate(r) for r in rules]
+
+
+def _find_media(node: Mapping[str, Any], value: Any, path: ArgumentPath, found: list[MediaInput]) -> None:
+    """Walks the arguments along the schema (so no deeper than the schema, whatever the value)."""
+    kind = media_kind(node)
+    if kind is not None:
+        rules = tuple(media_rules_of(node))
+        if isinstance(value, str):
+            found.append(MediaInput(path, kind, rules, value))
+        elif isinstance(value, list):
+            found.extend(MediaInput((*path, i), kind, rules, v) for i, v in enumerate(value) if isinstance(v, str))
+        return
+    properties, items = node.get("properties"), node.get("items")
+    if isinstance(value, Mapping) and isinstance(properties, dict):
+        for key, sub in value.items():
+            if isinstance(properties.get(key), dict) and sub is not None:
+                _find_media(properties[key], sub, (*path, key), found)
+    elif isinstance(value, list) and isinstance(items, dict):
+        for index, item in enumerate(value):
+            _find_media(items, item, (*path, index), found)
+    else:
+        for key in _ALTERNATIVES:  # "an object or null": the arm that has the value's shape
+            for arm in node.get(key) or []:
+                shaped = isinstance(arm, dict) and (
+                    (isinstance(value, Mapping) and "properties" in arm) or (isinstance(value, list) and "items" in arm)
+                )
+                if shaped:
+                    _find_media(arm, value, path, found)
+                    return
+
+
+def with_values(arguments: Mapping[str, Any], replaced: Mapping[ArgumentPath, Any]) -> dict[str, Any]:
+    """A copy of `arguments` with the value at each path replaced (the rest shared, not copied)."""
+    result = dict(arguments)
+    for path, value in replaced.items():
+        holder: Any = result
+        for step in path[:-1]:
+            inner = holder[step]
+            inner = dict(inner) if isinstance(inner, Mapping) else list(inner)
+            holder[step] = inner
+            holder = inner
+        holder[path[-1]] = value
+    return result
+
+
+def schema_nodes(schema: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every field's schema in an object schema, nested ones too (`elements.items.name`), with where it is."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        here = f"{where}.{name}" if where else f"properties.{name}"
+        yield here, prop
+        yield from schema_nodes(prop, here)
+        items = prop.get("items")
+        if isinstance(items, dict):
+            yield from schema_nodes(items, f"{here}.items")
 
 
 # ---------------------------------------------------------------- parsing
@@ -181,34 +286,53 @@ def _default_to_example(prop: dict[str, Any], is_media: bool) -> None:
 
 
 def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
-    """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions."""
+    """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions, for the
+    fields of objects inside arrays as for the top-level ones."""
     schema = copy.deepcopy(spec.input_schema)
     schema.pop("title", None)  # the tool's own title says it
     schema["additionalProperties"] = False
-    required = set(schema.get("required", []))
-    for name, prop in schema["properties"].items():
-        doc = spec.property_docs.get(name, PropertyDoc())
-        kind = media_kind(prop)
-        if name in required and "default" in prop:
-            _default_to_example(prop, kind is not None)
-        rules = [MediaRule.model_validate(r) for r in prop.pop("validations", [])]
-        for node in (prop, prop.get("items")):
-            if isinstance(node, dict) and node.get("format") in MEDIA_FORMATS:
-                del node["format"]  # not a JSON Schema format: said in words below
-        prop.pop("title", None)  # mostly the field's name again: context paid for on every turn
-        sentences = [doc.description or prop.get("description") or ""]
-        if kind:
-            rule_words = describe_media_rules(rules, spec.accepted_formats.get(name))
-            if rule_words:
-                each = f" (each {kind})" if prop.get("type") == "array" else ""
-                sentences.append(f"{kind.capitalize()} rules{each}: {rule_words}.")
-            sentences.append(MEDIA_INPUT_HELP.format(kind=kind))
-        text = " ".join(s.strip() for s in sentences if s and s.strip())
-        if text:
-            prop["description"] = text
-        elif "description" in prop:
-            del prop["description"]
+    _portable_fields(schema, spec, top=True)
     return schema
+
+
+def _portable_fields(holder: dict[str, Any], spec: ToolSpec, *, top: bool) -> None:
+    required = set(holder.get("required", []))
+    for name, prop in holder["properties"].items():
+        if not isinstance(prop, dict):
+            continue
+        doc = spec.property_docs.get(name, PropertyDoc()) if top else PropertyDoc()
+        formats = spec.accepted_formats.get(name) if top else None
+        _portable_field(prop, required=name in required, doc=doc.description, formats=formats)
+        for inner in (prop, prop.get("items")):
+            if isinstance(inner, dict) and isinstance(inner.get("properties"), dict):
+                _portable_fields(inner, spec, top=False)
+
+
+def _portable_field(prop: dict[str, Any], *, required: bool, doc: str | None, formats: Sequence[str] | None) -> None:
+    kind = media_kind(prop)
+    if required and "default" in prop:
+        _default_to_example(prop, kind is not None)
+    rules = media_rules_of(prop) if kind else []
+    items = prop.get("items")
+    arms = [a for key in _ALTERNATIVES for a in prop.get(key) or [] if isinstance(a, dict)]
+    for node in (prop, items, *arms):
+        if isinstance(node, dict):
+            node.pop("validations", None)
+            if node.get("format") in MEDIA_FORMATS:
+                del node["format"]  # not a JSON Schema format: said in words below
+            node.pop("title", None)  # mostly the field's name again: context paid for on every turn
+    sentences = [doc or prop.get("description") or ""]
+    if kind:
+        rule_words = describe_media_rules(rules, formats)
+        if rule_words:
+            each = f" (each {kind})" if isinstance(items, dict) else ""
+            sentences.append(f"{kind.capitalize()} rules{each}: {rule_words}.")
+        sentences.append(MEDIA_INPUT_HELP.format(kind=kind))
+    text = " ".join(s.strip() for s in sentences if s and s.strip())
+    if text:
+        prop["description"] = text
+    elif "description" in prop:
+        del prop["description"]
 
 
 # ---------------------------------------------------------------- a catalog model in tools/list

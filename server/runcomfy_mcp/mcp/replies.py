@@ -153,7 +153,8 @@ def model_description(model: ModelDescription, how_to_run: str | None = None) ->
     required = set(schema.get("required", []))
     lines.append("Inputs (run_model's input; * = required):")
     for name, prop in schema.get("properties", {}).items():
-        facts = [str(prop.get("type", "any"))]
+        kind = prop.get("type", "any")
+        facts = [" or ".join(map(str, kind)) if isinstance(kind, list) else str(kind)]
         if "enum" in prop:
             facts.append("one of " + ", ".join(json.dumps(v) for v in prop["enum"]))
         for key, word in (("minimum", "min"), ("maximum", "max"), ("maxLength", "max length"), ("default", "default")):

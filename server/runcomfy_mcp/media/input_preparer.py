@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaKind, MediaRule, broken_rules, size_cap
-from runcomfy_mcp.domain.specs import ToolSpec
+from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaRule, broken_rules, size_cap
+from runcomfy_mcp.domain.specs import ArgumentPath, MediaInput, ToolSpec, with_values
 from runcomfy_mcp.errors import MediaError, MediaTooLargeError
 from runcomfy_mcp.media.sources import DEFAULT_MAX_BYTES, REQUEST_CAP, SHRINK_HINT, MediaLoader, describe_source
 
@@ -26,19 +26,15 @@ class InputPreparer:
     async def prepare(
         self, spec: ToolSpec, arguments: Mapping[str, Any], skip: set[str], owner: str = "local"
     ) -> PreparedInputs:
-        """`owner` is whose fetches these are: each caller has a bounded number in flight."""
+        """`owner` is whose fetches these are: each caller has a bounded number in flight. Media fields are found
+        wherever the schema puts them (in arrays, in objects inside arrays); fields in `skip` were already refused."""
         prepared = PreparedInputs(dict(arguments))
-        for name, kind in spec.media_fields().items():
-            value = arguments.get(name)
-            if value is None or name in skip:
-                continue
-            is_list = isinstance(value, list)
-            items = value if is_list else [value]
-            sent = [
-                await self._prepare_item(spec, name, kind, f"{name}[{i}]" if is_list else name, item, prepared, owner)
-                for i, item in enumerate(items)
-            ]
-            prepared.arguments[name] = sent if is_list else sent[0]
+        sent: dict[ArgumentPath, Any] = {}
+        for media in spec.media_inputs(arguments, skip):
+            replacement = await self._prepare_item(spec, media, prepared, owner)
+            if replacement != media.value:
+                sent[media.path] = replacement
+        prepared.arguments = with_values(arguments, sent)
         inline = sum(len(v) for v in _strings(prepared.arguments) if v[:5].lower() == "data:")
         if inline > REQUEST_CAP:
             prepared.problems.append(
@@ -47,22 +43,18 @@ class InputPreparer:
             )
         return prepared
 
-    async def _prepare_item(
-        self, spec: ToolSpec, name: str, kind: MediaKind, label: str, item: Any, out: PreparedInputs, owner: str
-    ) -> Any:
-        rules = spec.media_rules(name)
-        if not isinstance(item, str):
-            return item  # the schema check reports it
+    async def _prepare_item(self, spec: ToolSpec, media: MediaInput, out: PreparedInputs, owner: str) -> Any:
+        label, item, rules = media.label, media.value, list(media.rules)
         try:
-            cap = size_cap(rules, DEFAULT_MAX_BYTES[kind])
-            loaded = await self.loader.load(item, max_bytes=cap, owner=owner, kind=kind)
+            cap = size_cap(rules, DEFAULT_MAX_BYTES[media.kind])
+            loaded = await self.loader.load(item, max_bytes=cap, owner=owner, kind=media.kind)
         except MediaTooLargeError as exc:
             out.problems.append(self._too_large(label, item, exc, rules))
             return item
         except MediaError as exc:
             out.problems.append(f"{label}: {describe_source(item)} {exc.reason}".rstrip(".") + ".")
             return item
-        formats = spec.accepted_formats.get(name)
+        formats = spec.accepted_formats.get(media.field) if len(media.path) <= 2 else None  # the spec's own fields
         if formats and loaded.facts.format not in formats:
             allowed = " or ".join(FORMAT_NAMES[f] for f in formats)
             out.problems.append(
@@ -82,11 +74,14 @@ class InputPreparer:
         return f"{label}: {size_rule.validation_error} (got {exc.size_bytes / MIB:.2f} MB) {SHRINK_HINT}"
 
 
-def _strings(arguments: Mapping[str, Any]) -> list[str]:
-    found: list[str] = []
-    for value in arguments.values():
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, list):
-            found.extend(v for v in value if isinstance(v, str))
-    return found
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in the arguments, at any depth (bounded: the arguments were measured before)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)

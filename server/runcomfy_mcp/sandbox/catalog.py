@@ -1,6 +1,9 @@
 """The simulator's model catalog: the four bundled models plus a spread of others, written the way
 RunComfy's catalog writes them (`"type": "float"`, `"default": null`, `video_uri` and `audio_uri`
-inputs, image and sound outputs, prices per output and per second, one schema nobody can read).
+inputs, the plural `image_uris`/`video_uris`/`audio_uris` on arrays, structured inputs — arrays of
+objects holding media and text, with and without `maxItems` —, `type` given as a list, image and
+sound outputs, prices per output and per second with a pricing note, a workflow beside the models,
+one schema nobody can read).
 """
 
 from __future__ import annotations
@@ -190,6 +193,105 @@ EXTRA_MODELS: list[dict[str, Any]] = [
                 "text": {"type": "string", "maxLength": 5000},
                 "voice_id": {"type": "string", "enum": ["calm_woman", "deep_man", "cheerful_girl"]},
                 "speed": {"type": "float", "minimum": 0.5, "maximum": 2, "default": 1},
+            },
+        },
+    },
+    {
+        # Structured inputs, like Kling's `elements` and `multi_prompt`: arrays of objects holding media and text,
+        # neither with a maxItems (RunComfy's own nodes cap such arrays at 16).
+        "model_id": "kling/kling-v3/pro/elements-to-video",
+        "display_name": "Kling 3.0 Pro: elements to video",
+        "description": "Builds a clip from reference elements (each a few images and a note) and a prompt per shot.",
+        "categories": ["image-to-video"],
+        "base_price_usd": 0.1,
+        "price_unit": "second",
+        "output_kind": "video",
+        "input_schema": {
+            "type": "object",
+            "required": ["elements", "multi_prompt"],
+            "properties": {
+                "elements": {
+                    "type": "array",
+                    "description": "The characters and objects to keep consistent.",
+                    "items": {
+                        "type": "object",
+                        "required": ["reference_image_urls"],
+                        "properties": {
+                            "name": {"type": "string", "maxLength": 40},
+                            "reference_image_urls": {
+                                "type": "array",
+                                "format": "image_uris",
+                                "minItems": 1,
+                                "maxItems": 4,
+                                "items": {"type": "string"},
+                                "validations": _IMAGE_RULES,
+                            },
+                            "voice_url": {"type": ["string", "null"], "format": "audio_uri", "default": None},
+                        },
+                    },
+                },
+                "multi_prompt": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["prompt"],
+                        "properties": {
+                            "prompt": {"type": "string", "maxLength": 500},
+                            "duration": {"type": ["string", "null"], "enum": ["5", "10", None], "default": None},
+                        },
+                    },
+                },
+                "seed": {"type": ["integer", "null"], "default": None},
+            },
+        },
+    },
+    {
+        # Keyframes, like Runway Aleph's: an input video plus images pinned to moments of it.
+        "model_id": "runway/aleph-2/video-to-video",
+        "display_name": "Runway Aleph 2: video to video",
+        "description": "Edits a video, steered by images pinned to chosen frames.",
+        "categories": ["video-to-video"],
+        "base_price_usd": 0.15,
+        "price_unit": "second",
+        "output_kind": "video",
+        "input_schema": {
+            "type": "object",
+            "required": ["video_url", "prompt"],
+            "properties": {
+                "video_url": {"type": "string", "format": "video_uri"},
+                "prompt": {"type": "string"},
+                "keyframes": {
+                    "type": "array",
+                    "maxItems": 3,
+                    "items": {
+                        "type": "object",
+                        "required": ["image_url", "frame_index"],
+                        "properties": {
+                            "image_url": {"type": "string", "format": "image_uri", "validations": _IMAGE_RULES},
+                            "frame_index": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    {
+        # The plural formats at the top: arrays of images, videos and sounds.
+        "model_id": "vidu/vidu-q2/reference-to-video",
+        "display_name": "Vidu Q2: references to video",
+        "description": "Makes a clip from reference images, clips and sounds.",
+        "categories": ["reference-to-video"],
+        "base_price_usd": 0.2,
+        "price_unit": "video",
+        "output_kind": "video",
+        "input_schema": {
+            "type": "object",
+            "required": ["prompt", "reference_images"],
+            "properties": {
+                "prompt": {"type": "string"},
+                "reference_images": {"type": "array", "format": "image_uris", "items": {"type": "string"}},
+                "reference_videos": {"type": "array", "format": "video_uris", "items": {"type": "string"}},
+                "reference_audios": {"type": "array", "format": "audio_uris", "items": {"type": "string"}},
             },
         },
     },
