@@ -143,7 +143,7 @@ class Services:
         from runcomfy_mcp.core.delivery import OutputDelivery
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
         from runcomfy_mcp.core.wallet import Wallet
-        from runcomfy_mcp.domain.media_rules import MIB
+        from runcomfy_mcp.domain.amounts import MIB
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
         from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
         from runcomfy_mcp.media.input_preparer import InputPreparer

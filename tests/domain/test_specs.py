@@ -93,7 +93,7 @@ def test_packaged_specs_keep_upstream_limits() -> None:
 def test_media_rules_in_plain_words() -> None:
     rules = load_specs()[0].media_rules("image_urls")
     assert describe_media_rules(rules, ["jpeg", "png"]) == (
-        "each side at most 4096 px; shortest side at least 320 px; width/height more than 0.33 "
+        "each side at most 4096 px; shortest side at least 320 px; aspect ratio more than 0.33 "
         "and at most 3; file size less than 4.7 MB; JPEG or PNG only"
     )
 

@@ -65,7 +65,7 @@ async def test_model_tool_schema_is_portable_and_keeps_upstream_limits(client: C
     assert schema["required"] == ["image_urls", "prompt"]
     lite = tools["seedance_1_0_lite_image_to_video"].input_schema["properties"]["first_frame_image_url"]
     assert "each side more than 300 and less than 6000 px" in lite["description"]
-    assert "width/height more than 0.4 and less than 2.5" in lite["description"]
+    assert "aspect ratio more than 0.4 and less than 2.5" in lite["description"]
     assert "file size less than 30 MB" in lite["description"]
 
 

@@ -12,6 +12,7 @@ import anyio
 
 from runcomfy_mcp.core.delivery import OutputDelivery
 from runcomfy_mcp.core.wallet import Consent, Wallet
+from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.domain.argument_checker import ArgumentChecker
 from runcomfy_mcp.domain.ids import check_request_id
 from runcomfy_mcp.domain.outputs import collect_outputs
@@ -205,8 +206,8 @@ class JobService:
             await self._record_submission(answer.request_id, spec, tool, to_send, caller, "in_queue", estimate)
         else:
             await self._remember(self.store.confirm(local_id, answer.request_id))
-        if estimate.known:
-            notes.insert(0, f"Estimated cost: ${estimate.usd:.4g} ({estimate.basis}).")
+        if estimate.usd is not None:
+            notes.insert(0, f"Estimated cost: {money(estimate.usd)} ({estimate.basis}).")
         else:
             notes.insert(0, f"Cost not estimated: {estimate.basis}.")
         return SubmittedJob(
@@ -225,9 +226,9 @@ class JobService:
         balance = await self.wallet.balance(caller, fresh=True)
         if balance is None:
             return exc
-        cost = f"; this job was estimated at ${estimate.usd:.4g}" if estimate.usd is not None else ""
+        cost = f"; this job was estimated at {money(estimate.usd)}" if estimate.usd is not None else ""
         return InsufficientBalanceError(
-            f"{exc.message} The balance is ${balance:.2f}{cost}.",
+            f"{exc.message} The balance is {money(balance)}{cost}.",
             status_code=exc.status_code,
             error_code=exc.error_code,
             upstream_message=exc.upstream_message,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.domain.pricing import Estimate, Price, estimate_cost
 from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.spending import LedgerRow, SpendLimits, Usage, describe_limits
@@ -105,8 +106,9 @@ class Wallet:
         """When both are known, a job estimated above the balance is refused before it is sent."""
         if estimate.usd is not None and balance is not None and estimate.usd > balance:
             raise BalanceTooLowError(
-                f"This job is estimated at ${estimate.usd:.4g} ({estimate.basis}), more than the RunComfy balance of "
-                f"${balance:.2f}, so nothing was sent. Top up the balance on runcomfy.com, or choose a cheaper job."
+                f"This job is estimated at {money(estimate.usd)} ({estimate.basis}), more than the RunComfy balance "
+                f"of {money(balance)}, so nothing was sent. Top up the balance on runcomfy.com, or choose a cheaper "
+                "job."
             )
 
     def ledger_since(self) -> float:
@@ -151,11 +153,11 @@ class Wallet:
     ) -> None:
         threshold = self.limits.confirm_above_usd
         assert threshold is not None
-        cost = f"${estimate.usd:.4g}" if estimate.usd is not None else "of unknown cost"
+        cost = money(estimate.usd) if estimate.usd is not None else "of unknown cost"
         if consent is None:
             raise ConsentError(
                 f"This job ({spec.model_id}) is {'estimated at ' if estimate.known else ''}{cost}, and jobs above "
-                f"${threshold:g} need the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD), but this client cannot ask "
+                f"{money(threshold)} need the person's yes (RUNCOMFY_CONFIRM_ABOVE_USD), but this client cannot ask "
                 "them (it does not support MCP elicitation), so nothing was sent. Use a client that supports "
                 "elicitation, choose a cheaper job, or raise or unset RUNCOMFY_CONFIRM_ABOVE_USD in the server's "
                 "environment."

@@ -15,8 +15,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runcomfy_mcp.domain.amounts import MIB, file_size
+
 MediaKind = Literal["image", "video", "audio"]
-MIB = 1024 * 1024
 ImageFormat = Literal["jpeg", "png", "webp"]  # the image formats whose size this server can read
 FORMAT_NAMES: dict[str, str] = dict(zip(get_args(ImageFormat), ("JPEG", "PNG", "WebP"), strict=True))
 
@@ -87,9 +88,9 @@ _MEASURES: dict[str, Callable[[MediaFacts], float]] = {
 
 def _measured(measure: str, facts: MediaFacts) -> str:
     if measure == "file_size_mb":
-        return f"got {facts.size_mb:.2f} MB"
+        return f"got {file_size(facts.size_bytes)}"
     if measure == "width/height":
-        return f"got {facts.width}×{facts.height}, ratio {facts.width / facts.height:.2f}"
+        return f"got {facts.width}×{facts.height}, an aspect ratio of {facts.width / facts.height:.2f}"
     return f"got {facts.width}×{facts.height}"
 
 
@@ -132,7 +133,7 @@ def describe_media_rules(rules: Sequence[MediaRule], formats: Sequence[str] | No
     for measure, label, unit in (
         ("shortest_side_pixels", "shortest side", " px"),
         ("longest_side_pixels", "longest side", " px"),
-        ("width/height", "width/height", ""),
+        ("width/height", "aspect ratio", ""),  # width ÷ height, as a page writes it
         ("file_size_mb", "file size", " MB"),
     ):
         bounds = _bounds(rules, measure)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runcomfy_mcp.domain.amounts import money
+
 _PER_OUTPUT = {
     "output", "outputs", "image", "images", "video", "videos", "generation", "generations", "request",
     "requests", "run", "runs", "call", "calls", "job", "jobs", "clip", "clips", "result", "results", "audio",
@@ -33,7 +35,7 @@ class Price:
     unit: str | None
 
     def words(self) -> str:
-        return f"${self.usd:g} per {self.unit.replace('_', ' ')}" if self.unit else f"${self.usd:g} a job"
+        return f"{money(self.usd)} per {self.unit.replace('_', ' ')}" if self.unit else f"{money(self.usd)} a job"
 
 
 @dataclass(frozen=True)

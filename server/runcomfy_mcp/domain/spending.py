@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from runcomfy_mcp.domain.amounts import count, money
 from runcomfy_mcp.domain.pricing import Estimate
 from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN
 from runcomfy_mcp.errors import SpendLimitError
@@ -72,10 +73,6 @@ def clock_time(epoch: float) -> str:
     return time.strftime("%H:%M UTC", time.gmtime(epoch))
 
 
-def _money(usd: float) -> str:
-    return f"${usd:.2f}" if usd >= 1 or usd == 0 else f"${usd:.4g}"
-
-
 @dataclass(frozen=True)
 class SpendLimits:
     """Values from the settings (`Settings.spend_limits`), which hold the defaults; None is "no such limit"."""
@@ -107,8 +104,8 @@ class SpendLimits:
         """The limits a job meets or not on its own: its size, and whether it has a price at all."""
         if self.max_job_usd is not None and estimate.usd is not None and estimate.usd > self.max_job_usd:
             raise SpendLimitError(
-                f"This job is estimated at {_money(estimate.usd)} ({estimate.basis}), above the "
-                f"{_money(self.max_job_usd)} a single job may cost here (RUNCOMFY_MAX_JOB_USD), so nothing was sent. "
+                f"This job is estimated at {money(estimate.usd)} ({estimate.basis}), above the "
+                f"{money(self.max_job_usd)} a single job may cost here (RUNCOMFY_MAX_JOB_USD), so nothing was sent. "
                 "Choose a shorter or smaller job, or ask the person running this server to raise the limit."
             )
         if self.budget_usd is not None and estimate.usd is None and not self.allow_unpriced:
@@ -127,9 +124,9 @@ class SpendLimits:
             left = max(0.0, self.budget_usd - spent)
             if spent + cost > self.budget_usd + 1e-9:
                 raise SpendLimitError(
-                    f"This job ({_money(cost)}, {estimate.basis}) would pass the budget of {_money(self.budget_usd)} "
-                    f"per {self.window_h:g} h (RUNCOMFY_BUDGET_USD): {_money(spent)} is spent or reserved, "
-                    f"{_money(left)} is left, so nothing was sent. {self._budget_frees(usage, cost)}"
+                    f"This job ({money(cost)}, {estimate.basis}) would pass the budget of {money(self.budget_usd)} "
+                    f"per {self.window_h:g} h (RUNCOMFY_BUDGET_USD): {money(spent)} is spent or reserved, "
+                    f"{money(left)} is left, so nothing was sent. {self._budget_frees(usage, cost)}"
                 )
         if self.max_jobs_per_hour is not None:
             recent = usage.last_hour()
@@ -140,16 +137,19 @@ class SpendLimits:
                     else ""
                 )
                 raise SpendLimitError(
-                    f"{len(recent)} jobs were submitted in the last hour, the most allowed (RUNCOMFY_MAX_JOBS_PER_HOUR="
-                    f"{self.max_jobs_per_hour}), so nothing was sent; 0 are left this hour.{frees}"
+                    f"{count(len(recent), 'job')} {'was' if len(recent) == 1 else 'were'} submitted in the last hour, "
+                    f"the most allowed (RUNCOMFY_MAX_JOBS_PER_HOUR="
+                    f"{self.max_jobs_per_hour}), so nothing was sent; none is left this hour.{frees}"
                 )
         if self.max_active_jobs is not None:
             active = usage.active()
             if len(active) >= self.max_active_jobs:
                 raise SpendLimitError(
-                    f"{len(active)} jobs are still unfinished, the most allowed at once (RUNCOMFY_MAX_ACTIVE_JOBS="
-                    f"{self.max_active_jobs}), so nothing was sent. Room frees up as soon as one of them ends: follow "
-                    "them with wait_for_result (list_jobs shows them), then submit again."
+                    f"{count(len(active), 'job')} {'is' if len(active) == 1 else 'are'} still unfinished, the most "
+                    f"allowed at once (RUNCOMFY_MAX_ACTIVE_JOBS={self.max_active_jobs}), so nothing was sent. Room "
+                    f"frees up as soon as {'it ends' if len(active) == 1 else 'one of them ends'}: follow "
+                    f"{'it' if len(active) == 1 else 'them'} with wait_for_result (list_jobs shows "
+                    f"{'it' if len(active) == 1 else 'them'}), then submit again."
                 )
 
     def _budget_frees(self, usage: Usage, cost: float) -> str:
@@ -177,13 +177,13 @@ class SpendLimits:
 def describe_limits(limits: SpendLimits) -> Sequence[str]:
     words = []
     if limits.max_job_usd is not None:
-        words.append(f"at most {_money(limits.max_job_usd)} a job")
+        words.append(f"at most {money(limits.max_job_usd)} a job")
     if limits.budget_usd is not None:
-        words.append(f"a budget of {_money(limits.budget_usd)} per {limits.window_h:g} h")
+        words.append(f"a budget of {money(limits.budget_usd)} per {limits.window_h:g} h")
     if limits.max_jobs_per_hour is not None:
-        words.append(f"at most {limits.max_jobs_per_hour} jobs an hour")
+        words.append(f"at most {count(limits.max_jobs_per_hour, 'job')} an hour")
     if limits.max_active_jobs is not None:
-        words.append(f"at most {limits.max_active_jobs} unfinished jobs at once")
+        words.append(f"at most {count(limits.max_active_jobs, 'unfinished job')} at once")
     if limits.confirm_above_usd is not None:
-        words.append(f"the person confirms jobs above {_money(limits.confirm_above_usd)}")
+        words.append(f"the person confirms jobs above {money(limits.confirm_above_usd)}")
     return words

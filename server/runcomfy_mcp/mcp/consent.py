@@ -23,6 +23,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from runcomfy_mcp.core.wallet import Consent, ConsentRequest
+from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.errors import ConsentError
 
 INPUT_REQUIRED_VERSION = "2026-07-28"
@@ -44,13 +45,13 @@ class SpendConfirmation(BaseModel):
 
 def question(request: ConsentRequest) -> str:
     cost = (
-        f"about ${request.estimate.usd:.4g} ({request.estimate.basis})"
+        f"about {money(request.estimate.usd)} ({request.estimate.basis})"
         if request.estimate.usd is not None
         else f"an unknown amount ({request.estimate.basis})"
     )
-    balance = f" Your RunComfy balance is ${request.balance_usd:.2f}." if request.balance_usd is not None else ""
+    balance = f" Your RunComfy balance is {money(request.balance_usd)}." if request.balance_usd is not None else ""
     return (
-        f"Run {request.model_id} for {cost}?{balance} Jobs above ${request.threshold_usd:g} need your yes "
+        f"Run {request.model_id} for {cost}?{balance} Jobs above {money(request.threshold_usd)} need your yes "
         "before they are sent."
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from runcomfy_mcp.domain.amounts import count, money
 from runcomfy_mcp.domain.views import (
     QUEUE_STATUSES,
     RESULT_STATUSES,
@@ -56,7 +57,7 @@ def result(view: JobResult) -> str:
 
 def _result(view: JobResult) -> str:
     rid = view.request_id
-    cost = f" Cost: ${view.cost:g}." if view.cost is not None else ""
+    cost = f" Cost: {money(view.cost)}." if view.cost is not None else ""
     if view.status == "succeeded":
         if not view.outputs:
             return f"Job {rid} succeeded, but its output holds no file URL. Output: {view.output}.{cost}"
@@ -103,7 +104,7 @@ def wait_timed_out(view: WaitResult) -> str:
 def job_list(jobs: JobList) -> str:
     if not jobs.jobs:
         return "No jobs in the history yet."
-    lines = [f"{len(jobs.jobs)} job(s), newest first:"]
+    lines = [f"{count(len(jobs.jobs), 'job')}, newest first:"]
     for job in jobs.jobs:
         extra = f" → {job.local_files[0]}" if job.local_files else (f" → {job.outputs[0].url}" if job.outputs else "")
         lines.append(f"- {job.request_id} {job.tool} [{job.status}] submitted {job.submitted_at}{extra}")
@@ -115,7 +116,7 @@ def price(base_price_usd: float | None, unit: str | None, note: str | None = Non
     if base_price_usd is None:
         amount = "price unknown"
     else:
-        amount = f"${base_price_usd:g}/{unit}" if unit else f"${base_price_usd:g}"
+        amount = f"{money(base_price_usd)}/{unit}" if unit else money(base_price_usd)
     return f"{amount}; {note}" if note else amount
 
 
@@ -128,8 +129,12 @@ def found_models(found: FoundModels, next_step: str = FIND_NEXT) -> str:
     if not found.models:
         lines.append("No model matched. Try fewer or other words, or a category.")
         return "\n".join(lines)
-    shown = f"{len(found.models)} of {found.total}" if found.total > len(found.models) else str(found.total)
-    lines.append(f"{shown} model(s), best match first:")
+    shown = (
+        f"{len(found.models)} of {count(found.total, 'model')}"
+        if found.total > len(found.models)
+        else count(found.total, "model")
+    )
+    lines.append(f"{shown}, best match first:" if found.total > 1 else f"{shown}:")
     for row in found.models:
         tool = f" [tool: {row.tool}]" if row.tool else ""
         lines.append(
@@ -168,35 +173,35 @@ def model_description(model: ModelDescription, how_to_run: str | None = None) ->
 
 
 def account(view: AccountView) -> str:
-    balance = f"${view.balance_usd:.2f}" if view.balance_usd is not None else "unknown (it could not be read)"
+    balance = money(view.balance_usd) if view.balance_usd is not None else "unknown (it could not be read)"
     lines = [
         f"RunComfy balance: {balance}.",
-        f"Spent in the last {view.window_h:g} h: ${view.spent_usd:.4g} on {view.jobs} job(s)"
+        f"Spent in the last {view.window_h:g} h: {money(view.spent_usd)} on {count(view.jobs, 'job')}"
         + (f", {view.unpriced_jobs} of them of unknown cost" if view.unpriced_jobs else "")
         + " (actual costs of finished jobs, estimates of the rest).",
     ]
-    lines += [f"- {m.model_id}: ${m.spent_usd:.4g} ({m.jobs} job(s))" for m in view.by_model]
+    lines += [f"- {m.model_id}: {money(m.spent_usd)} ({count(m.jobs, 'job')})" for m in view.by_model]
     limits = view.limits
     lines.append("Limits: " + "; ".join(limits.summary) + ".")
     left = []
     if limits.budget_left_usd is not None:
-        left.append(f"${limits.budget_left_usd:.4g} of the budget")
+        left.append(f"{money(limits.budget_left_usd)} of the budget")
     if limits.jobs_left_this_hour is not None:
-        left.append(f"{limits.jobs_left_this_hour} job(s) this hour")
+        left.append(f"{count(limits.jobs_left_this_hour, 'job')} this hour")
     if limits.max_active_jobs is not None:
-        left.append(f"{max(0, limits.max_active_jobs - limits.active_jobs)} more unfinished job(s) at once")
+        left.append(f"{count(max(0, limits.max_active_jobs - limits.active_jobs), 'more unfinished job')} at once")
     if left:
         lines.append("Left: " + ", ".join(left) + ".")
     return "\n".join(lines)
 
 
 def quote(view: Quote) -> str:
-    cost = f"${view.estimated_cost_usd:.4g}" if view.estimated_cost_usd is not None else "unknown"
+    cost = money(view.estimated_cost_usd) if view.estimated_cost_usd is not None else "unknown"
     lines = [f"{view.model_id}: estimated cost {cost} ({view.basis}). Nothing was sent."]
     if view.refusal:
         lines.append(f"A submit would be refused now: {view.refusal}")
     elif view.needs_confirmation:
         lines.append("Submitting it will ask the person to confirm first.")
     if view.balance_usd is not None:
-        lines.append(f"RunComfy balance: ${view.balance_usd:.2f}.")
+        lines.append(f"RunComfy balance: {money(view.balance_usd)}.")
     return "\n".join(lines)

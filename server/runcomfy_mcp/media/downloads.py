@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from runcomfy_mcp.domain.amounts import MIB, file_size
 from runcomfy_mcp.domain.ids import check_request_id
-from runcomfy_mcp.domain.media_rules import MIB
 from runcomfy_mcp.domain.outputs import SUFFIX_KINDS, Output
 from runcomfy_mcp.errors import DownloadError, FetchInterruptedError, FetchRefusedError, RetryableError
 from runcomfy_mcp.media.guarded_http import plain_chunks, transport_failures
@@ -195,7 +195,7 @@ class Downloader:
     def _too_large(self, url: str, size: int) -> DownloadError:
         over = "more than " if size > self.limits.max_bytes else ""
         return DownloadError(
-            f"Downloading {shortened(url)} stopped: the file is {over}{size / MIB:.0f} MB, over the "
+            f"Downloading {shortened(url)} stopped: the file is {over}{file_size(size)}, over the "
             f"{self.limits.max_bytes / MIB:g} MB this server saves (RUNCOMFY_MAX_DOWNLOAD_MB). Nothing was saved; "
             "the URL in the result still works."
         )

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaRule, broken_rules, size_cap
+from runcomfy_mcp.domain.amounts import MIB, file_size
+from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MediaRule, broken_rules, size_cap
 from runcomfy_mcp.domain.specs import ArgumentPath, MediaInput, ToolSpec, with_values
 from runcomfy_mcp.errors import MediaError, MediaTooLargeError
 from runcomfy_mcp.media.sources import DEFAULT_MAX_BYTES, REQUEST_CAP, SHRINK_HINT, MediaLoader, describe_source
@@ -38,7 +39,7 @@ class InputPreparer:
         inline = sum(len(v) for v in _strings(prepared.arguments) if v[:5].lower() == "data:")
         if inline > REQUEST_CAP:
             prepared.problems.append(
-                f"(all inputs): the inlined files add up to {inline / MIB:.1f} MB, over the {REQUEST_CAP // MIB} MB "
+                f"(all inputs): the inlined files add up to {file_size(inline)}, over the {file_size(REQUEST_CAP)} "
                 "a request may carry. Use https:// URLs for some of them, or send smaller files."
             )
         return prepared
@@ -71,7 +72,7 @@ class InputPreparer:
         size_rule = next((r for r in rules if r.measure == "file_size_mb"), None)
         if size_rule is None or size_rule.validation_value * MIB > exc.size_bytes:  # the inline limit, not the rule
             return f"{label}: {describe_source(item)} {exc.reason}"
-        return f"{label}: {size_rule.validation_error} (got {exc.size_bytes / MIB:.2f} MB) {SHRINK_HINT}"
+        return f"{label}: {size_rule.validation_error} (got {file_size(exc.size_bytes)}) {SHRINK_HINT}"
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -29,7 +29,7 @@ import anyio
 import httpx
 from anyio.abc import ByteReceiveStream
 
-from runcomfy_mcp.domain.media_rules import MIB
+from runcomfy_mcp.domain.amounts import MIB
 from runcomfy_mcp.domain.outputs import Output
 from runcomfy_mcp.errors import FetchInterruptedError, FetchRefusedError, PreviewError, UndecodableOutputError
 from runcomfy_mcp.media.downloads import OutputHosts

@@ -24,7 +24,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import anyio
 import httpx
 
-from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MIB, MediaFacts, MediaKind
+from runcomfy_mcp.domain.amounts import MIB, file_size
+from runcomfy_mcp.domain.media_rules import FORMAT_NAMES, MediaFacts, MediaKind
 from runcomfy_mcp.errors import FetchRefusedError, MediaError, MediaTooLargeError
 from runcomfy_mcp.media.guarded_http import (
     FetchSlots,
@@ -53,7 +54,7 @@ _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 
 def too_large(size_bytes: int, cap_bytes: int, hint: str) -> MediaTooLargeError:
     return MediaTooLargeError(
-        f"is {size_bytes / MIB:.1f} MB, over the {cap_bytes / MIB:g} MB this input allows. {hint}", size_bytes
+        f"is {file_size(size_bytes)}, over the {file_size(cap_bytes)} this input allows. {hint}", size_bytes
     )
 
 
@@ -250,7 +251,7 @@ class MediaLoader:
         cap, hint = _inline_limit(max_bytes, kind)
         data = await anyio.to_thread.run_sync(self._read_file, path, cap, hint)
         facts = _facts(data, kind)
-        note = f"{path.name} ({facts.size_mb:.1f} MB) was read from disk and sent inline as a data URI."
+        note = f"{path.name} ({file_size(facts.size_bytes)}) was read from disk and sent inline as a data URI."
         return LoadedMedia(facts, _data_uri(facts, data), note)
 
     def _read_file(self, path: Path, max_bytes: int, hint: str) -> bytes:
