@@ -27,13 +27,17 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 
 def cap_resources(memory_mb: float, seconds: float) -> None:
-    """Address space: what is mapped now (the interpreter, PyAV, Pillow) plus `memory_mb`; CPU: twice the deadline."""
+    """Address space: what is mapped now (the interpreter, PyAV, Pillow) plus `memory_mb`; CPU: `seconds` and 5 more.
+
+    Decoding stops itself after `seconds` of CPU time; only a decoder stuck inside one call reaches the
+    CPU cap, and is killed by it (SIGXCPU), with no core file.
+    """
     try:
         import resource
     except ImportError:  # Windows: the server's deadline is the bound
         return
     mapped = _mapped_bytes()
-    caps = [(resource.RLIMIT_CPU, math.ceil(seconds * 2) + 5)]
+    caps = [(resource.RLIMIT_CPU, math.ceil(seconds) + 5), (resource.RLIMIT_CORE, 0)]
     if mapped is not None:
         caps.append((resource.RLIMIT_AS, mapped + int(memory_mb * MIB)))
     for which, value in caps:

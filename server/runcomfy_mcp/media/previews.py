@@ -53,7 +53,7 @@ class PreviewLimits:
     waiting: int = 8  # previews that may wait for a turn; any more go out without one
     wait_s: float = 5.0  # longest a result waits for a turn
     fetch_s: float = 30.0  # longest a preview's fetch may take (a download's deadline, if shorter)
-    start_s: float = 10.0  # the worker's start-up, on top of the decoding deadline, before it is stopped
+    start_s: float = 10.0  # on top of the decoding's CPU time, before the worker is stopped by the clock
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -167,8 +167,8 @@ class Previewer:
             with anyio.move_on_after(allowed_s) as scope:
                 answer, complaints = await _exchange(process, request)
                 returncode = await process.wait()
-            if scope.cancelled_caught:
-                raise UndecodableOutputError(f"decoding it took longer than {allowed_s:g} s")
+            if scope.cancelled_caught:  # a busy machine, not a verdict on the file: the next call tries again
+                raise PreviewError(f"making it took longer than {allowed_s:g} s; get_result tries again")
         finally:
             if process.returncode is None:
                 process.kill()
@@ -259,7 +259,7 @@ async def _drain(stream: ByteReceiveStream, into: bytearray, keep: int, tail: bo
 
 
 def _preview_from(answer: bytes, returncode: int, complaints: bytes) -> Preview:
-    if returncode < 0:  # killed by a signal: a crash in a decoder, or its CPU or memory cap
+    if returncode < 0:  # killed by a signal: a crash in a decoder, or its CPU cap (a decoder stuck in one call)
         raise UndecodableOutputError(f"decoding it stopped the decoder (signal {-returncode})")
     try:
         facts = json.loads(answer.strip().rsplit(b"\n", 1)[-1])  # the worker's answer is its last line
