@@ -19,10 +19,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from runcomfy_mcp.domain.amounts import MIB
 from runcomfy_mcp.errors import UndecodableOutputError
 from runcomfy_mcp.media.thumbnails import DecodeLimits, make_preview
 
-MIB = 1024 * 1024
 MAX_REQUEST_BYTES = 64 * 1024
 
 

@@ -23,6 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runcomfy_mcp.domain.amounts import MIB, file_size
 from runcomfy_mcp.errors import UndecodableOutputError
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ class DecodeLimits:
     seconds: float = 10.0  # CPU time for decoding; the tiles reached by then are shown
     frames_per_tile: int = 240  # frames decoded to reach one tile (10 s at 24 fps)
     # What one decoded image may hold at once: a 6000×4000 RGB photo (4 bytes a pixel in Pillow), or
-    # 3840×3840 with an alpha channel (decoded, and a copy to scale it).
-    image_bytes: int = 96_000_000
+    # 4000×3000 with an alpha channel (decoded, and a copy to scale it).
+    image_bytes: int = 96 * MIB
     # One 4096×2160 8-bit 4:2:0 frame. A decoder holds up to ~17 frames (references and reordering):
     # a 4K H.264 stream with 16 reference frames peaks at ~170 MB.
     video_frame_bytes: int = 4096 * 2160 * 3 // 2
@@ -159,7 +160,7 @@ def video_preview(path: Path, limits: DecodeLimits) -> Preview:
         if frame_bytes > limits.video_frame_bytes:
             raise UndecodableOutputError(
                 f"the video's frames are {width}×{height} ({context.pix_fmt or 'an unnamed pixel format'}), "
-                f"more than a preview decodes ({limits.video_frame_bytes / 1e6:.3g} MB a frame: 4096×2160 at "
+                f"more than a preview decodes ({file_size(limits.video_frame_bytes)} a frame: 4096×2160 at "
                 "8 bits 4:2:0 by default); download it to see it"
             )
         # Frames larger than the header's (a stream that changes size midway) are refused by the decoder.
