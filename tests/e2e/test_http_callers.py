@@ -7,11 +7,12 @@ import base64
 import httpx
 import pytest
 
-from conftest import TOKEN
+from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from http_servers import http_client, http_server
 from images import make_image
 from runcomfy_mcp.sandbox.simulator import Simulator
+from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +76,25 @@ async def test_dns_rebinding_protection_is_on(api_url: str) -> None:
         assert evil_host.status_code in (400, 403, 421)
         evil_origin = await raw.post(url, json=body, headers={"Origin": "http://evil.example"})
         assert evil_origin.status_code in (400, 403)
+
+
+async def test_a_caller_whose_token_is_refused_is_told_to_fix_their_own_header(
+    api_url: str, simulator: Simulator
+) -> None:
+    revoked = "rc-revoked-caller-token-4b1f0d2e9a"  # the simulator does not know it: RunComfy answers 401
+    async with http_server(api_url) as url, http_client(url, revoked) as caller:
+        result = await caller.call_tool(LITE, ARGS)
+        words = text_of(result)
+        assert result.is_error and "rejected the token in your Authorization header" in words, words
+        assert "'Authorization: Bearer <your token>'" in words and "RUNCOMFY_API_TOKEN" not in words
+        assert "restart the server" not in words
+        account = text_of(await caller.call_tool("get_account", {}))  # the balance is unknown, and says why
+        assert "RunComfy balance: unknown" in account and "your Authorization header" in account, account
+    assert simulator.calls.count("POST", "/v1/models") == 1  # tried once, refused, never retried
+
+
+async def test_the_person_at_the_machine_is_told_to_fix_the_servers_token(connect: ClientFactory, api_url: str) -> None:
+    async with connect(Settings(api_token="rc-revoked-server-token-77aa", base_url=api_url)) as client:
+        result = await client.call_tool(LITE, ARGS)
+    assert result.is_error and "RUNCOMFY_API_TOKEN in the server's environment" in text_of(result)
+    assert "Authorization header" not in text_of(result)

@@ -57,3 +57,16 @@ async def test_media_rules_say_aspect_ratio(client: Client) -> None:
     refused = await client.call_tool(LITE, {"prompt": "x", "first_frame_image_url": wide})
     assert refused.is_error and "(got 1500×400, an aspect ratio of 3.75)" in text_of(refused)
     assert structured(await client.call_tool("list_jobs", {}))["jobs"] == []
+
+
+async def test_an_unknown_balance_says_why(connect: ClientFactory, api_url: str) -> None:
+    from http_servers import free_port
+
+    unreachable = f"http://127.0.0.1:{free_port()}"  # the account API is down; the Model API is not
+    async with connect(Settings(api_token=TOKEN, base_url=api_url, account_url=unreachable)) as client:
+        account = await client.call_tool("get_account", {})
+    words = text_of(account)
+    assert not account.is_error and structured(account)["balance_usd"] is None
+    assert "RunComfy balance: unknown, it could not be read. Reading the RunComfy balance failed:" in words
+    assert "could not be reached" in words and structured(account)["balance_unknown_because"] in words
+    assert TOKEN not in words

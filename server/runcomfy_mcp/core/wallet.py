@@ -75,17 +75,21 @@ class Wallet:
 
     async def balance(self, caller: Caller, *, fresh: bool = False) -> float | None:
         """The account's balance, or None when it cannot be read (which never blocks a job by itself)."""
+        return (await self.balance_or_why_not(caller, fresh=fresh))[0]
+
+    async def balance_or_why_not(self, caller: Caller, *, fresh: bool = False) -> tuple[float | None, str | None]:
+        """The balance, or None and why it could not be read (the error's own message: no secret is in it)."""
         now = self._clock()
         recent = self._recent_balance.get(caller.token)
         if recent and not fresh and now - recent[0] < BALANCE_FRESH_S:
-            return recent[1]
+            return recent[1], None
         try:
             usd = await self._balances.balance_usd(caller.token)
         except RunComfyError as exc:
             logger.info("balance not read: %s", exc.message)
-            return None
+            return None, exc.shown()
         self._recent_balance[caller.token] = (now, usd)
-        return usd
+        return usd, None
 
     def spent(self, caller: Caller) -> None:
         """A job was sent: the balance read before it is stale."""
@@ -192,8 +196,10 @@ class Wallet:
             ModelSpending(model_id=m, spent_usd=usd, jobs=sum(1 for r in in_window if r.model_id == m))
             for m, usd in sorted(usage.by_model().items(), key=lambda item: -item[1])
         ]
+        balance, why_not = await self.balance_or_why_not(caller, fresh=True)
         return AccountView(
-            balance_usd=await self.balance(caller, fresh=True),
+            balance_usd=balance,
+            balance_unknown_because=why_not,
             window_h=self.limits.window_h,
             spent_usd=usage.spent(),
             jobs=len(in_window),

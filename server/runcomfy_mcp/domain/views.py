@@ -183,6 +183,7 @@ class LimitView(BaseModel):
 
 class AccountView(BaseModel):
     balance_usd: float | None = Field(description="RunComfy's balance; null when it could not be read.")
+    balance_unknown_because: str | None = Field(default=None, description="Why the balance could not be read.")
     window_h: float
     spent_usd: float = Field(description="In the window: actual costs of finished jobs, estimates of the rest.")
     jobs: int

@@ -173,9 +173,13 @@ def model_description(model: ModelDescription, how_to_run: str | None = None) ->
 
 
 def account(view: AccountView) -> str:
-    balance = money(view.balance_usd) if view.balance_usd is not None else "unknown (it could not be read)"
+    if view.balance_usd is not None:
+        balance = f"RunComfy balance: {money(view.balance_usd)}."
+    else:
+        why = view.balance_unknown_because or "RunComfy gave no reason."
+        balance = f"RunComfy balance: unknown, it could not be read. {why}"
     lines = [
-        f"RunComfy balance: {balance}.",
+        balance,
         f"Spent in the last {view.window_h:g} h: {money(view.spent_usd)} on {count(view.jobs, 'job')}"
         + (f", {view.unpriced_jobs} of them of unknown cost" if view.unpriced_jobs else "")
         + " (actual costs of finished jobs, estimates of the rest).",

@@ -158,7 +158,12 @@ class RunComfyClient:
                 + " Do NOT submit it again blindly (that could pay twice): check the RunComfy dashboard's "
                 "request list first, and resubmit only if it is not there."
             )
-        body = self._checked_body(response, action=f"Submitting the job to {model_id}", submitted_model=model_id)
+        body = self._checked_body(
+            response,
+            action=f"Submitting the job to {model_id}",
+            submitted_model=model_id,
+            callers_token=bool(token),
+        )
         return self._parse(SubmitResponse, body, "the submit answer")
 
     async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
@@ -256,13 +261,21 @@ class RunComfyClient:
     ) -> dict[str, Any]:
         """A safe (repeatable) request, retried on transient failures."""
         headers = self._auth_headers(token, optional=optional_auth)
-        return await retrying(self.retry, lambda: self._send_once(method, path, headers, action, params))
+        callers = bool(token)  # None or empty: the server's own token
+        return await retrying(self.retry, lambda: self._send_once(method, path, headers, action, params, callers))
 
     async def _send_once(
-        self, method: str, path: str, headers: dict[str, str], action: str, params: Mapping[str, str] | None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        action: str,
+        params: Mapping[str, str] | None,
+        callers_token: bool,
     ) -> dict[str, Any]:
         request = self._http.build_request(method, f"{self._base_url}{path}", headers=headers, params=params)
-        return self._checked_body(await self._exchange(request, action=action), action=action)
+        response = await self._exchange(request, action=action)
+        return self._checked_body(response, action=action, callers_token=callers_token)
 
     async def _exchange(self, request: httpx.Request, *, action: str, paid_model: str | None = None) -> httpx.Response:
         """Send one request within the deadline; every transport failure becomes one of our errors, here only."""
@@ -307,8 +320,14 @@ class RunComfyClient:
         )
 
     def _checked_body(
-        self, response: httpx.Response, *, action: str, submitted_model: str | None = None
+        self,
+        response: httpx.Response,
+        *,
+        action: str,
+        submitted_model: str | None = None,
+        callers_token: bool = False,
     ) -> dict[str, Any]:
+        """The answer's JSON body, or the error it carries; `callers_token`: sent with an HTTP caller's own token."""
         body = self._json_or_none(response)
         if response.is_error or (body is not None and body.get("error_code") not in (None, "", 0)):
             raise error_from_response(
@@ -318,6 +337,7 @@ class RunComfyClient:
                 redact=self._redact,
                 retry_after_s=_retry_after(response),
                 submitted_model=submitted_model,
+                callers_token=callers_token,
             )
         if body is None:
             kind = response.headers.get("content-type", "unknown content type").split(";")[0]

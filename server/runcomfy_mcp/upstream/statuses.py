@@ -76,9 +76,11 @@ def error_from_response(
     redact: Callable[[str], str],
     retry_after_s: float | None = None,
     submitted_model: str | None = None,
+    callers_token: bool = False,
 ) -> APIStatusError:
     """Build the right error for an HTTP answer that refused `action` (e.g. "Submitting the job");
-    `submitted_model`: the model a refused submit was for (a 404 then means no such model, a 400 or 422 the input)."""
+    `submitted_model`: the model a refused submit was for (a 404 then means no such model, a 400 or 422 the input);
+    `callers_token`: the request carried the token of the caller over HTTP, not the server's own."""
     raw_code = body.get("error_code") if body else None
     error_code = str(raw_code) if raw_code is not None else None
     reason = upstream_reason(body)
@@ -88,6 +90,14 @@ def error_from_response(
     kwargs: dict[str, Any] = {"status_code": status_code, "error_code": error_code, "upstream_message": reason}
 
     if error_code == "400004" or status_code == 401 or (status_code == 403 and error_code != "403001"):
+        if callers_token:  # a caller cannot change the server's settings; their own header they can
+            return AuthenticationError(
+                f"{action} failed: RunComfy rejected the token in your Authorization header{code} — it is "
+                f"expired or revoked, or the account is inactive.{said} Nothing was sent on your behalf. Create a new "
+                "token in your RunComfy profile (Profile → API keys) and put it in your client's entry for this "
+                "server as the header 'Authorization: Bearer <your token>', then reconnect.",
+                **kwargs,
+            )
         return AuthenticationError(
             f"{action} failed: RunComfy rejected the API token{code} — it is missing, expired or revoked, "
             f"or the account is inactive.{said} Create a new token in your RunComfy profile and set it as "
