@@ -1,0 +1,568 @@
+"""The measuring code of each benchmark section (run by run.py, each section in its own process).
+
+Everything here talks only to loopback: a simulator of the API runs in a separate process
+(`python -m runcomfy_mcp.sandbox`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from PIL import Image
+from run import Row, row
+
+from mcp import Client
+from runcomfy_mcp.core.jobs import PollSchedule
+from runcomfy_mcp.domain.media_rules import MIB
+from runcomfy_mcp.mcp.app import build_server
+from runcomfy_mcp.media.guarded_http import FetchSlots
+from runcomfy_mcp.media.sources import MediaLoader, MediaPolicy
+from runcomfy_mcp.runtime import open_runtime
+from runcomfy_mcp.sandbox.serving import wait_for_port
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS
+from runcomfy_mcp.settings import Settings
+from runcomfy_mcp.upstream.client import API_CONNECTION_LIMITS
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "sandbox-token"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def image_uri(width: int = 640, height: int = 480) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@asynccontextmanager
+async def simulator(*flags: str) -> AsyncIterator[str]:
+    process = await anyio.open_process([sys.executable, "-m", "runcomfy_mcp.sandbox", "--token", TOKEN, *flags])
+    assert process.stdout
+    try:
+        line = b""
+        with anyio.fail_after(30):
+            while b"\n" not in line:
+                line += await process.stdout.receive()
+        yield line.split(b"\n")[0].decode().strip()
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport(limits=API_CONNECTION_LIMITS)  # as the server's own client
+        self.counts: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.counts[request.url.path.rsplit("/", 1)[-1] if "/requests/" in request.url.path else "submit"] += 1
+        return await self.inner.handle_async_request(request)
+
+
+SCRATCH = tempfile.TemporaryDirectory(prefix="runcomfy-bench-")  # removed when the process ends
+
+
+def settings_for(url: str, **extra: Any) -> Settings:
+    scratch = tempfile.mkdtemp(dir=SCRATCH.name)
+    return Settings(api_token=TOKEN, base_url=url, data_dir=Path(scratch), output_dir=Path(scratch) / "out", **extra)
+
+
+# ------------------------------------------------------------------ sections
+
+
+def section_startup(runs: int = 10) -> list[Row]:
+    command = [sys.executable, str(HERE / "startup.py"), "--runs", str(runs)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    line = done.stdout.strip()
+    ours = float(line.split("runcomfy-mcp ")[1].split(" ms")[0])
+    bare = float(line.split("bare mcp server ")[1].split(" ms")[0])
+    return [row("start-up to tools/list (stdio)", ours, bare, "ms", ratio_max=1.15)]
+
+
+async def section_overhead(calls: int = 300) -> list[Row]:
+    warm_up = calls // 6
+    rows = []
+    async with simulator() as url:
+        for mode in ("auto", "legacy"):
+            async with open_runtime(settings_for(url)) as runtime, Client(build_server(runtime.tools), mode=mode) as c:
+                job = await c.call_tool(
+                    "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                )
+                request_id = (job.structured_content or {})["request_id"]
+                through: list[float] = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    await c.call_tool("get_status", {"request_id": request_id})
+                    through.append(time.perf_counter() - started)
+            direct: list[float] = []
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    (await http.get(f"{url}/v1/requests/{request_id}/status")).json()
+                    direct.append(time.perf_counter() - started)
+            ours, ref = statistics.median(through[warm_up:]) * 1000, statistics.median(direct[warm_up:]) * 1000
+            rows.append(row(f"get_status median, in-memory client ({mode})", ours, ref, "ms", added_max=2.0))
+    return rows
+
+
+async def section_many_jobs(jobs: int = 500, job_seconds: float = 50.0) -> list[Row]:
+    """500 jobs of ~50 s each, submitted one after another, then all waited on at once.
+
+    50 s rather than a full minute so the section itself stays under a minute: the schedule's
+    tenth poll comes 50.8 s into a wait, so a 60 s job would be seen only at 60.8 s.
+    """
+    time_scale = job_seconds / (QUEUE_SECONDS + RUN_SECONDS)
+    counting = CountingTransport()
+    began = time.perf_counter()
+    async with simulator("--time-scale", str(time_scale)) as url:
+        settings = settings_for(url)
+        schedule = PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s)  # the server's own
+        implied = implied_polls(schedule, job_seconds)
+        async with open_runtime(settings, transport=counting) as runtime, Client(build_server(runtime.tools)) as c:
+            uri = image_uri()
+            ids = []
+            for n in range(jobs):
+                job = await c.call_tool(
+                    "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": uri}
+                )
+                ids.append((job.structured_content or {})["request_id"])
+            submitted = time.perf_counter()
+            results: list[bool] = []
+
+            async def wait(request_id: str) -> None:
+                done = await c.call_tool("wait_for_result", {"request_id": request_id, "timeout_s": 120})
+                results.append(not done.is_error and not (done.structured_content or {}).get("timed_out"))
+
+            async with anyio.create_task_group() as tg:
+                for request_id in ids:
+                    tg.start_soon(wait, request_id)
+            waited = time.perf_counter() - submitted
+    print(
+        f"  many jobs: {jobs} submitted in {submitted - began:.1f} s (with start-up), {sum(results)}/{jobs} "
+        f"finished {waited:.1f} s later; schedule {list_delays(schedule, 10)}"
+    )
+    if sum(results) != jobs:  # a figure over jobs that never finished would measure nothing
+        raise RuntimeError(f"only {sum(results)} of {jobs} waits returned a finished job")
+    per_job = counting.counts["status"] / jobs
+    return [
+        row(f"peak memory, {jobs} jobs waited on at once", rss_mb(), None, "MB", absolute_max=150),
+        row(f"status requests per job (~{job_seconds:.0f} s jobs)", per_job, implied, "", ratio_max=1.0, counted=True),
+    ]
+
+
+def implied_polls(schedule: PollSchedule, job_seconds: float) -> int:
+    """Status requests a wait makes on a job of `job_seconds`: one at once, then one per delay until it ends."""
+    polls, elapsed = 1, 0.0
+    for delay in schedule.delays():
+        if elapsed >= job_seconds:
+            return polls
+        elapsed += delay
+        polls += 1
+    raise AssertionError("the poll schedule never ends")
+
+
+def list_delays(schedule: PollSchedule, n: int) -> list[float]:
+    return [round(delay, 2) for delay in itertools.islice(schedule.delays(), n)]
+
+
+async def section_download(size_mb: int = 200, rounds: int = 6) -> list[Row]:
+    """Alternates a plain httpx stream and get_result(download=true) of the same-size file; best of each."""
+    scratch = Path(tempfile.mkdtemp(dir=SCRATCH.name))
+
+    async def plain(url: str, name: str) -> float:
+        started = time.perf_counter()
+        async with httpx.AsyncClient() as http, http.stream("GET", url) as response:
+            with open(scratch / name, "wb") as out:  # the simplest reference: plain blocking writes
+                async for chunk in response.aiter_raw():
+                    out.write(chunk)
+        return time.perf_counter() - started
+
+    ours: list[float] = []
+    reference: list[float] = []
+    growth = 0.0
+    async with (
+        simulator("--time-scale", "0.001", "--video-mb", str(size_mb)) as url,
+        open_runtime(settings_for(url)) as runtime,
+        Client(build_server(runtime.tools)) as c,
+    ):
+        uri = image_uri()
+        for n in range(rounds):
+            job = await c.call_tool(
+                "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": uri}
+            )
+            request_id = (job.structured_content or {})["request_id"]
+            await anyio.sleep(0.05)
+            result = await c.call_tool("get_result", {"request_id": request_id})
+            video_url = (result.structured_content or {})["video_urls"][0]
+
+            async def download() -> None:
+                nonlocal growth
+                before = rss_mb()
+                started = time.perf_counter()
+                saved = await c.call_tool("get_result", {"request_id": request_id, "download": True})  # noqa: B023
+                ours.append(time.perf_counter() - started)
+                growth = max(growth, rss_mb() - before)
+                assert not saved.is_error, saved
+
+            # Alternate who goes first: the second one writes while the first one's pages are flushed.
+            if n % 2:
+                reference.append(await plain(video_url, f"plain-{n}.mp4"))
+                await download()
+            else:
+                await download()
+                reference.append(await plain(video_url, f"plain-{n}.mp4"))
+            for leftover in [*scratch.iterdir(), *(runtime.settings.output_dir.glob("*.mp4"))]:
+                leftover.unlink()
+    return [
+        row(
+            f"{size_mb} MB download throughput (best of {rounds})",
+            size_mb / min(ours),
+            size_mb / min(reference),
+            "MB/s",
+            ratio_min=0.9,
+        ),
+        row(f"{size_mb} MB download peak memory growth", growth, None, "MB", absolute_max=32),
+    ]
+
+
+async def bytes_read_by_probe(data: bytes) -> int:
+    """How many bytes of `data` the probe pulls from a public URL serving it."""
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for start in range(0, len(data), 64 * 1024):
+            sent += 64 * 1024
+            yield data[start : start + 64 * 1024]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-length": str(len(data))}, content=body())
+
+    async def public(host: str) -> list[str]:
+        return ["93.184.216.34"]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        loader = MediaLoader(http, MediaPolicy(), public, deadline_s=60, slots=FetchSlots(per_caller=1, total=1))
+        facts = (await loader.load("https://cdn.example/x", max_bytes=50 * MIB)).facts
+    assert facts.size_bytes == len(data)
+    return sent
+
+
+async def section_probe() -> list[Row]:
+    rows = []
+    for fmt in ("JPEG", "PNG"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (4000, 3000), (10, 20, 30)).save(buffer, fmt)
+        data = buffer.getvalue() + b"\0" * (30 * MIB - len(buffer.getvalue()))
+        sent = await bytes_read_by_probe(data)
+        rows.append(
+            row(
+                f"bytes read to check a 30 MB {fmt} by URL",
+                sent / 1024,
+                len(data) / 1024,
+                "KB",
+                absolute_max=256,
+                counted=True,
+            )
+        )
+    return rows
+
+
+async def section_catalog(models: int = 1000, searches: int = 200) -> list[Row]:
+    """The catalog: a cold fetch (pages, seconds), a warm start (requests: none), searches, tools/list size."""
+    queries = ["kling image to video", "text to image", "wan 2.2", "lip sync", "veo m42", "cheap video to video"]
+    async with simulator("--extra-models", str(models)) as url:
+        settings = settings_for(url)
+        async with open_runtime(settings) as runtime:
+            catalog = runtime.tools.services.catalog()
+            started = time.perf_counter()
+            listing = await catalog.listing()
+            cold_s = time.perf_counter() - started
+            cold_pages = catalog.pages_fetched
+            assert len(listing.entries) >= models, len(listing.entries)
+            times = []
+            for i in range(searches):
+                started = time.perf_counter()
+                await catalog.find(queries[i % len(queries)], limit=10)
+                times.append((time.perf_counter() - started) * 1000)
+            async with Client(build_server(runtime.tools)) as client:
+                listed = await client.list_tools()
+                list_bytes = len(listed.model_dump_json(by_alias=True, exclude_none=True))
+                calls = []
+                for i in range(searches // 4):
+                    started = time.perf_counter()
+                    await client.call_tool("find_models", {"query": queries[i % len(queries)]})
+                    calls.append((time.perf_counter() - started) * 1000)
+        async with open_runtime(settings) as runtime:  # a restart within the TTL
+            catalog = runtime.tools.services.catalog()
+            await catalog.find("kling")
+            warm_pages = catalog.pages_fetched
+    total = len(listing.entries)
+    print(f"catalog: {total} models; cold fetch {cold_pages} request(s) in {cold_s:.2f} s; warm start {warm_pages}")
+    return [
+        row(
+            f"cold catalog fetch of {total} models: requests",
+            cold_pages,
+            None,
+            "",
+            absolute_max=total // 500 + 2,
+            counted=True,
+        ),
+        row(f"cold catalog fetch of {total} models: seconds", cold_s, None, "s", absolute_max=10),
+        row("warm start: catalog requests", warm_pages, None, "", absolute_max=1, counted=True),
+        row(f"find_models median, {total} models (core)", statistics.median(times), None, "ms", absolute_max=5),
+        row(f"find_models median, {total} models (MCP call)", statistics.median(calls), None, "ms", absolute_max=50),
+        row(
+            f"tools/list bytes ({len(listed.tools)} tools)", list_bytes, None, "B", absolute_max=16 * 1024, counted=True
+        ),
+    ]
+
+
+@asynccontextmanager
+async def replicas(api: str, database_url: str, count: int) -> AsyncIterator[list[str]]:
+    """`count` stateless `runcomfy-mcp --transport http` processes on one PostgreSQL history; their /mcp URLs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
+    env |= {"RUNCOMFY_BASE_URL": api, "RUNCOMFY_DATABASE_URL": database_url}
+    processes, urls = [], []
+    try:
+        for _ in range(count):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            scratch = tempfile.mkdtemp(dir=SCRATCH.name)
+            command = ["runcomfy-mcp", "--transport", "http", "--port", str(port), "--log-level", "WARNING"]
+            command[0] = str(Path(sys.executable).with_name("runcomfy-mcp"))
+            processes.append(
+                await anyio.open_process(command, env=env | {"RUNCOMFY_DATA_DIR": scratch}, stdout=None, stderr=None)
+            )
+            urls.append(f"http://127.0.0.1:{port}/mcp")
+            await wait_for_port(port, timeout_s=30)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            await process.wait()
+
+
+async def load(urls: list[str], tokens: list[str], calls: int) -> tuple[list[float], int, float]:
+    """`calls` tool calls in flight at once from len(tokens) callers, spread round-robin over `urls`."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from runcomfy_mcp.sandbox.balancer import RoundRobin
+
+    image = image_uri()
+    latencies: list[float] = []
+    failures = 0
+
+    async def caller(token: str) -> None:
+        nonlocal failures
+        # Latency is what this measures: a slow answer (a replica's first call builds its core) is no failure.
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"}, transport=RoundRobin(*urls), timeout=httpx2.Timeout(120)
+        )
+        async with Client(streamable_http_client(urls[0], http_client=http)) as client:
+            first = await client.call_tool(
+                "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image}
+            )
+            request_id = (first.structured_content or {}).get("request_id", "missing")
+
+            async def one(n: int) -> None:
+                nonlocal failures
+                tool, args = [
+                    ("get_status", {"request_id": request_id}),
+                    ("list_jobs", {"limit": 5}),
+                    ("get_result", {"request_id": request_id}),
+                    ("seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": image}),
+                ][n % 4]
+                started = time.perf_counter()
+                try:
+                    failures += (await client.call_tool(tool, args)).is_error
+                except Exception:  # a protocol or transport failure is what this measures
+                    failures += 1
+                latencies.append(time.perf_counter() - started)
+
+            async with anyio.create_task_group() as group:
+                for n in range(calls // len(tokens)):
+                    group.start_soon(one, n)
+
+    started = time.perf_counter()
+    with anyio.fail_after(300):
+        async with anyio.create_task_group() as group:
+            for token in tokens:
+                group.start_soon(caller, token)
+    return sorted(latencies), failures, time.perf_counter() - started
+
+
+async def section_replicas(calls: int = 200, callers: int = 20, rounds: int = 200) -> list[Row]:
+    """PostgreSQL's cost per call against SQLite, and two replicas against one under concurrent load."""
+    from runcomfy_mcp.sandbox.postgres import fresh_database, postgres_server
+
+    tokens = [f"caller-{i:02d}-token" for i in range(callers)]
+    rows: list[Row] = []
+    with postgres_server() as pg:
+        async with simulator(*[flag for t in tokens for flag in ("--token", t)]) as api:
+            medians: dict[str, dict[str, float]] = {}
+            for backend in ("sqlite", "postgres"):
+                extra = {"database_url": fresh_database(pg)} if backend == "postgres" else {}
+                async with (
+                    open_runtime(settings_for(api, **extra)) as runtime,
+                    Client(build_server(runtime.tools)) as c,
+                ):
+                    job = await c.call_tool(
+                        "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                    )
+                    request_id = (job.structured_content or {})["request_id"]
+                    for n in range(5):  # a short history to list
+                        await c.call_tool(
+                            "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": image_uri()}
+                        )
+                    timings: dict[str, list[float]] = {"get_status": [], "list_jobs": []}
+                    for _ in range(rounds):
+                        for tool, args in (("get_status", {"request_id": request_id}), ("list_jobs", {"limit": 20})):
+                            started = time.perf_counter()
+                            await c.call_tool(tool, args)
+                            timings[tool].append(time.perf_counter() - started)
+                    medians[backend] = {t: statistics.median(v[rounds // 5 :]) * 1000 for t, v in timings.items()}
+            for tool in ("get_status", "list_jobs"):
+                rows.append(
+                    row(
+                        f"{tool} median, PostgreSQL vs SQLite",
+                        medians["postgres"][tool],
+                        medians["sqlite"][tool],
+                        "ms",
+                        added_max=5.0,
+                    )
+                )
+            figures = {}
+            for count in (1, 2):
+                async with replicas(api, fresh_database(pg), count) as urls:
+                    figures[count] = await load(urls, tokens, calls)
+    for count, (latencies, failures, elapsed) in figures.items():
+        q = statistics.quantiles(latencies, n=100)
+        rate = len(latencies) / elapsed
+        print(
+            f"{count} replica(s): {len(latencies)} calls from {callers} callers, {failures} failed, "
+            f"p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, {rate:.0f} calls/s"
+        )
+    two, one = figures[2], figures[1]
+    q2 = statistics.quantiles(two[0], n=100)
+    rows += [
+        row(
+            f"{calls} calls, {callers} callers, 2 replicas: failed calls",
+            two[1],
+            None,
+            "",
+            absolute_max=1,
+            counted=True,
+        ),
+        row(f"{calls} calls, 2 replicas: p50 latency", q2[49] * 1000, None, "ms", absolute_max=5000),
+        row(f"{calls} calls, 2 replicas: p95 latency", q2[94] * 1000, None, "ms", absolute_max=10000),
+        row(
+            f"{calls} calls: throughput, 2 replicas vs 1",
+            len(two[0]) / two[2],
+            len(one[0]) / one[2],
+            "/s",
+            ratio_min=0.8,
+        ),
+    ]
+    return rows
+
+
+def write_clip(path: Path, seconds: float, width: int, height: int, *, fps: int = 24, keyint: int = 250) -> Path:
+    """An H.264 clip with a moving sun over a changing sky (x264's default GOP unless `keyint`)."""
+    import av
+    from PIL import ImageDraw
+
+    frames = int(seconds * fps)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"x264-params": f"keyint={keyint}:min-keyint={min(keyint, 25)}:scenecut=0"}
+        for i in range(frames):
+            picture = Image.new("RGB", (width, height), ((i * 3) % 255, 80, 160))
+            x = i * width // frames
+            ImageDraw.Draw(picture).ellipse((x, height // 3, x + height // 4, height // 3 + height // 4), fill="yellow")
+            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def probe_preview(kind: str, path: Path, rounds: int) -> dict[str, Any]:
+    """The file's preview made `rounds` times in a fresh process, as the server makes it (in its worker)."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "preview_probe.py"), kind, str(path), str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+async def section_preview(
+    seconds: float = 10.0,
+    width: int = 1920,
+    height: int = 1080,
+    keyframe_s: float = 30.0,
+    huge: int = 8192,
+    rounds: int = 3,
+) -> list[Row]:
+    """Previews of a real clip and of two hostile ones: time, the worker's peak memory, the server's growth.
+
+    The hostile files are the security review's: a MOV of 8192×8192 frames (refused from its header) and
+    a clip with a single keyframe (reached by decoding forward once, never once per frame shown).
+    """
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from hostile_media import write_video
+    from runcomfy_mcp.media.thumbnails import MAX_JPEG_BYTES
+
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
+    clip = write_clip(folder / "clip.mp4", seconds, width, height)
+    one_keyframe = write_clip(folder / "one-keyframe.mp4", keyframe_s, width, height, keyint=int(keyframe_s * 24) + 1)
+    huge_frames = write_video(folder / "huge.mov", huge, huge, frames=1, fps=2)  # refused from its header
+    rows: list[Row] = []
+    cases = [
+        (f"{seconds:g} s {height}p clip", clip, 5000),
+        (f"{keyframe_s:g} s {height}p clip, one keyframe", one_keyframe, 5000),
+        (f"{huge}×{huge} MOV ({huge_frames.stat().st_size // 1024} KB)", huge_frames, 2000),
+    ]
+    server_growth = 0.0
+    for label, path, time_max in cases:
+        figures = probe_preview("video", path, rounds)
+        print(f"preview of a {label}: {figures['outcome']}")
+        server_growth = max(server_growth, figures["server_growth_mb"])
+        rows.append(row(f"preview of a {label}: time (best of {rounds})", min(figures["times_ms"]), None, "ms",
+                        absolute_max=time_max))  # fmt: skip
+        rows.append(row(f"preview of a {label}: worker CPU time", figures["cpu_ms"], None, "ms",
+                        absolute_max=time_max))  # fmt: skip
+        rows.append(row(f"preview of a {label}: worker peak memory", figures["worker_peak_mb"], None, "MB",
+                        absolute_max=256))  # fmt: skip
+        if path is clip:
+            rows.append(row(f"preview of a {label}: size", figures["jpeg_kb"], None, "KB",
+                            absolute_max=MAX_JPEG_BYTES / 1024))  # fmt: skip
+    rows.append(row("previews: the server's own memory growth", server_growth, None, "MB", absolute_max=16))
+    return rows
