@@ -168,6 +168,10 @@ async def test_a_five_second_kling_clip_of_a_local_photo(
     # The result echoes the input image beside the video: only the video is an output.
     assert [o["kind"] for o in done["outputs"]] == ["video"] and len(done["video_urls"]) == 1
     assert Path(done["local_files"][0]).suffix == ".mp4"
+    # The echoed photo is shortened in `output` as in `inputs`, not sent back whole (it was most of the result).
+    echoed = done["output"]["image"]
+    assert echoed == done["inputs"]["image_url"] and "sha256:" in echoed and len(echoed) < 100
+    assert sent["image_url"] not in json.dumps(done)
     history = structured(await client.call_tool("list_jobs", {}))["jobs"][0]
     assert history["tool"] == "run_model" and history["model_id"] == model_id and len(history["outputs"]) == 1
 

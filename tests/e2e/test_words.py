@@ -12,6 +12,8 @@ from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from images import make_image
 from mcp import Client
+from runcomfy_mcp.runtime import Serving
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock
 from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -70,3 +72,21 @@ async def test_an_unknown_balance_says_why(connect: ClientFactory, api_url: str)
     assert "RunComfy balance: unknown, it could not be read. Reading the RunComfy balance failed:" in words
     assert "could not be reached" in words and structured(account)["balance_unknown_because"] in words
     assert TOKEN not in words
+
+
+@pytest.mark.parametrize("serving", ["stdio", "http"])
+async def test_a_download_is_never_advised_to_the_call_that_asked_for_it(
+    connect: ClientFactory, api_url: str, clock: ManualClock, serving: Serving
+) -> None:
+    photo = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
+    async with connect(Settings(api_token=TOKEN, base_url=api_url), serving=serving) as client:
+        job = structured(await client.call_tool(LITE, {"prompt": "a cat", "first_frame_image_url": photo}))
+        clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
+        plain = text_of(await client.call_tool("get_result", {"request_id": job["request_id"]}))
+        assert "call get_result with download=true to keep a copy" in plain
+        for tool in ("get_result", "wait_for_result"):
+            saved = await client.call_tool(tool, {"request_id": job["request_id"], "download": True})
+            words = text_of(saved)
+            assert not saved.is_error and "download=true" not in words, words
+            where = "Saved to:" if serving == "stdio" else "Saved on the server as"
+            assert where in words

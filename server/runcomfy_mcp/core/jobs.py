@@ -15,7 +15,7 @@ from runcomfy_mcp.core.wallet import Consent, Wallet
 from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.domain.argument_checker import ArgumentChecker
 from runcomfy_mcp.domain.ids import check_request_id
-from runcomfy_mcp.domain.outputs import collect_outputs
+from runcomfy_mcp.domain.outputs import collect_outputs, digest_data_uris
 from runcomfy_mcp.domain.pricing import Estimate
 from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.views import (
@@ -322,7 +322,7 @@ class JobService:
         view = JobResult(
             request_id=answer.request_id or request_id,
             status=answer.status,
-            output=answer.output,
+            output=digest_data_uris(answer.output),  # an echoed input, shortened as `inputs` are
             outputs=outputs,
             video_urls=[o.url for o in outputs if o.kind == "video"],
             error=failure_reason(answer.error, answer.failure_reason) if failed else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -76,3 +77,17 @@ def _strings(values: Iterable[Any]) -> Iterable[str]:
             pending.extend(value)
         elif isinstance(value, Mapping):
             pending.extend(value.values())
+
+
+def digest_data_uris(value: Any) -> Any:
+    """The value with every data: URI replaced by its media type, size and a SHA-256 prefix: what the history keeps
+    of inlined inputs, and what a result shows of an input it echoes (often most of its bytes)."""
+    if isinstance(value, str) and value[:5].lower() == "data:":
+        header = value.split(",", 1)[0]
+        sha = hashlib.sha256(value.encode()).hexdigest()[:16]
+        return f"{header},<{len(value)} chars, sha256:{sha}>"
+    if isinstance(value, list):
+        return [digest_data_uris(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: digest_data_uris(v) for k, v in value.items()}
+    return value

@@ -51,11 +51,12 @@ def status(view: JobStatus) -> str:
     return f"Job {rid} has a status this server does not know: {view.status!r}. Try get_result for details."
 
 
-def result(view: JobResult) -> str:
-    return "\n".join([_result(view), *(f"Note: {note}" for note in view.notes)])
+def result(view: JobResult, *, download_asked: bool = False) -> str:
+    """`download_asked`: the call had download=true, so it is never advised again (an assistant may loop on it)."""
+    return "\n".join([_result(view, download_asked), *(f"Note: {note}" for note in view.notes)])
 
 
-def _result(view: JobResult) -> str:
+def _result(view: JobResult, download_asked: bool) -> str:
     rid = view.request_id
     cost = f" Cost: {money(view.cost)}." if view.cost is not None else ""
     if view.status == "succeeded":
@@ -65,6 +66,8 @@ def _result(view: JobResult) -> str:
         if view.local_files:
             saved = "\n".join(f"- {path}" for path in view.local_files)
             return f"Job {rid} succeeded. Outputs:\n{urls}\nSaved to:\n{saved}{cost}"
+        if download_asked:  # saved where the caller cannot see it: the note says where, and what to do
+            return f"Job {rid} succeeded. Outputs:\n{urls}{cost}"
         return (
             f"Job {rid} succeeded. Outputs:\n{urls}\n"
             f"Result URLs may expire; call get_result with download=true to keep a copy on disk.{cost}"

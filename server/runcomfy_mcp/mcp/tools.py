@@ -258,7 +258,7 @@ class RunComfyTools:
                 preview=args.preview,
                 caller=call.caller,
             )
-            return _result_reply(view, replies.result(view))
+            return _result_reply(view, replies.result(view, download_asked=args.download))
 
         async def wait_for_result(args: WaitArguments, call: Call) -> types.CallToolResult:
             view = await self.jobs.wait_for_result(
@@ -270,7 +270,10 @@ class RunComfyTools:
                 on_progress=call.report,
                 caller=call.caller,
             )
-            text = replies.wait_timed_out(view) if view.timed_out else replies.result(view)
+            if view.timed_out:
+                text = replies.wait_timed_out(view)
+            else:
+                text = replies.result(view, download_asked=args.download)
             return _result_reply(view, text)
 
         async def cancel(args: JobArguments, call: Call) -> types.CallToolResult:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runcomfy_mcp.domain.outputs import collect_outputs
+from runcomfy_mcp.domain.outputs import collect_outputs, digest_data_uris
 from runcomfy_mcp.domain.spending import LedgerRow
 from runcomfy_mcp.domain.views import JobRecord
 
@@ -69,19 +68,6 @@ def update_values(
     """The values `update_statement` takes, in its order; unknown fields stay as they are (NULL → COALESCE)."""
     urls = json.dumps(video_urls) if video_urls else None
     return (status, status, time.time(), urls, json.dumps(output) if output else None, error, cost, request_id)
-
-
-def digest_data_uris(value: Any) -> Any:
-    """The value with every data: URI replaced by its media type, size and a SHA-256 prefix."""
-    if isinstance(value, str) and value[:5].lower() == "data:":
-        header = value.split(",", 1)[0]
-        sha = hashlib.sha256(value.encode()).hexdigest()[:16]
-        return f"{header},<{len(value)} chars, sha256:{sha}>"
-    if isinstance(value, list):
-        return [digest_data_uris(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: digest_data_uris(v) for k, v in value.items()}
-    return value
 
 
 def stored_arguments(arguments: Mapping[str, Any]) -> str:
