@@ -138,6 +138,7 @@ class Services:
         return self._client
 
     def _build_jobs(self) -> JobService:
+        import httpcore
         import httpx
 
         from runcomfy_mcp.core.delivery import OutputDelivery
@@ -145,7 +146,13 @@ class Services:
         from runcomfy_mcp.core.wallet import Wallet
         from runcomfy_mcp.domain.amounts import MIB
         from runcomfy_mcp.media.downloads import Downloader, DownloadLimits, OutputHosts
-        from runcomfy_mcp.media.guarded_http import FetchSlots, GuardedNetwork, GuardedTransport, resolve_host
+        from runcomfy_mcp.media.guarded_http import (
+            FetchSlots,
+            GuardedNetwork,
+            GuardedTransport,
+            LargeReads,
+            resolve_host,
+        )
         from runcomfy_mcp.media.input_preparer import InputPreparer
         from runcomfy_mcp.media.sources import MediaLoader
 
@@ -155,11 +162,18 @@ class Services:
         resolver = self._resolver or resolve_host
         api_host = urlsplit(settings.base_url).hostname or ""
 
-        def guarded_client(limits: httpx.Limits, trusted_hosts: tuple[str, ...] = ()) -> httpx.AsyncClient:
+        def guarded_client(
+            limits: httpx.Limits, trusted_hosts: tuple[str, ...] = (), *, bulk: bool = False
+        ) -> httpx.AsyncClient:
+            """`bulk`: for whole files (downloads, previews), read in large pieces."""
             transport = self._media_transport
             if transport is None:
+                inner = self._network or httpcore.AnyIOBackend()
                 network = GuardedNetwork(
-                    resolver, allow_private=not shared, trusted_hosts=trusted_hosts, inner=self._network
+                    resolver,
+                    allow_private=not shared,
+                    trusted_hosts=trusted_hosts,
+                    inner=LargeReads(inner) if bulk else inner,
                 )
                 transport = GuardedTransport(network, limits)
             # trust_env off when shared: a proxy would resolve names where the address check cannot see.
@@ -175,7 +189,9 @@ class Services:
         media_http = guarded_client(
             httpx.Limits(max_connections=settings.max_fetches + 8, max_keepalive_connections=16)
         )
-        download_http = guarded_client(httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,))
+        download_http = guarded_client(
+            httpx.Limits(max_connections=64, max_keepalive_connections=8), (api_host,), bulk=True
+        )
         loader = MediaLoader(
             media_http,
             media_policy(settings, self._serving),

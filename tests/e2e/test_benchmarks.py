@@ -23,7 +23,12 @@ SECTION_ROWS = {
     "startup": ["start-up to tools/list (stdio)"],
     "overhead": ["get_status median, in-memory client (auto)", "get_status median, in-memory client (legacy)"],
     "probe": ["bytes read to check a 30 MB JPEG by URL", "bytes read to check a 30 MB PNG by URL"],
-    "download": ["8 MB download throughput", "8 MB download peak memory growth"],
+    "download": [
+        "8 MB download, in-process (best of 2)",
+        "8 MB download, in-process: server memory growth",
+        "8 MB download, own process, stdio (best of 2)",
+        "8 MB download, own process, stdio: server memory growth",
+    ],
     "many": ["peak memory, 20 jobs waited on at once", "status requests per job"],
     "catalog": [  # the simulator's catalog grows with the models it simulates: no counts here
         "models: requests",

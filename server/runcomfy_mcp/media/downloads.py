@@ -26,7 +26,8 @@ from runcomfy_mcp.media.guarded_http import plain_chunks, transport_failures
 from runcomfy_mcp.media.sources import shortened
 from runcomfy_mcp.upstream.retries import RetryPolicy, retrying
 
-WRITE_BATCH = 8 * MIB
+WRITE_BATCH = 2 * MIB  # what one hop to the writer thread writes
+BATCHES_AHEAD = 4  # received but not yet written, at most: memory stays under (BATCHES_AHEAD + 2) × WRITE_BATCH
 DEFAULT_SUFFIX = {"video": ".mp4", "image": ".png", "audio": ".mp3", "file": ".bin"}
 
 
@@ -171,25 +172,31 @@ class Downloader:
             length = response.headers.get("content-length", "")
             if length.isdigit() and int(length) > cap:
                 raise self._too_large(url, int(length))
-            async with await anyio.open_file(partial, "wb") as out:
-                # Chunks arrive as the socket gives them; a worker thread writes them in batches so the
-                # event loop never blocks on the disk and pays one thread hop per batch, not per chunk.
-                batch: list[bytes] = []
-                batched = total = 0
-                head = b""
-                async for chunk in plain_chunks(response):
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    total += len(chunk)
-                    if total > cap:  # a host that sends no length, or lies about it
-                        raise self._too_large(url, total)
-                    if batched >= WRITE_BATCH:
-                        await out.writelines(batch)  # no join: the chunks go to the file as they are
-                        batch, batched = [], 0
-                    if not head:
-                        head = chunk[:4096]
-                if batch:
-                    await out.writelines(batch)
+            fd = await anyio.to_thread.run_sync(_create, partial)
+            try:
+                return await self._receive_into(BatchedFile(fd), response, url)
+            finally:
+                os.close(fd)  # after the writer's last write: a cancelled download waits for its thread
+
+    async def _receive_into(self, file: BatchedFile, response: httpx.Response, url: str) -> bytes:
+        """Receives the body while a worker thread writes what came before; returns its first bytes."""
+        cap, total, head = self.limits.max_bytes, 0, b""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(file.drain)
+                try:
+                    async for chunk in plain_chunks(response):
+                        total += len(chunk)
+                        if total > cap:  # a host that sends no length, or lies about it
+                            raise self._too_large(url, total)
+                        await file.write(chunk)
+                        if not head:
+                            head = chunk[:4096]
+                    await file.flush()
+                finally:
+                    file.close()
+        except BaseExceptionGroup as failed:  # one side failed and the other was cancelled: say what failed
+            raise failed.exceptions[0] from None
         return head
 
     def _too_large(self, url: str, size: int) -> DownloadError:
@@ -199,3 +206,51 @@ class Downloader:
             f"{self.limits.max_bytes / MIB:g} MB this server saves (RUNCOMFY_MAX_DOWNLOAD_MB). Nothing was saved; "
             "the URL in the result still works."
         )
+
+
+def _create(path: anyio.Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+class BatchedFile:
+    """A file written by a worker thread, batch by batch, while the event loop goes on receiving.
+
+    Receiving and writing overlap (each waited on the other before), one thread hop per batch, and a
+    bounded queue between them holds the memory to a few batches when the disk is slower than the network.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._to_disk, self._from_loop = anyio.create_memory_object_stream[list[bytes]](BATCHES_AHEAD)
+
+    async def write(self, chunk: bytes) -> None:
+        self._batch.append(chunk)  # no join: the chunks go to the file as they are
+        self._batched += len(chunk)
+        if self._batched >= WRITE_BATCH:
+            await self._to_disk.send(self._batch)
+            self._batch, self._batched = [], 0
+
+    async def flush(self) -> None:
+        """Hands over the last batch."""
+        if self._batch:
+            await self._to_disk.send(self._batch)
+            self._batch, self._batched = [], 0
+
+    def close(self) -> None:
+        """Nothing more comes: `drain` ends once what was handed over is written."""
+        self._to_disk.close()
+
+    async def drain(self) -> None:
+        """Writes batches as they come, until `close`."""
+        with self._from_loop:
+            async for batch in self._from_loop:
+                await anyio.to_thread.run_sync(_write_all, self._fd, batch)

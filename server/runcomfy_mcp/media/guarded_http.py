@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,60 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class LargeReads(httpcore.AsyncNetworkBackend):
+    """Connections that hand httpcore up to `size` bytes a read instead of its 64 KB.
+
+    h11 takes whatever a read brings, so a large body costs a quarter of the reads (each a pass through
+    httpcore, h11 and httpx) at 256 KB, the most asyncio takes from a socket at once.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, size: int = 256 * 1024) -> None:
+        self._inner = inner
+        self.size = size
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _LargeReadStream(stream, self.size)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.connect_unix_socket(path, timeout, socket_options), self.size)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _LargeReadStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream, size: int) -> None:
+        self._inner = inner
+        self._size = size
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max(max_bytes, self._size), timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.start_tls(ssl_context, server_hostname, timeout), self._size)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
