@@ -53,11 +53,16 @@ class Runtime:
 Serving = Literal["stdio", "http"]
 
 
+def reads_local_files(serving: Serving) -> bool:
+    """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local (and never
+    offers to)."""
+    return serving == "stdio"
+
+
 def media_policy(settings: Settings, serving: Serving) -> MediaPolicy:
-    """stdio serves the person at this machine; HTTP may serve strangers, so it reads nothing local."""
     from runcomfy_mcp.media.sources import MediaPolicy
 
-    if serving == "http":
+    if not reads_local_files(serving):
         return MediaPolicy(local_files=False, fetch_private_urls=False, offline=settings.sandbox)
     return MediaPolicy(input_roots=settings.input_root_paths(), offline=settings.sandbox)
 
@@ -104,7 +109,11 @@ class Services:
 
             private_folders(self._settings.data_dir.expanduser())
             self._catalog = Catalog(
-                self.client(), catalog_path(self._settings), ttl_s=self._settings.catalog_ttl_s, specs=self.specs
+                self.client(),
+                catalog_path(self._settings),
+                ttl_s=self._settings.catalog_ttl_s,
+                specs=self.specs,
+                local_files=reads_local_files(self._serving),
             )
         return self._catalog
 
@@ -346,7 +355,13 @@ async def open_runtime(
         services.set_tools(specs)
         prices = cached_prices(catalog_path(settings))  # a small file: the prices of the last catalog fetch
         tools = RunComfyTools(
-            specs, services, redactor, notice, prices=prices, media_domains=settings.player_media_domains()
+            specs,
+            services,
+            redactor,
+            notice,
+            prices=prices,
+            media_domains=settings.player_media_domains(),
+            local_files=reads_local_files(serving),
         )
         yield Runtime(settings=settings, redactor=redactor, tools=tools)
     finally:

@@ -11,6 +11,7 @@ from conftest import TOKEN, ClientFactory
 from helpers import structured, text_of
 from http_servers import http_client, http_server
 from images import make_image
+from mcp import Client
 from runcomfy_mcp.sandbox.simulator import Simulator
 from runcomfy_mcp.settings import Settings
 
@@ -98,3 +99,24 @@ async def test_the_person_at_the_machine_is_told_to_fix_the_servers_token(connec
         result = await client.call_tool(LITE, ARGS)
     assert result.is_error and "RUNCOMFY_API_TOKEN in the server's environment" in text_of(result)
     assert "Authorization header" not in text_of(result)
+
+
+async def test_a_server_over_http_never_offers_local_files(connect: ClientFactory, api_url: str) -> None:
+    """It refuses local paths, so neither a schema, a description nor a prompt may invite one."""
+    kling = "kling/kling-v2-1/pro/image-to-video"
+
+    async def offers(client: Client) -> list[str]:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        image = tools[LITE].input_schema["properties"]["first_frame_image_url"]["description"]
+        described = text_of(await client.call_tool("describe_model", {"model_id": kling}))
+        animate = next(p for p in (await client.list_prompts()).prompts if p.name == "animate_image")
+        argument = next(a.description or "" for a in animate.arguments or [] if a.name == "image")
+        schema = await client.read_resource(f"runcomfy://models/{LITE}/schema")
+        return [str(image), described, argument, str(schema.contents[0])]
+
+    async with http_server(api_url) as url, http_client(url, TOKEN) as remote:
+        for text in await offers(remote):
+            assert "local file" not in text and "https:// URL" in text, text
+    async with connect(Settings(api_token=TOKEN, base_url=api_url)) as local:
+        for text in await offers(local):
+            assert "local file" in text, text

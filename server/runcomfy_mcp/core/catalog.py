@@ -368,8 +368,11 @@ class Catalog:
         ttl_s: float,
         specs: Sequence[ToolSpec] = (),
         clock: Callable[[], float] = time.time,
+        local_files: bool = True,
     ) -> None:
+        """`local_files`: whether described media inputs may be local files (not for a server over HTTP)."""
         self._source = source
+        self.local_files = local_files
         self.cache_path = cache_path
         self.ttl_s = ttl_s
         self.specs: dict[str, ToolSpec] = {}
@@ -569,7 +572,7 @@ class Catalog:
             runnable=True,
         )
         try:
-            description.input_schema = portable_input_schema(await self.spec(model_id))
+            description.input_schema = portable_input_schema(await self.spec(model_id), local_files=self.local_files)
         except CatalogSchemaError as exc:
             description.runnable, description.problem = False, exc.message
         return description

@@ -271,6 +271,7 @@ def check_json_schema(spec: ToolSpec, name: str) -> None:
 # ---------------------------------------------------------------- the schema clients see
 
 MEDIA_INPUT_HELP = "An https:// URL, a data: URI or a local file's absolute path."
+REMOTE_MEDIA_INPUT_HELP = "An https:// URL or a data: URI."  # a server over HTTP reads no local file
 
 
 EXAMPLE_MAX_CHARS = 80
@@ -285,30 +286,33 @@ def _default_to_example(prop: dict[str, Any], is_media: bool) -> None:
     prop["examples"] = [sample]
 
 
-def portable_input_schema(spec: ToolSpec) -> dict[str, Any]:
+def portable_input_schema(spec: ToolSpec, *, local_files: bool = True) -> dict[str, Any]:
     """The upstream schema as portable JSON Schema: RunComfy-only keys become words in descriptions, for the
-    fields of objects inside arrays as for the top-level ones."""
+    fields of objects inside arrays as for the top-level ones. `local_files`: whether media may be given as a local
+    file's path (not over HTTP, where the server reads no file of its host)."""
     schema = copy.deepcopy(spec.input_schema)
     schema.pop("title", None)  # the tool's own title says it
     schema["additionalProperties"] = False
-    _portable_fields(schema, spec, top=True)
+    _portable_fields(schema, spec, top=True, media_help=MEDIA_INPUT_HELP if local_files else REMOTE_MEDIA_INPUT_HELP)
     return schema
 
 
-def _portable_fields(holder: dict[str, Any], spec: ToolSpec, *, top: bool) -> None:
+def _portable_fields(holder: dict[str, Any], spec: ToolSpec, *, top: bool, media_help: str) -> None:
     required = set(holder.get("required", []))
     for name, prop in holder["properties"].items():
         if not isinstance(prop, dict):
             continue
         doc = spec.property_docs.get(name, PropertyDoc()) if top else PropertyDoc()
         formats = spec.accepted_formats.get(name) if top else None
-        _portable_field(prop, required=name in required, doc=doc.description, formats=formats)
+        _portable_field(prop, required=name in required, doc=doc.description, formats=formats, media_help=media_help)
         for inner in (prop, prop.get("items")):
             if isinstance(inner, dict) and isinstance(inner.get("properties"), dict):
-                _portable_fields(inner, spec, top=False)
+                _portable_fields(inner, spec, top=False, media_help=media_help)
 
 
-def _portable_field(prop: dict[str, Any], *, required: bool, doc: str | None, formats: Sequence[str] | None) -> None:
+def _portable_field(
+    prop: dict[str, Any], *, required: bool, doc: str | None, formats: Sequence[str] | None, media_help: str
+) -> None:
     kind = media_kind(prop)
     if required and "default" in prop:
         _default_to_example(prop, kind is not None)
@@ -327,7 +331,7 @@ def _portable_field(prop: dict[str, Any], *, required: bool, doc: str | None, fo
         if rule_words:
             each = f" (each {kind})" if isinstance(items, dict) else ""
             sentences.append(f"{kind.capitalize()} rules{each}: {rule_words}.")
-        sentences.append(MEDIA_INPUT_HELP.format(kind=kind))
+        sentences.append(media_help)
     text = " ".join(s.strip() for s in sentences if s and s.strip())
     if text:
         prop["description"] = text

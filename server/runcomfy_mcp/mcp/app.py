@@ -35,8 +35,8 @@ INSTRUCTIONS = (
 
 def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
     """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
-    resources = RunComfyResources(tools.specs, tools.services, tools.media_domains)
-    prompts = RunComfyPrompts(tools.services)
+    resources = RunComfyResources(tools.specs, tools.services, tools.media_domains, tools.local_files)
+    prompts = RunComfyPrompts(tools.services, local_files=tools.local_files)
     identity = identity or CallerIdentity(http=False)
 
     async def list_tools(

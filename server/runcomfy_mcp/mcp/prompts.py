@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,7 +55,7 @@ PROMPTS = (
         "Animate an image",
         "Turn a photo or picture into a short video clip.",
         (
-            ("image", "The image: a public https:// URL, or a local file's path.", True),
+            ("image", "The image: a public https:// URL, or a local file's path.", True),  # see REMOTE_IMAGE
             ("motion", "What should happen in the clip.", True),
             ("model", "A model id (optional; completion offers the catalog's).", False),
         ),
@@ -110,10 +111,20 @@ PROMPTS = (
 )
 
 
+# Over HTTP the server reads no local file, so a person is never invited to give one.
+REMOTE_IMAGE = ("image", "The image: a public https:// URL, or a data: URI.", True)
+
+
+def _without_local_files(prompt: PromptSpec) -> PromptSpec:
+    arguments = tuple(REMOTE_IMAGE if a[0] == "image" else a for a in prompt.arguments)
+    return dataclasses.replace(prompt, arguments=arguments)
+
+
 class RunComfyPrompts:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, local_files: bool = True) -> None:
+        """`local_files`: whether an image may be named by a local path (stdio) and is described so."""
         self.services = services
-        self.prompts = {p.name: p for p in PROMPTS}
+        self.prompts = {p.name: p if local_files else _without_local_files(p) for p in PROMPTS}
 
     def all(self) -> list[types.Prompt]:
         return [p.as_prompt() for p in self.prompts.values()]

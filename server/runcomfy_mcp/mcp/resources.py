@@ -23,10 +23,17 @@ JSON = "application/json"
 
 
 class RunComfyResources:
-    def __init__(self, specs: Mapping[str, ToolSpec], services: Services, media_domains: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, ToolSpec],
+        services: Services,
+        media_domains: Sequence[str] = (),
+        local_files: bool = True,
+    ) -> None:
         self.specs = specs
         self.services = services
         self.media_domains = media_domains  # where the player may load outputs from
+        self.local_files = local_files  # whether the schemas offer local paths for media
 
     def templates(self) -> list[types.ResourceTemplate]:
         return [
@@ -83,7 +90,7 @@ class RunComfyResources:
                     {
                         "model_id": spec.model_id,
                         "tool": spec.tool_name,
-                        "input_schema": portable_input_schema(spec),
+                        "input_schema": portable_input_schema(spec, local_files=self.local_files),
                         "upstream_input_schema": spec.input_schema,
                         "output_schema": spec.output_schema,
                     },

@@ -114,10 +114,12 @@ class RunComfyTools:
         notice: str | None = None,
         prices: Mapping[str, Price] | None = None,
         media_domains: Sequence[str] = (),
+        local_files: bool = True,
     ) -> None:
         """`prices`: known prices by model id, stated in the model tools' descriptions. `media_domains`: where the
         player may load outputs from."""
         self.media_domains = media_domains
+        self.local_files = local_files  # whether media may be named by a local path (stdio), and so described
         specs = list(specs)
         self.specs = {spec.tool_name: spec for spec in specs}
         self._prices = prices or {}
@@ -162,7 +164,7 @@ class RunComfyTools:
                 name=spec.tool_name,
                 title=spec.title,
                 description=description,
-                input_schema=portable_input_schema(spec),
+                input_schema=portable_input_schema(spec, local_files=self.local_files),
                 # no output schema: a submit's answer is small and its text says it all; 5+ copies cost every turn
                 _meta=PLAYER_META,
                 annotations=hints(read_only=False, destructive=False, idempotent=False),
