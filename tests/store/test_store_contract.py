@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from runcomfy_mcp.domain.grants import Grant, IssuedCode, IssuedToken, PendingAuthorization, TokenKind
 from runcomfy_mcp.domain.pricing import Estimate
 from runcomfy_mcp.domain.spending import LedgerRow, Usage
 from runcomfy_mcp.errors import SpendLimitError, StoreError
@@ -165,7 +166,7 @@ async def test_an_old_sqlite_history_is_migrated_forward(tmp_path: Path) -> None
     finally:
         await store.aclose()
     with sqlite3.connect(path) as reopened:
-        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
@@ -178,7 +179,156 @@ async def test_replicas_starting_together_migrate_once(database_url: str) -> Non
 
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             version = await (await conn.execute("SELECT version FROM schema_version")).fetchall()
-        assert version == [(2,)]
+        assert version == [(3,)]
     finally:
         for opened in stores:
             await opened.aclose()
+
+
+# ------------------------------------------------------------------ OAuth grants
+
+
+def _pending(request_id: str = "req-1", expires_at: float = 2_000.0) -> PendingAuthorization:
+    return PendingAuthorization(
+        request_id=request_id,
+        client_id="app-1",
+        redirect_uri="http://127.0.0.1:9/cb",
+        redirect_uri_explicit=True,
+        code_challenge="challenge",
+        state="s",
+        scopes=("a", "b"),
+        resource="https://mcp.example/mcp",
+        csrf="csrf-1",
+        expires_at=expires_at,
+    )
+
+
+def _grant(grant_id: str = "g1", owner: str = "key:abc") -> Grant:
+    return Grant(grant_id, "app-1", "App", "sealed", owner, created_at=1_000.0)
+
+
+def _code(grant_id: str = "g1", code_hash: str = "c" * 64, expires_at: float = 2_000.0) -> IssuedCode:
+    return IssuedCode(code_hash, grant_id, "app-1", "http://127.0.0.1:9/cb", True, "challenge", ("a",), "r", expires_at)
+
+
+def _token(
+    token_hash: str, kind: TokenKind = "access", grant_id: str = "g1", expires_at: float = 5_000.0
+) -> IssuedToken:
+    return IssuedToken(token_hash, kind, grant_id, "app-1", ("a",), "https://mcp.example/mcp", expires_at)
+
+
+async def test_a_grant_opens_once_from_its_pending_request(store: Store) -> None:
+    await store.save_pending(_pending())
+    assert await store.pending("req-1", now=1_000.0) == _pending()
+    assert await store.pending("req-1", now=2_001.0) is None  # expired
+    assert await store.count_try("req-1") == 1 and await store.count_try("req-1") == 2
+    assert (await store.pending("req-1", now=1_000.0)).tries == 2  # type: ignore[union-attr]
+    assert await store.open_grant("req-1", _grant(), _code(), now=1_000.0) is True
+    assert await store.open_grant("req-1", _grant("g2"), _code("g2", "d" * 64), now=1_000.0) is False  # sent twice
+    assert await store.pending("req-1", now=1_000.0) is None and await store.count_try("req-1") == 0
+    assert await store.code("c" * 64) == _code() and await store.code("d" * 64) is None
+    assert [g.grant_id for g in await store.grants()] == ["g1"]
+
+
+async def test_an_expired_pending_request_opens_nothing(store: Store) -> None:
+    await store.save_pending(_pending(expires_at=1_500.0))
+    assert await store.open_grant("req-1", _grant(), _code(), now=1_600.0) is False
+    assert await store.grants() == []
+
+
+async def test_a_code_is_redeemed_once_by_racing_handles(make_store: object) -> None:
+    stores: list[Store] = [make_store(), make_store()]  # type: ignore[operator]
+    try:
+        await stores[0].save_pending(_pending())
+        await stores[0].open_grant("req-1", _grant(), _code(), now=1_000.0)
+        won: list[int] = []
+
+        async def redeem(i: int) -> None:
+            tokens = [_token(f"{i:064d}"), _token(f"{i + 100:064d}", "refresh")]
+            if await stores[i % 2].redeem_code("c" * 64, tokens, now=1_100.0):
+                won.append(i)
+
+        async with anyio.create_task_group() as group:
+            for i in range(10):
+                group.start_soon(redeem, i)
+        assert len(won) == 1
+        found = await stores[1].token(f"{won[0]:064d}")
+        assert found is not None and found[0] == _token(f"{won[0]:064d}") and found[1].grant_id == "g1"
+        assert (await stores[0].code("c" * 64)).used_at == 1_100.0  # type: ignore[union-attr]
+        assert await stores[0].token(f"{(won[0] + 1) % 10:064d}") is None  # the losers' tokens were never stored
+    finally:
+        for opened in stores:
+            await opened.aclose()
+
+
+async def test_an_expired_code_or_an_ended_grant_redeems_nothing(store: Store) -> None:
+    await store.save_pending(_pending())
+    await store.open_grant("req-1", _grant(), _code(expires_at=1_200.0), now=1_000.0)
+    assert await store.redeem_code("c" * 64, [_token("t" * 64)], now=1_300.0) is False
+    await store.save_pending(_pending("req-2"))
+    await store.open_grant("req-2", _grant("g2"), _code("g2", "d" * 64), now=1_000.0)
+    assert await store.revoke_grant("g2", now=1_100.0) is True
+    assert await store.redeem_code("d" * 64, [_token("u" * 64, grant_id="g2")], now=1_100.0) is False
+    assert await store.token("t" * 64) is None and await store.token("u" * 64) is None
+
+
+async def test_a_refresh_token_rotates_once_by_racing_handles(make_store: object) -> None:
+    stores: list[Store] = [make_store(), make_store()]  # type: ignore[operator]
+    try:
+        await stores[0].save_pending(_pending())
+        await stores[0].open_grant("req-1", _grant(), _code(), now=1_000.0)
+        await stores[0].redeem_code("c" * 64, [_token("a" * 64), _token("r" * 64, "refresh")], now=1_000.0)
+        won: list[int] = []
+
+        async def rotate(i: int) -> None:
+            if await stores[i % 2].rotate_refresh("r" * 64, [_token(f"{i:064d}", "refresh")], now=1_100.0):
+                won.append(i)
+
+        async with anyio.create_task_group() as group:
+            for i in range(10):
+                group.start_soon(rotate, i)
+        assert len(won) == 1
+        spent = await stores[1].token("r" * 64)
+        assert spent is not None and spent[0].spent_at == 1_100.0  # kept, so presenting it again is noticed
+        assert await stores[0].rotate_refresh("a" * 64, [], now=1_100.0) is False  # an access token never rotates
+        assert await stores[0].rotate_refresh(f"{won[0]:064d}", [], now=6_000.0) is False  # expired
+    finally:
+        for opened in stores:
+            await opened.aclose()
+
+
+async def test_revoking_a_grant_ends_it_for_every_handle(make_store: object) -> None:
+    stores: list[Store] = [make_store(), make_store()]  # type: ignore[operator]
+    try:
+        for name, owner in (("g1", "key:alice"), ("g2", "key:bob")):
+            await stores[0].save_pending(_pending(f"req-{name}"))
+            await stores[0].open_grant(f"req-{name}", _grant(name, owner), _code(name, name * 32), now=1_000.0)
+            await stores[0].redeem_code(name * 32, [_token(name * 32 + "t" * 60, grant_id=name)], now=1_000.0)
+        assert [g.grant_id for g in await stores[1].grants(token_owner="key:alice")] == ["g1"]
+        assert await stores[1].revoke_grant("g1", now=1_500.0) is True
+        assert await stores[0].token("g1" * 32 + "t" * 60) is None  # the other handle's very next read
+        assert await stores[0].token("g2" * 32 + "t" * 60) is not None
+        assert await stores[0].code("g1" * 32) is None
+        assert await stores[0].revoke_grant("g1", now=1_600.0) is False
+        assert [g.grant_id for g in await stores[0].grants()] == ["g2"]
+        assert await stores[0].grants(token_owner="key:alice") == []
+    finally:
+        for opened in stores:
+            await opened.aclose()
+
+
+async def test_apps_are_kept_and_what_expired_is_pruned(store: Store) -> None:
+    await store.save_client("used", '{"client_id": "used"}', created_at=0.0)
+    await store.save_client("idle", '{"client_id": "idle"}', created_at=0.0)
+    await store.save_client("new", '{"client_id": "new"}', created_at=9_000.0)
+    await store.save_client("new", '{"client_id": "new", "client_name": "N"}', created_at=9_500.0)
+    assert await store.client("new") == '{"client_id": "new", "client_name": "N"}'
+    await store.save_pending(_pending(expires_at=9_999.0))
+    await store.open_grant("req-1", Grant("g1", "used", "U", "s", "o", 1.0), _code(expires_at=5_000.0), now=1.0)
+    await store.redeem_code("c" * 64, [_token("x" * 64, expires_at=5_000.0)], now=1.0)
+    await store.save_pending(_pending("req-old", expires_at=5_000.0))
+    await store.prune_grants(now=10_000.0, unused_client_s=3_600.0)
+    assert await store.client("idle") is None and await store.client("used") and await store.client("new")
+    assert await store.pending("req-old", now=0.0) is None
+    assert await store.code("c" * 64) is None and await store.token("x" * 64) is None
+    assert [g.grant_id for g in await store.grants()] == ["g1"]  # a grant outlives its tokens

@@ -13,11 +13,14 @@ from typing import Any, Protocol
 
 from runcomfy_mcp.domain.spending import LedgerRow
 from runcomfy_mcp.domain.views import HistoryStatus, JobRecord
+from runcomfy_mcp.store.grants import GrantStore
 
 LedgerCheck = Callable[[list[LedgerRow]], None]
 
 
-class Store(Protocol):
+class Store(GrantStore, Protocol):
+    """The job history, and the OAuth grants kept beside it (`GrantStore`)."""
+
     async def record_submission(
         self,
         *,

@@ -27,6 +27,8 @@ from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
 from runcomfy_mcp.store.dsn import dsn_password, dsn_secrets, scrub
+from runcomfy_mcp.store.grants import POSTGRES_TABLES
+from runcomfy_mcp.store.postgres_grants import PostgresGrants
 from runcomfy_mcp.store.records import (
     insert_statement,
     insert_values,
@@ -41,7 +43,7 @@ Pool = AsyncConnectionPool[Any]
 _QUOTED = re.compile(r'"[^"]*"')  # what libpq quotes back: a piece of the URL, a host, a user
 _SERVER_PREFIX = re.compile(r'^(?:connection failed: )?(?:connection to server at "…", port \d+ failed: )?')
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS: dict[int, list[str]] = {
     # version 1: the history as the SQLite backend has it since spending limits (its version 2)
     1: [
@@ -65,6 +67,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # version 2: unfinished jobs found fast, for the active-jobs limit across replicas
     2: ["CREATE INDEX jobs_unfinished ON jobs (owner) WHERE status IN ('in_queue', 'in_progress', 'outcome_unknown')"],
+    # version 3: OAuth apps, grants, codes and tokens, so every replica honours (and revokes) the same grants
+    3: POSTGRES_TABLES,
 }
 
 
@@ -74,7 +78,7 @@ FORM = (
 )
 
 
-class PostgresStore:
+class PostgresStore(PostgresGrants):
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self._url = url
         self._secrets = dsn_secrets(url)

@@ -22,6 +22,7 @@ from runcomfy_mcp.domain.spending import LedgerRow
 from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
+from runcomfy_mcp.store.grants import SQLITE_TABLES
 from runcomfy_mcp.store.records import (
     insert_statement,
     insert_values,
@@ -31,6 +32,7 @@ from runcomfy_mcp.store.records import (
     update_statement,
     update_values,
 )
+from runcomfy_mcp.store.sqlite_grants import SQLiteGrants
 
 T = TypeVar("T")
 
@@ -55,17 +57,18 @@ CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC)
 """
 
 # Forward migrations: user_version N → N + 1. A file of any earlier version is brought up at open.
-_MIGRATIONS: dict[int, str] = {
-    1: "ALTER TABLE jobs ADD COLUMN estimated_cost REAL",  # spending limits (version 1 had none)
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE jobs ADD COLUMN estimated_cost REAL"],  # spending limits (version 1 had none)
+    2: SQLITE_TABLES,  # OAuth apps, grants, codes and tokens
 }
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
     return ledger_rows(connection.execute(ledger_statement("?"), (owner, since)).fetchall())
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteGrants):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
@@ -119,12 +122,13 @@ class SQLiteStore:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             fresh = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
             if fresh:
-                for statement in _SCHEMA.split(";"):
+                for statement in [*_SCHEMA.split(";"), *SQLITE_TABLES]:
                     if statement.strip():
                         connection.execute(statement)
             else:
                 for step in range(max(version, 1), SCHEMA_VERSION):
-                    connection.execute(_MIGRATIONS[step])
+                    for statement in _MIGRATIONS[step]:
+                        connection.execute(statement)
             # never lower: a newer release may have migrated further, and its additions keep this one working
             connection.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
             connection.execute("COMMIT")
