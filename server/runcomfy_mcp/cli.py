@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from runcomfy_mcp import __version__
 from runcomfy_mcp.errors import SetupError, SpecError
+from runcomfy_mcp.hosting import check_oauth, http_app, is_loopback, public_url
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.runtime import Runtime, Serving, open_runtime
@@ -34,16 +36,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "demo", "models", "install", "uninstall"],
+        choices=["serve", "demo", "models", "install", "uninstall", "oauth-key"],
         default="serve",
         help="serve (default): run the MCP server; demo: a walkthrough against the sandbox, offline; "
         "models search|show|add: browse the catalog, make a model a tool (see 'models --help'); "
-        "install|uninstall CLIENT: add this server to claude-desktop, claude-code, cursor or vscode",
+        "install|uninstall CLIENT: add this server to claude-desktop, claude-code, cursor or vscode; "
+        "oauth-key: print a new key for RUNCOMFY_OAUTH_KEY",
     )
     parser.add_argument("--sandbox", action="store_true", help="simulate the RunComfy API locally (no token, no cost)")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument(
+        "--auth",
+        choices=["runcomfy-token", "oauth"],
+        help="HTTP mode: oauth (the one to expose): people connect once on a consent page and apps get this server's "
+        "own short-lived tokens; runcomfy-token (the default): each caller sends their RunComfy token as the bearer "
+        "token and it is forwarded, for trusted setups and loopback development (overrides RUNCOMFY_AUTH)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="with --auth oauth: the https origin people reach this server at (overrides RUNCOMFY_PUBLIC_URL)",
+    )
     parser.add_argument(
         "--shared-token",
         action="store_true",
@@ -82,6 +96,10 @@ def build_settings(args: argparse.Namespace) -> Settings:
         overrides["tool_specs_dir"] = args.tool_specs_dir
     if args.sandbox:
         overrides["sandbox"] = True
+    if args.auth:
+        overrides["auth"] = args.auth
+    if args.public_url:
+        overrides["public_url"] = args.public_url
     return Settings(**overrides)
 
 
@@ -97,6 +115,11 @@ def configure_logging(level: str, redactor: Redactor) -> None:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     notice = None
+    oauth_url = None
+    if settings.auth == "oauth":
+        keys = settings.oauth_keys()
+        check_oauth(transport=args.transport, shared_token=args.shared_token, sandbox=settings.sandbox, keys=keys)
+        oauth_url = public_url(settings.public_url, args.host, args.port)
     async with AsyncExitStack() as stack:
         if settings.sandbox:
             from runcomfy_mcp.sandbox.runner import NOTICE, sandboxed
@@ -105,10 +128,10 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
             notice = NOTICE
         serving: Serving = "stdio" if args.transport == "stdio" else "http"
         runtime = await stack.enter_async_context(open_runtime(settings, serving=serving, notice=notice))
-        describe_startup(runtime, args)
+        describe_startup(runtime, args, oauth_url)
         # The sandbox charges nothing: a caller without a token shares the simulator's, in one history of their own.
         shared_token = args.shared_token or settings.sandbox
-        identity = CallerIdentity(http=args.transport == "http", shared_token=shared_token)
+        identity = CallerIdentity(http=args.transport == "http", shared_token=shared_token, oauth=oauth_url is not None)
         server = build_server(runtime.tools, identity)
         if args.transport == "stdio":
             from mcp.server.stdio import stdio_server
@@ -119,24 +142,33 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
             import uvicorn
 
             stateless = args.stateless or settings.history_database_url() is not None
-            app = server.streamable_http_app(
-                host=args.host, transport_security=transport_security(args), stateless_http=stateless
+            app = http_app(
+                runtime,
+                server,
+                oauth_url=oauth_url,
+                host=args.host,
+                transport_security=transport_security(args, oauth_url),
+                stateless=stateless,
             )
             config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
             await uvicorn.Server(config).serve()
 
 
-def transport_security(args: argparse.Namespace) -> TransportSecuritySettings:
+def transport_security(args: argparse.Namespace, public: str | None = None) -> TransportSecuritySettings:
     """Host and Origin checks stay on whatever the bind address, so a web page cannot drive the server."""
     hosts = {"127.0.0.1", "localhost", "[::1]", args.host if ":" not in args.host else f"[{args.host}]"}
     allowed_hosts = [f"{h}:*" for h in sorted(hosts)] + list(args.allowed_host)
     allowed_origins = [f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts]
+    if public:  # behind a reverse proxy, requests name the public host
+        netloc = urlsplit(public).netloc
+        allowed_hosts += [netloc] if ":" in netloc.rsplit("]", 1)[-1] else [netloc, f"{netloc}:*"]
+        allowed_origins.append(public)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
     )
 
 
-def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
+def describe_startup(runtime: Runtime, args: argparse.Namespace, oauth_url: str | None = None) -> None:
     where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
     logger.info(
         "runcomfy-mcp %s serving %d tools over %s; API %s",
@@ -145,7 +177,21 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace) -> None:
         where,
         runtime.settings.base_url,
     )
-    if args.transport == "http":
+    if args.transport == "http" and oauth_url is not None:
+        logger.info(
+            "HTTP mode with OAuth: connect apps to %s/mcp; people allow them once on %s/consent with their RunComfy "
+            "token (checked with RunComfy, sealed at rest); apps get this server's own tokens, never forwarded",
+            oauth_url,
+            oauth_url,
+        )
+    elif args.transport == "http":
+        if not is_loopback(args.host):
+            logger.warning(
+                "HTTP on %s without --auth oauth: callers' RunComfy tokens travel as bearer tokens and are forwarded "
+                "to RunComfy (the MCP specification forbids this passthrough on a server others reach). Use --auth "
+                "oauth with --public-url behind TLS, unless every caller is trusted",
+                args.host,
+            )
         if runtime.settings.sandbox:
             callers = (
                 "any 'Authorization: Bearer <token>' works (sandbox) and each token keeps its own history; callers "
@@ -191,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         raise SystemExit(install_cli.main(rest, remove=command == "uninstall"))
     args = parse_args(argv)
+    if args.command == "oauth-key":
+        from runcomfy_mcp.core.sealing import new_key
+
+        print(new_key())  # asked for: the key is this command's output
+        raise SystemExit(0)
     settings = _settings_or_exit(lambda: build_settings(args))
     if args.command == "demo":
         from runcomfy_mcp.demo import run_demo

@@ -25,6 +25,7 @@
     ├── StoreError                    the job history could not be read or written (SQLite or PostgreSQL)
     ├── SpendLimitError               a job refused by a spending limit; nothing was sent
     ├── ConsentError                  a job above the confirmation threshold was not confirmed
+    ├── AuthorizationRefusedError     the OAuth consent page could not grant access (.final: start again)
     ├── BalanceTooLowError            the balance is below the job's estimate; nothing was sent
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
@@ -199,6 +200,14 @@ class SpendLimitError(RunComfyError):
 
 class ConsentError(RunComfyError):
     """Declined, cancelled, unanswered, or no way to ask: in every case nothing was sent."""
+
+
+class AuthorizationRefusedError(RunComfyError):
+    """The person's answer on the consent page granted nothing; `final` when this sign-in cannot be retried."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 class BalanceTooLowError(RunComfyError):

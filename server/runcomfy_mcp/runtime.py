@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import httpx
 
     from runcomfy_mcp.core.catalog import Catalog
+    from runcomfy_mcp.core.grants import GrantService
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.media.guarded_http import Resolver
     from runcomfy_mcp.media.sources import MediaPolicy
@@ -48,6 +49,7 @@ class Runtime:
     settings: Settings
     redactor: Redactor
     tools: RunComfyTools
+    services: Services
 
 
 Serving = Literal["stdio", "http"]
@@ -91,6 +93,8 @@ class Services:
         self._client: RunComfyClient | None = None
         self._jobs: JobService | None = None
         self._catalog: Catalog | None = None
+        self._store: Store | None = None
+        self._grants: GrantService | None = None
         self._clients: list[httpx.AsyncClient] = []
 
     def set_tools(self, specs: Sequence[ToolSpec]) -> None:
@@ -231,11 +235,47 @@ class Services:
         return JobService(
             self.client(),
             InputPreparer(loader),
-            store=open_store(settings),
+            store=self.store(),
             delivery=OutputDelivery(downloader, previewer),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
             wallet=wallet,
         )
+
+    def store(self) -> Store:
+        """One store for the history and the OAuth grants: one pool of connections per process."""
+        if self._store is None:
+            self._store = open_store(self._settings)
+        return self._store
+
+    def grants(self) -> GrantService:
+        """OAuth grants (HTTP with --auth oauth): kept in the history store, tokens checked with the balance call."""
+        if self._grants is None:
+            from runcomfy_mcp.core.grants import GrantService
+            from runcomfy_mcp.core.sealing import Sealer
+
+            account = self.account()
+
+            async def check(token: str) -> object:
+                return await account.balance(token=token)
+
+            self._grants = GrantService(self.store(), Sealer(self._settings.oauth_keys()), check)
+        return self._grants
+
+    def client_documents_http(self) -> httpx.AsyncClient:
+        """For OAuth Client ID Metadata Documents: public https hosts only, through the guarded network."""
+        import httpx
+
+        from runcomfy_mcp.media.guarded_http import GuardedNetwork, GuardedTransport, resolve_host
+
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=4)
+        transport = self._media_transport or GuardedTransport(
+            GuardedNetwork(self._resolver or resolve_host, allow_private=False, inner=self._network), limits
+        )
+        http = httpx.AsyncClient(
+            timeout=self._timeout(), transport=transport, headers=USER_AGENT, trust_env=False, follow_redirects=False
+        )
+        self._clients.append(http)
+        return http
 
     def account(self) -> AccountClient:
         """The account API (the balance): the Model API client's plumbing at the account API's URL."""
@@ -247,8 +287,8 @@ class Services:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
-        if self._jobs is not None:
-            await self._jobs.store.aclose()
+        if self._store is not None:
+            await self._store.aclose()
 
 
 USER_AGENT = {"User-Agent": f"runcomfy-mcp/{__version__}"}
@@ -363,6 +403,6 @@ async def open_runtime(
             media_domains=settings.player_media_domains(),
             local_files=reads_local_files(serving),
         )
-        yield Runtime(settings=settings, redactor=redactor, tools=tools)
+        yield Runtime(settings=settings, redactor=redactor, tools=tools, services=services)
     finally:
         await services.aclose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -99,6 +101,23 @@ class Settings(BaseSettings):
     confirm_above_usd: float | None = Field(
         default=None, ge=0, description="Ask the person (elicitation) before a job estimated above this."
     )
+    auth: Literal["runcomfy-token", "oauth"] = Field(
+        default="runcomfy-token",
+        description="HTTP mode: 'oauth' makes the server an OAuth 2.1 protected resource with its own authorization "
+        "server (people connect once on a consent page); 'runcomfy-token' takes each caller's RunComfy token as the "
+        "bearer credential and forwards it (trusted setups and loopback development only).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="With oauth: the server's external origin (https://host[:port]), its issuer and resource "
+        "identifier; default http://127.0.0.1:PORT when bound to loopback.",
+    )
+    oauth_key: SecretStr | None = Field(
+        default=None,
+        description="With oauth: the Fernet key that seals people's RunComfy tokens at rest (`runcomfy-mcp "
+        "oauth-key` makes one); several, comma-separated, to rotate (the first seals, all open). Every replica "
+        "needs the same.",
+    )
     sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")
     sandbox_time_scale: float = Field(default=1.0, gt=0, description="Sandbox job durations × this (1 = ~10 s).")
 
@@ -117,6 +136,25 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"RUNCOMFY_BASE_URL and RUNCOMFY_ACCOUNT_URL must start with http(s)://, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"RUNCOMFY_PUBLIC_URL must be an http(s) URL, got {value!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                "RUNCOMFY_PUBLIC_URL must be the server's origin, like https://mcp.example.com, without a path: "
+                f"{value!r}"
+            )
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    def oauth_keys(self) -> list[str]:
+        secret = self.oauth_key.get_secret_value() if self.oauth_key else ""
+        return [k.strip() for k in secret.split(",") if k.strip()]
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

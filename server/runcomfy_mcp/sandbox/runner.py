@@ -50,6 +50,11 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
         video_maker=_video,
         state=state,
     )
+    update: dict[str, object] = {}
+    if settings.auth == "oauth" and not settings.oauth_keys():
+        from runcomfy_mcp.core.sealing import new_key
+
+        update["oauth_key"] = SecretStr(new_key())  # for this run only: its grants end with it
     async with serve_on_loopback(simulator.app()) as url:
         simulator.base_url = url
         logger.warning("SANDBOX MODE: the RunComfy API is simulated at %s; results are not real", url)
@@ -58,6 +63,13 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
             logger.info("sandbox: RUNCOMFY_DATABASE_URL is not used; a shared database never holds simulated jobs")
         # The sandbox's token is its own: a real one is never sent, even to loopback. Reading the catalog from
         # loopback costs nothing, so it is read afresh (TTL 0): a new version's models show at once.
+        # The consent page's token check reaches the simulator too, which takes any token: the whole OAuth flow
+        # runs offline.
         yield settings.model_copy(
-            update={"base_url": url, "api_token": SecretStr(f"sandbox-{secrets.token_hex(8)}"), "catalog_ttl_s": 0.0}
+            update={
+                **update,
+                "base_url": url,
+                "api_token": SecretStr(f"sandbox-{secrets.token_hex(8)}"),
+                "catalog_ttl_s": 0.0,
+            }
         )

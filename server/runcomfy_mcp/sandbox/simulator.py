@@ -117,9 +117,14 @@ class SimulatorCalls:
 
     submits: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    credentials: list[str] = field(default_factory=list)  # each request's Authorization header, as sent
 
     def count(self, method: str, path_part: str = "") -> int:
         return sum(1 for m, p in self.requests if m == method and path_part in p)
+
+    def sent_with(self, method: str, path_part: str = "") -> list[str]:
+        """The Authorization header of each such request."""
+        return [c for (m, p), c in zip(self.requests, self.credentials, strict=True) if m == method and path_part in p]
 
 
 class Simulator:
@@ -326,6 +331,7 @@ class Simulator:
 
     def _record(self, request: Request) -> None:
         self.calls.requests.append((request.method, request.url.path))
+        self.calls.credentials.append(request.headers.get("authorization", ""))
 
     async def _submit(self, request: Request) -> Response:
         self._record(request)
