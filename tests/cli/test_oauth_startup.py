@@ -74,3 +74,15 @@ def test_a_server_on_a_public_address_without_oauth_says_so(tmp_path: Path) -> N
         log.close()
     stderr = (tmp_path / "stderr").read_text()
     assert "WARNING" in stderr and "HTTP on 0.0.0.0 without --auth oauth" in stderr and "passthrough" in stderr
+
+
+def test_the_public_host_passes_the_host_and_origin_checks() -> None:
+    """Behind a reverse proxy requests name the public host; no --allowed-host is needed for it."""
+    from argparse import Namespace
+
+    from runcomfy_mcp.cli import transport_security
+
+    settings = transport_security(Namespace(host="127.0.0.1", allowed_host=[]), "https://mcp.example.com")
+    assert {"mcp.example.com", "mcp.example.com:*"} <= set(settings.allowed_hosts)
+    assert "https://mcp.example.com" in settings.allowed_origins
+    assert "evil.example" not in str(settings.allowed_hosts)
