@@ -32,6 +32,7 @@ from run import Row, row
 
 from mcp import Client, StdioServerParameters
 from runcomfy_mcp.core.jobs import PollSchedule
+from runcomfy_mcp.core.sealing import new_key
 from runcomfy_mcp.domain.media_rules import MIB
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.media.guarded_http import FetchSlots
@@ -124,7 +125,97 @@ async def section_overhead(calls: int = 300) -> list[Row]:
                     direct.append(time.perf_counter() - started)
             ours, ref = statistics.median(through[warm_up:]) * 1000, statistics.median(direct[warm_up:]) * 1000
             rows.append(row(f"get_status median, in-memory client ({mode})", ours, ref, "ms", added_max=2.0))
+        rows += await oauth_rows(url, calls // 2, sign_ins=max(1, calls // 30))
     return rows
+
+
+@asynccontextmanager
+async def http_server(url: str, oauth: bool) -> AsyncIterator[str]:
+    """The HTTP app in this process, as `--transport http` builds it (with `--auth oauth` when `oauth`); its origin."""
+    from argparse import Namespace
+
+    from runcomfy_mcp.cli import transport_security
+    from runcomfy_mcp.hosting import http_app
+    from runcomfy_mcp.mcp.callers import CallerIdentity
+    from runcomfy_mcp.sandbox.serving import serve_on_loopback
+
+    app: Any = None
+
+    async def later(scope: Any, receive: Any, send: Any) -> None:  # the app needs its own URL first
+        await app(scope, receive, send)
+
+    async with serve_on_loopback(later) as base:
+        extra = {"auth": "oauth", "oauth_key": new_key()} if oauth else {}
+        async with open_runtime(settings_for(url, **extra), serving="http") as runtime:
+            server = build_server(runtime.tools, CallerIdentity(http=True, oauth=oauth))
+            security = transport_security(Namespace(host="127.0.0.1", allowed_host=[]), base)
+            app = http_app(
+                runtime, server, oauth_url=base if oauth else None, host="127.0.0.1",
+                transport_security=security, stateless=False,
+            )  # fmt: skip
+            async with app.router.lifespan_context(app):
+                yield base
+
+
+async def sign_in(http: httpx.AsyncClient, base: str) -> str:
+    """Register, authorize, answer the consent page, exchange the code: an access token."""
+    import hashlib
+    import re
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    redirect = "http://127.0.0.1:9/callback"
+    body = {"client_name": "bench", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"}
+    client_id = (await http.post(f"{base}/register", json=body)).json()["client_id"]
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect, "code_challenge": challenge,
+             "code_challenge_method": "S256", "state": "s", "resource": f"{base}/mcp"}  # fmt: skip
+    page = await http.get((await http.get(f"{base}/authorize?{urlencode(query)}")).headers["location"])
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
+    answer = await http.post(
+        f"{base}/consent", data={**fields, "runcomfy_token": TOKEN, "decision": "allow"}, headers={"Origin": base}
+    )
+    code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+    exchange = {"grant_type": "authorization_code", "code": code, "client_id": client_id, "redirect_uri": redirect,
+                "code_verifier": verifier}  # fmt: skip
+    return str((await http.post(f"{base}/token", data=exchange)).json()["access_token"])
+
+
+async def oauth_rows(url: str, calls: int, sign_ins: int) -> list[Row]:
+    """What --auth oauth adds to a call (the token looked up in the history store, the RunComfy token unsealed),
+    against the passthrough mode; and how long a sign-in takes (registration to token, the token checked)."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    warm_up = calls // 6
+    medians: dict[bool, float] = {}
+    signing: list[float] = []
+    for oauth in (False, True):
+        async with http_server(url, oauth) as base, httpx.AsyncClient() as http:
+            bearer = TOKEN
+            if oauth:
+                for _ in range(sign_ins):
+                    started = time.perf_counter()
+                    bearer = await sign_in(http, base)
+                    signing.append(time.perf_counter() - started)
+            client_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"})
+            async with Client(streamable_http_client(f"{base}/mcp", http_client=client_http)) as client:
+                job = await client.call_tool(
+                    "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
+                )
+                request_id = (job.structured_content or {})["request_id"]
+                took: list[float] = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    await client.call_tool("get_status", {"request_id": request_id})
+                    took.append(time.perf_counter() - started)
+            medians[oauth] = statistics.median(took[warm_up:]) * 1000
+    sign_in_ms = statistics.median(signing) * 1000
+    return [
+        row("get_status median over HTTP, OAuth vs passthrough", medians[True], medians[False], "ms", added_max=2.0),
+        row("OAuth sign-in (register to token), median", sign_in_ms, None, "ms", absolute_max=250.0),
+    ]
 
 
 async def section_many_jobs(jobs: int = 500, job_seconds: float = 50.0) -> list[Row]:

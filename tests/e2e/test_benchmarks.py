@@ -21,7 +21,12 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # What each section must print in a quick run.
 SECTION_ROWS = {
     "startup": ["start-up to tools/list (stdio)"],
-    "overhead": ["get_status median, in-memory client (auto)", "get_status median, in-memory client (legacy)"],
+    "overhead": [
+        "get_status median, in-memory client (auto)",
+        "get_status median, in-memory client (legacy)",
+        "get_status median over HTTP, OAuth vs passthrough",
+        "OAuth sign-in (register to token), median",
+    ],
     "probe": ["bytes read to check a 30 MB JPEG by URL", "bytes read to check a 30 MB PNG by URL"],
     "download": [
         "8 MB download, in-process (best of 2)",

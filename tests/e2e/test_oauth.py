@@ -250,6 +250,7 @@ async def test_redirect_uris_match_exactly_but_a_loopback_port_may_change(api_ur
         other_host = await http.get(
             authorization_url(server.base, client_id, challenge, redirect_uri="http://evil.example/callback")
         )
+        plain_pkce = await http.get(authorization_url(server.base, client_id, "a" * 43, code_challenge_method="plain"))
         other_port = await http.get(
             authorization_url(server.base, client_id, challenge, redirect_uri="http://127.0.0.1:50999/callback")
         )
@@ -261,6 +262,7 @@ async def test_redirect_uris_match_exactly_but_a_loopback_port_may_change(api_ur
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"  # never redirected there
         assert "location" not in answer.headers
     assert other_port.status_code == 302 and "/consent?request=" in other_port.headers["location"]
+    assert plain_pkce.status_code == 302 and query_of(plain_pkce.headers["location"])["error"] == "invalid_request"
     assert [r.status_code for r in refused] == [400, 400, 400]
     assert all(r.json()["error"] == "invalid_redirect_uri" for r in refused)
 

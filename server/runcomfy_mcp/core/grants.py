@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from runcomfy_mcp.core.sealing import Sealer
 from runcomfy_mcp.domain.grants import (
@@ -191,7 +191,7 @@ class GrantService:
         logger.info("OAuth: %s was granted access (grant %s…)", client_name, grant_id[:8])
         return code
 
-    async def _count_refusal(self, pending: PendingAuthorization, cause: RunComfyError) -> None:
+    async def _count_refusal(self, pending: PendingAuthorization, cause: RunComfyError) -> NoReturn:
         tries = await self._store.count_try(pending.request_id)
         if tries >= MAX_CONSENT_TRIES or tries == 0:
             await self._store.discard_pending(pending.request_id)
