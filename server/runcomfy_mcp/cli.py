@@ -115,11 +115,7 @@ def configure_logging(level: str, redactor: Redactor) -> None:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     notice = None
-    oauth_url = None
-    if settings.auth == "oauth":
-        keys = settings.oauth_keys()
-        check_oauth(transport=args.transport, shared_token=args.shared_token, sandbox=settings.sandbox, keys=keys)
-        oauth_url = public_url(settings.public_url, args.host, args.port)
+    oauth_url = oauth_origin(settings, args)
     async with AsyncExitStack() as stack:
         if settings.sandbox:
             from runcomfy_mcp.sandbox.runner import NOTICE, sandboxed
@@ -152,6 +148,15 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
             )
             config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
             await uvicorn.Server(config).serve()
+
+
+def oauth_origin(settings: Settings, args: argparse.Namespace) -> str | None:
+    """With --auth oauth, the public origin, once the flags and settings are known to serve; else None."""
+    if settings.auth != "oauth":
+        return None
+    keys = settings.oauth_keys()
+    check_oauth(transport=args.transport, shared_token=args.shared_token, sandbox=settings.sandbox, keys=keys)
+    return public_url(settings.public_url, args.host, args.port)
 
 
 def transport_security(args: argparse.Namespace, public: str | None = None) -> TransportSecuritySettings:

@@ -188,7 +188,7 @@ class GrantService:
             raise AuthorizationRefusedError(
                 "This sign-in was already answered or has expired. Start connecting again from your app.", final=True
             )
-        logger.info("OAuth: %s was granted access (grant %s…)", client_name, grant_id[:8])
+        logger.info("OAuth: %r was granted access (grant %s…)", client_name, grant_id[:8])
         return code
 
     async def _count_refusal(self, pending: PendingAuthorization, cause: RunComfyError) -> NoReturn:

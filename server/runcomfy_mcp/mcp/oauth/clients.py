@@ -115,7 +115,7 @@ class ClientDirectory:
             try:
                 return await self._metadata_document(client_id)
             except ClientMetadataError as exc:
-                logger.warning("OAuth: the app %s cannot be used: %s", client_id[:200], exc)
+                logger.warning("OAuth: the app %r cannot be used: %s", client_id[:200], exc)
                 return None
         if len(client_id) > MAX_CLIENT_ID_CHARS:
             return None
