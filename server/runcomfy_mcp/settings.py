@@ -227,8 +227,8 @@ class Settings(BaseSettings):
         return self.api_token.get_secret_value() if self.api_token else None
 
     def secrets(self) -> tuple[str, ...]:
-        """What no output, log line or error may show: the token, and the database password (and the pieces of it a
-        driver may quote from a URL it cannot parse)."""
+        """What no output, log line or error may show: the token, the database password (and the pieces of it a
+        driver may quote from a URL it cannot parse), and the OAuth sealing keys."""
         token = self.token_value()
         database = self.database_url.get_secret_value() if self.database_url else None
-        return (*((token,) if token else ()), *dsn_secrets(database))
+        return (*((token,) if token else ()), *dsn_secrets(database), *self.oauth_keys())

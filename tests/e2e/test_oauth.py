@@ -16,6 +16,7 @@ from conftest import TOKEN
 from helpers import structured, text_of
 from images import make_image
 from oauth_flow import (
+    KEY,
     REDIRECT_URI,
     Connector,
     answer_consent,
@@ -76,6 +77,7 @@ async def test_a_connector_signs_in_and_runs_a_job_paid_with_the_persons_token(
     assert b"OAuth:" in logged and b"granted access" in logged  # the log was written, at DEBUG
     for secret in (TOKEN, tokens.access_token, tokens.refresh_token):
         assert secret not in shown and secret.encode() not in logged and secret.encode() not in stored
+    assert KEY.encode() not in logged and KEY.encode() not in stored
     assert b"oauth_grants" in stored
 
 
