@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import httpx
 import httpx2
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import TOKEN
 from mcp import Client
+from runcomfy_mcp.sandbox.serving import wait_for_port
 
 SCRIPT = Path(sys.executable).with_name("runcomfy-mcp")
 
@@ -32,32 +33,41 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def http_server(api_url: str, *flags: str, token: str | None = TOKEN) -> AsyncIterator[str]:
-    """The console script serving streamable HTTP on a free port; yields the /mcp URL once it answers."""
+async def http_server(
+    api_url: str,
+    *flags: str,
+    token: str | None = TOKEN,
+    env: Mapping[str, str] | None = None,
+    log: list[str] | None = None,
+    host: str = "127.0.0.1",
+    open_files: int | None = None,
+) -> AsyncIterator[str]:
+    """The console script serving streamable HTTP on a free port; yields the /mcp URL once it answers. Given a
+    `log` list, the server's log (stderr) is read into it once the server has stopped; given `open_files`, it starts
+    with that soft limit of open files (as many systems set it: 1,024)."""
     port = free_port()
-    command = [str(SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port), *flags]
-    env = server_env(api_url)
+    command = [str(SCRIPT), "--transport", "http", "--host", host, "--port", str(port), *flags]
+    if open_files is not None:
+        command = ["bash", "-c", f'ulimit -S -n {open_files} && exec "$@"', "--", *command]
+    environment = {**server_env(api_url), **(env or {})}
     if token is None:
-        del env["RUNCOMFY_API_TOKEN"]
-    process = await anyio.open_process(command, env=env, stdout=None, stderr=None)
+        del environment["RUNCOMFY_API_TOKEN"]
+    stderr = subprocess.PIPE if log is not None else None
+    process = await anyio.open_process(command, env=environment, stdout=None, stderr=stderr)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        with anyio.fail_after(20):
-            async with httpx.AsyncClient() as http:
-                while True:
-                    try:
-                        await http.get(url)
-                        break
-                    except httpx.TransportError:
-                        await anyio.sleep(0.05)
+        await wait_for_port(port, timeout_s=20)
         yield url
     finally:
         process.terminate()
         with anyio.fail_after(10):
+            if log is not None and process.stderr is not None:
+                log += (b"".join([chunk async for chunk in process.stderr])).decode(errors="replace").splitlines()
             await process.wait()
 
 
-def http_client(url: str, token: str | None, mode: str = "auto") -> Client:
+def http_client(url: str, token: str | None, mode: str = "auto", timeout_s: float = 5.0) -> Client:
     """An MCP client over streamable HTTP that sends `token` as its bearer credential."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers)), mode=mode)
+    http = httpx2.AsyncClient(headers=headers, timeout=timeout_s)
+    return Client(streamable_http_client(url, http_client=http), mode=mode)

@@ -29,6 +29,7 @@ from http_servers import free_port
 from mcp import Client
 from runcomfy_mcp.cli import transport_security
 from runcomfy_mcp.hosting import http_app
+from runcomfy_mcp.http_server import guard_sessions, transport_options
 from runcomfy_mcp.mcp.app import build_server
 from runcomfy_mcp.mcp.callers import CallerIdentity
 from runcomfy_mcp.media.guarded_http import Resolver
@@ -102,7 +103,8 @@ async def in_process(
     async with serve_on_loopback(later) as base:
         configured = Settings(base_url=api_url, auth="oauth", oauth_key=KEY, **settings)  # type: ignore[arg-type]
         async with open_runtime(configured, serving="http", media_transport=transport, resolver=resolver) as runtime:
-            server = build_server(runtime.tools, CallerIdentity(http=True, oauth=True))
+            identity = CallerIdentity(http=True, oauth=True)
+            server = build_server(runtime.tools, identity)
             flags = type("Flags", (), {"host": "127.0.0.1", "allowed_host": []})()
             later.app = http_app(
                 runtime,
@@ -111,7 +113,9 @@ async def in_process(
                 host="127.0.0.1",
                 transport_security=transport_security(flags, base),  # type: ignore[arg-type]
                 stateless=False,
+                limits=transport_options(configured, stateless=False),
             )
+            guard_sessions(server, configured, identity, stateless=False)
             async with later.app.router.lifespan_context(later.app):
                 yield OAuthServer(base, None)
 

@@ -135,7 +135,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
             async with stdio_server() as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
         else:
-            import uvicorn
+            from runcomfy_mcp.http_server import guard_sessions, serve_http, transport_options
 
             stateless = args.stateless or settings.history_database_url() is not None
             app = http_app(
@@ -145,9 +145,10 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
                 host=args.host,
                 transport_security=transport_security(args, oauth_url),
                 stateless=stateless,
+                limits=transport_options(settings, stateless),
             )
-            config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
-            await uvicorn.Server(config).serve()
+            guard_sessions(server, settings, identity, stateless)
+            await serve_http(app, settings, args.host, args.port)
 
 
 def oauth_origin(settings: Settings, args: argparse.Namespace) -> str | None:

@@ -74,10 +74,14 @@ def http_app(
     host: str,
     transport_security: TransportSecuritySettings,
     stateless: bool,
+    limits: dict[str, Any],
 ) -> Starlette:
-    """The streamable HTTP app; with `oauth_url` (the public origin), protected by OAuth."""
+    """The streamable HTTP app; with `oauth_url` (the public origin), protected by OAuth. `limits` are the options
+    the SDK's transport applies itself (body size, sessions)."""
     if oauth_url is None:
-        return server.streamable_http_app(host=host, transport_security=transport_security, stateless_http=stateless)
+        return server.streamable_http_app(
+            host=host, transport_security=transport_security, stateless_http=stateless, **limits
+        )
     from runcomfy_mcp.mcp.oauth.clients import ClientDirectory
     from runcomfy_mcp.mcp.oauth.connections_page import ConnectionsPage
     from runcomfy_mcp.mcp.oauth.consent_page import ConsentPage
@@ -99,4 +103,5 @@ def http_app(
         host=host,
         transport_security=transport_security,
         stateless=stateless,
+        limits=limits,
     )

@@ -118,6 +118,39 @@ class Settings(BaseSettings):
         "oauth-key` makes one); several, comma-separated, to rotate (the first seals, all open). Every replica "
         "needs the same.",
     )
+    http_max_body_mb: float = Field(
+        default=70.0,
+        gt=0,
+        description="HTTP mode: the largest request body (MiB); 70 leaves room around the 64 MiB a RunComfy request "
+        "may carry inline.",
+    )
+    http_max_connections: int = Field(default=1000, ge=1, description="HTTP mode: open connections, all clients.")
+    http_connections_per_address: int = Field(
+        default=64, ge=1, description="HTTP mode: open connections from one address (trusted proxies excepted)."
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="HTTP mode: time a client has to send a request's headers."
+    )
+    http_body_timeout_s: float = Field(
+        default=120.0, gt=0, description="HTTP mode: time a client has to send a request's body, once its headers came."
+    )
+    http_trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="HTTP mode: addresses of reverse proxies, comma-separated: their X-Forwarded-For names the client, "
+        "and their connections are not limited per address.",
+    )
+    http_max_sessions: int = Field(
+        default=1000, ge=1, description="HTTP mode (with sessions): open MCP sessions, all callers."
+    )
+    http_sessions_per_caller: int = Field(
+        default=16, ge=1, description="HTTP mode (with sessions): open MCP sessions one caller (one token) may hold."
+    )
+    http_sessions_per_address: int = Field(
+        default=64, ge=1, description="HTTP mode (with sessions): open MCP sessions from one client address."
+    )
+    http_session_idle_s: float = Field(
+        default=600.0, gt=0, description="HTTP mode (with sessions): a session with no request for this long is closed."
+    )
     sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")
     sandbox_time_scale: float = Field(default=1.0, gt=0, description="Sandbox job durations × this (1 = ~10 s).")
 

@@ -6,8 +6,6 @@ The console script is run as a team would run it, and everything it writes (resu
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -15,30 +13,11 @@ import pytest
 
 from conftest import TOKEN
 from helpers import text_of
-from http_servers import SCRIPT, free_port, http_client, server_env
-from runcomfy_mcp.sandbox.serving import wait_for_port
+from http_servers import SCRIPT, free_port, http_client, http_server, server_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 PASSWORD = "hunter2-Swordfish"
-
-
-@asynccontextmanager
-async def logged_http_server(api_url: str, **env: str) -> AsyncIterator[tuple[str, list[str]]]:
-    """The console script over HTTP; yields its /mcp URL and, once it has stopped, the lines of its log."""
-    port = free_port()
-    command = [str(SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
-    process = await anyio.open_process(command, env=server_env(api_url, **env), stdout=None, stderr=subprocess.PIPE)
-    log: list[str] = []
-    try:
-        await wait_for_port(port, timeout_s=20)
-        yield f"http://127.0.0.1:{port}/mcp", log
-    finally:
-        process.terminate()
-        assert process.stderr is not None
-        with anyio.fail_after(10):
-            log += (b"".join([chunk async for chunk in process.stderr])).decode(errors="replace").splitlines()
-            await process.wait()
 
 
 def test_a_database_url_without_the_driver_is_refused_at_start(tmp_path: Path) -> None:
@@ -69,8 +48,9 @@ def test_a_database_url_without_the_driver_is_refused_at_start(tmp_path: Path) -
 )
 async def test_a_database_that_cannot_be_used_never_shows_its_password(api_url: str, url: str) -> None:
     url = url.format(port=free_port())
+    log: list[str] = []
     async with (
-        logged_http_server(api_url, RUNCOMFY_DATABASE_URL=url) as (mcp_url, log),
+        http_server(api_url, env={"RUNCOMFY_DATABASE_URL": url}, log=log) as mcp_url,
         http_client(mcp_url, TOKEN) as client,
     ):
         with anyio.fail_after(5):  # at once, not after a pool's 15 s

@@ -61,6 +61,7 @@ def oauth_app(
     host: str,
     transport_security: TransportSecuritySettings,
     stateless: bool,
+    limits: dict[str, Any],
 ) -> Starlette:
     # From strings, so the issuer stays a bare origin without a trailing slash (RFC 8414 §3.3 compares exactly).
     auth = AuthSettings.model_validate(
@@ -81,6 +82,7 @@ def oauth_app(
         token_verifier=ProviderTokenVerifier(provider),  # type: ignore[arg-type]
         auth_server_provider=provider,
         custom_starlette_routes=pages,  # the consent page, and a person's own connections
+        **limits,  # the body cap and session limits of the shared port
     )
     assert auth.resource_server_url is not None
     app.router.routes[0:0] = _refinements(provider, auth, auth.issuer_url, auth.resource_server_url)
