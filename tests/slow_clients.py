@@ -38,7 +38,9 @@ async def trickle(port: int, source: str, seconds: float, start: bytes, drip: by
 
 
 async def main(port: int, count: int, seconds: float, phase: str, prefix: str, headers: list[str]) -> None:
-    head = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{h}\r\n" for h in headers).encode()
+    # The Host a real client sends (with the port): the server's DNS-rebinding check refuses any other before the body
+    # is read, which would end a slow body early for the wrong reason.
+    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode() + "".join(f"{h}\r\n" for h in headers).encode()
     if phase == "head":
         start, drip = head, b"X-Slow: 1\r\n"
     else:

@@ -213,7 +213,7 @@ async def test_a_body_over_the_cap_is_refused_before_it_is_read(api_url: str) ->
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             raw.sendall(
-                b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode() + b"Content-Type: application/json\r\n"
                 b"Accept: application/json, text/event-stream\r\n"
                 + f"Authorization: Bearer {TOKEN}\r\nContent-Length: {71 * 1024 * 1024}\r\n\r\n".encode()
             )
