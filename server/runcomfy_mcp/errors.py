@@ -16,6 +16,9 @@
     ├── DownloadError                 an output file that could not be saved
     ├── PreviewError                  no preview of an output (never fails a result: it becomes a note)
     │   └── UndecodableOutputError    its bytes cannot be shown (remembered: not fetched again)
+    ├── MediaFileError                a video or sound file that cannot be read (.reason)
+    ├── FrameError                    no such frame in a video (a time past its end, no picture)
+    ├── FilmError                     a film that could not be made (nothing half-written is left)
     ├── RetryableError                a transient failure outside the API (a file host's 5xx)
     ├── SpecError                     a tool spec file that cannot be used
     ├── DialectError                  a catalog schema that cannot be made standard
@@ -159,6 +162,22 @@ class PreviewError(RunComfyError):
 
 
 class UndecodableOutputError(PreviewError):
+    pass
+
+
+class MediaFileError(RunComfyError):
+    """A video or sound file that cannot be read; `reason` completes '<the file> …'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FrameError(RunComfyError):
+    pass
+
+
+class FilmError(RunComfyError):
     pass
 
 

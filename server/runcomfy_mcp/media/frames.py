@@ -1,0 +1,131 @@
+"""One frame of a video as a PNG: the first, the last, or the one showing at a given second.
+
+A frame is found the cheap way: seek to the keyframe at or before it and decode forward, holding one
+decoded frame at a time (the last frame: from the last keyframe to the end). Memory stays at a few
+frames whatever the clip's length; a picture over `MAX_FRAME_PIXELS` is refused before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from runcomfy_mcp.errors import FrameError, MediaFileError
+from runcomfy_mcp.media.probe import probe
+
+if TYPE_CHECKING:
+    import av
+    from PIL.Image import Image
+
+FramePosition = Literal["first", "last"] | float
+PNG_LEVEL = 3  # zlib level: 6 (Pillow's default) takes about twice the time for a tenth less size
+NO_FRAME = "The video has no frame that could be decoded."
+
+
+@dataclass(frozen=True)
+class Frame:
+    png: bytes
+    at_s: float  # where the frame shows in the clip
+    width: int
+    height: int
+
+
+def parse_position(text: str) -> FramePosition:
+    """'first', 'last', or a number of seconds from the start ('2.5'); raises FrameError otherwise."""
+    if text == "first":
+        return "first"
+    if text == "last":
+        return "last"
+    try:
+        seconds = float(text) if len(text) <= 32 else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise FrameError(
+            f"{text[:40]!r} is not a frame position: use 'first', 'last', or the seconds from the start "
+            "(a number such as 2.5)."
+        )
+    return seconds
+
+
+def position_words(position: FramePosition) -> str:
+    return f"the {position} frame" if isinstance(position, str) else f"the frame at {position:g} s"
+
+
+def frame_picture(path: Path, position: FramePosition) -> tuple[Image, float]:
+    """The frame as an RGB picture and the second it shows at. Raises FrameError or MediaFileError."""
+    import av
+
+    info = probe(path)
+    if not info.has_video:
+        raise FrameError(f"There is no frame to take: the file is {info.words()}, not a video.")
+    if not isinstance(position, str) and info.duration_s and position > info.duration_s + 1e-3:
+        raise FrameError(past_end(position, info.duration_s))
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            frame, at_s = _FrameFinder(container, stream).find(position)
+            return frame.to_image(), at_s  # type: ignore[no-untyped-call]
+    except av.error.FFmpegError as exc:
+        raise MediaFileError(f"could not be decoded ({type(exc).__name__})") from exc
+
+
+def take_frame(path: Path, position: FramePosition) -> Frame:
+    """The frame as PNG bytes. CPU-bound: call it from a worker thread."""
+    picture, at_s = frame_picture(path, position)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", compress_level=PNG_LEVEL)
+    return Frame(buffer.getvalue(), round(at_s, 3), picture.width, picture.height)
+
+
+def past_end(position: float, duration_s: float) -> str:
+    return (
+        f"The clip is {duration_s:.2f} s long, so it has no frame at {position:g} s. Ask for a time from 0 to "
+        f"{duration_s:.2f}, or for 'last'."
+    )
+
+
+class _FrameFinder:
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
+        self.container, self.stream = container, stream
+        self.base = stream.time_base or Fraction(1, 90000)
+        self.origin = stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate
+        self.frame_s = 1 / float(rate) if rate else 0.1
+
+    def seconds(self, frame: av.VideoFrame) -> float:
+        return float((frame.pts - self.origin) * self.base) if frame.pts is not None else 0.0
+
+    def find(self, position: FramePosition) -> tuple[av.VideoFrame, float]:
+        if position == "first":
+            for frame in self.container.decode(self.stream):
+                return frame, self.seconds(frame)
+            raise FrameError(NO_FRAME)
+        target = math.inf if position == "last" else float(position)
+        length = self.stream.duration or 0  # in stream time; 0 when the header does not say
+        seek_to = self.origin + (length if target == math.inf else min(int(target / self.base), length or 1 << 62))
+        found = self._last_at_or_before(target, seek_to)
+        if found is None:  # the seek landed past every frame: some files index only their start
+            found = self._last_at_or_before(target, self.origin)
+        if found is None:
+            raise FrameError(NO_FRAME)
+        frame, at_s = found
+        if target != math.inf and target > at_s + self.frame_s + 1e-3:  # the header's length was wrong or missing
+            raise FrameError(past_end(target, at_s + self.frame_s))
+        return frame, at_s
+
+    def _last_at_or_before(self, target: float, seek_to: int) -> tuple[av.VideoFrame, float] | None:
+        """The last frame showing at or before `target`, decoding forward from the keyframe before `seek_to`."""
+        self.container.seek(seek_to, stream=self.stream, backward=True, any_frame=False)
+        found: tuple[av.VideoFrame, float] | None = None
+        for frame in self.container.decode(self.stream):
+            at_s = self.seconds(frame)
+            if found is not None and at_s > target + 1e-6:
+                break
+            found = (frame, at_s)  # the one before is released here: one frame held at a time
+        return found
