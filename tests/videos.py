@@ -84,3 +84,29 @@ def _encode_tone(stream: av.AudioStream, seconds: float, hz: float) -> list[av.P
         packets.extend(stream.encode(frame))
     packets.extend(stream.encode())
     return packets
+
+
+def sound_of(path: Path) -> tuple[np.ndarray, int]:
+    """The file's first sound, as mono samples, and its sample rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+        parts = [
+            piece.to_ndarray().ravel() for frame in container.decode(stream) for piece in resampler.resample(frame)
+        ]
+        parts += [piece.to_ndarray().ravel() for piece in resampler.resample(None)]
+        return np.concatenate(parts), stream.rate
+
+
+def loudness(samples: np.ndarray, hz: float, rate: int) -> float:
+    """How strong the pitch `hz` is in `samples` (amplitude of that frequency, 0 to about 1)."""
+    if len(samples) == 0:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) / (len(samples) / 4)
+    nearest = round(hz * len(samples) / rate)
+    return float(spectrum[max(0, nearest - 2) : nearest + 3].max())
+
+
+def frames_of(path: Path) -> list[Image.Image]:
+    with av.open(str(path)) as container:
+        return [frame.to_image() for frame in container.decode(video=0)]
