@@ -67,7 +67,7 @@ async def test_sandbox_runs_a_job_to_a_playable_mp4_without_a_token(tmp_path: Pa
     path = Path(structured(done)["local_files"][0])
     seconds, width, height, frames = video_facts(path)
     assert abs(seconds - 4) < 0.5 and frames >= 40
-    assert (width, height) == (320, 240)
+    assert (width, height) == (640, 480)
 
 
 async def test_the_demo_command_makes_a_video(tmp_path: Path) -> None:

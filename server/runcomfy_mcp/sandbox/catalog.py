@@ -311,6 +311,24 @@ EXTRA_MODELS: list[dict[str, Any]] = [
         },
     },
     {
+        "model_id": "minimax/music-1-5/text-to-music",
+        "display_name": "MiniMax Music 1.5: text to music",
+        "description": "Composes an instrumental piece (or a song, with lyrics) in the style a prompt describes.",
+        "categories": ["text-to-music", "text-to-audio"],
+        "base_price_usd": 0.03,
+        "price_unit": "output",
+        "output_kind": "audio",
+        "input_schema": {
+            "type": "object",
+            "required": ["prompt"],
+            "properties": {
+                "prompt": {"type": "string", "maxLength": 2000, "description": "Style, mood and instruments."},
+                "lyrics": {"type": "string", "maxLength": 3000, "default": None},
+                "duration": {"type": "integer", "minimum": 5, "maximum": 60, "default": 15, "description": "Seconds."},
+            },
+        },
+    },
+    {
         "model_id": "acme/holo-1/text-to-3d",
         "display_name": "Holo 1: text to 3D",
         "description": "A model whose schema uses a type no JSON Schema has.",

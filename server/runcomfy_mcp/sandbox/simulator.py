@@ -66,7 +66,7 @@ class SimulatedJob:
     run_s: float
     sequence: int = 0
     cancelled: bool = False
-    video: bytes | None = None
+    video: bytes | None = None  # its output file (a video, or music), made once when first fetched
     cost: float = 0.0
     created_at: float = field(default_factory=time.time)  # wall clock, for the result's dates
 
@@ -451,6 +451,12 @@ class Simulator:
         if job is None or job.fails or job.status_at(self.clock()) != "completed":
             return Response("not found", status_code=404)
         kind = self.output_kind(job.model_id)
+        if kind == "audio" and "text-to-music" in self.catalog[job.model_id].get("categories", []):
+            if job.video is None:
+                from runcomfy_mcp.sandbox.music import music_for_job
+
+                job.video = await anyio.to_thread.run_sync(music_for_job, job.arguments)
+            return Response(job.video, media_type=_MIME[kind])
         if kind != "video":
             return Response(still_image() if kind == "image" else tone(), media_type=_MIME[kind])
         if self.video_maker is None:
