@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,20 @@ def test_a_picture_too_large_to_decode_is_refused_before_decoding(tmp_path: Path
     with pytest.raises(MediaFileError) as refused:
         take_frame(big, "last")
     assert f"{width}×{height} frames" in refused.value.reason and "megapixels" in refused.value.reason
+
+
+def test_frames_found_by_skipping_are_pixel_identical_to_a_full_decode(tmp_path: Path) -> None:
+    """Only frames nothing is predicted from are skipped on the way, so the frame taken is exactly the frame."""
+    import av
+    import numpy as np
+
+    from runcomfy_mcp.sandbox.video import make_video
+
+    sample = resources.files("runcomfy_mcp.sandbox") / "sample.jpg"
+    clip = tmp_path / "moving.mp4"
+    clip.write_bytes(make_video(sample.read_bytes(), 6.0))  # one keyframe, B-frames, real motion
+    with av.open(str(clip)) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    for position, index in (("last", len(every) - 1), (3.0, 36), (0.6, 7)):
+        frame = take_frame(clip, position)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(frame.png)).convert("RGB")), every[index]), position

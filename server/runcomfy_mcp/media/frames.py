@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 FramePosition = Literal["first", "last"] | float
 PNG_LEVEL = 3  # zlib level: 6 (Pillow's default) takes about twice the time for a tenth less size
 NO_FRAME = "The video has no frame that could be decoded."
+# Frames this close to the one wanted are all decoded: B-frames arrive out of order, up to 16 frames late.
+SKIP_MARGIN_S, SKIP_MARGIN_FRAMES = 0.5, 20
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,13 @@ class _FrameFinder:
         target = math.inf if position == "last" else float(position)
         length = self.stream.duration or 0  # in stream time; 0 when the header does not say
         seek_to = self.origin + (length if target == math.inf else min(int(target / self.base), length or 1 << 62))
-        found = self._last_at_or_before(target, seek_to)
+        end_s = min(target, float(length * self.base)) if length else target
+        skip_until = end_s - max(SKIP_MARGIN_S, SKIP_MARGIN_FRAMES * self.frame_s) if math.isfinite(end_s) else None
+        found = self._last_at_or_before(target, seek_to, skip_until)
         if found is None:  # the seek landed past every frame: some files index only their start
-            found = self._last_at_or_before(target, self.origin)
+            found = self._last_at_or_before(target, self.origin, skip_until)
+        if found is not None and skip_until is not None and found[1] < skip_until:
+            found = self._last_at_or_before(target, seek_to, None)  # a gap in the frames: look at every one
         if found is None:
             raise FrameError(NO_FRAME)
         frame, at_s = found
@@ -119,13 +125,24 @@ class _FrameFinder:
             raise FrameError(past_end(target, at_s + self.frame_s))
         return frame, at_s
 
-    def _last_at_or_before(self, target: float, seek_to: int) -> tuple[av.VideoFrame, float] | None:
-        """The last frame showing at or before `target`, decoding forward from the keyframe before `seek_to`."""
+    def _last_at_or_before(
+        self, target: float, seek_to: int, skip_until: float | None
+    ) -> tuple[av.VideoFrame, float] | None:
+        """The last frame showing at or before `target`, decoding forward from the keyframe before `seek_to`.
+
+        Until `skip_until` s, frames that no other frame is predicted from are not decoded at all: they cannot
+        be the one wanted, and they are half of an H.264 clip's frames (its non-reference B-frames)."""
         self.container.seek(seek_to, stream=self.stream, backward=True, any_frame=False)
+        context = self.stream.codec_context
+        skipping = skip_until is not None
+        context.skip_frame = "NONREF" if skipping else "DEFAULT"
         found: tuple[av.VideoFrame, float] | None = None
-        for frame in self.container.decode(self.stream):
-            at_s = self.seconds(frame)
-            if found is not None and at_s > target + 1e-6:
-                break
-            found = (frame, at_s)  # the one before is released here: one frame held at a time
+        for packet in self.container.demux(self.stream):
+            if skipping and (packet.pts is None or float((packet.pts - self.origin) * self.base) >= (skip_until or 0)):
+                context.skip_frame, skipping = "DEFAULT", False
+            for frame in self.stream.decode(packet):
+                at_s = self.seconds(frame)
+                if found is not None and at_s > target + 1e-6:
+                    return found
+                found = (frame, at_s)  # the one before is released here: one frame held at a time
         return found
