@@ -257,13 +257,14 @@ def _write(layout: _Layout, path: Path, stop: Callable[[], bool]) -> list[Image]
         video.codec_context.time_base = 1 / layout.fps
         audio = container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
         audio.codec_context.bit_rate = 160_000
+        audio.options = {"aac_coder": "fast"}  # half the default coder's time, the same size and sound to the ear
         pictures, sound = _Pictures(layout), _Mixer(layout)
         try:
             for index in range(layout.frames):
                 if stop():
                     raise FilmError("Making the film was stopped before it was done. Nothing was saved.")
                 frame = pictures.frame(index)
-                frame.pts = index
+                frame.pts, frame.time_base = index, video.codec_context.time_base
                 container.mux(video.encode(frame))
                 for block in sound.blocks_until(round((index + 1) * SAMPLE_RATE / layout.fps)):
                     container.mux(audio.encode(block))
@@ -305,13 +306,14 @@ class _Pictures:
                 self.stills[i] = _still(picture, layout.width, layout.height)
             planes.append(picture)
         if len(planes) == 1:
-            packed = planes[0]
-        else:  # a crossfade: the incoming shot's weight grows over the overlap
-            incoming = layout.shots[visible[1]]
-            weight = min(1.0, max(0.0, (at + half_frame - incoming.at_s) / layout.overlap_s))
-            k = np.uint16(round(weight * 256))
-            packed = ((planes[0].astype(np.uint16) * (256 - k) + planes[1].astype(np.uint16) * k) >> 8).astype(np.uint8)
-        return av.VideoFrame.from_ndarray(packed, format="yuv420p")
+            return planes[0]  # one shot: its (fitted) frame as it is
+        # a crossfade: the incoming shot's weight grows over the overlap
+        incoming = layout.shots[visible[1]]
+        weight = min(1.0, max(0.0, (at + half_frame - incoming.at_s) / layout.overlap_s))
+        k = np.uint16(round(weight * 256))
+        outgoing, coming = (np.asarray(p.to_ndarray(), dtype=np.uint16) for p in planes)
+        blended = ((outgoing * (256 - k) + coming * k) >> 8).astype(np.uint8)
+        return av.VideoFrame.from_ndarray(blended, format="yuv420p")
 
     def close(self) -> None:
         for reader in self.readers.values():
@@ -319,10 +321,7 @@ class _Pictures:
         self.readers.clear()
 
 
-def _still(packed: NDArray[np.uint8], width: int, height: int) -> Image:
-    import av
-
-    frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+def _still(frame: av.VideoFrame, width: int, height: int) -> Image:
     still_w = min(STILL_WIDTH, width)
     small = frame.reformat(width=still_w, height=max(2, round(still_w * height / width)), format="rgb24")
     picture: Image = small.to_image()  # type: ignore[no-untyped-call]
@@ -330,7 +329,7 @@ def _still(packed: NDArray[np.uint8], width: int, height: int) -> Image:
 
 
 class _ClipReader:
-    """One clip's pictures from `start_s` on, in order, each fitted to the film's size as packed yuv420p planes."""
+    """One clip's pictures from `start_s` on, in order, each fitted to the film's size (yuv420p)."""
 
     def __init__(self, path: Path, start_s: float, width: int, height: int) -> None:
         import av
@@ -349,7 +348,7 @@ class _ClipReader:
             raise MediaFileError(f"{path.name} could not be decoded ({type(exc).__name__})") from exc
         self.current: tuple[float, av.VideoFrame] | None = None
         self.upcoming = self._next()
-        self.fitted: NDArray[np.uint8] | None = None
+        self.fitted: av.VideoFrame | None = None
 
     def _next(self) -> tuple[float, av.VideoFrame] | None:
         import av
@@ -362,7 +361,7 @@ class _ClipReader:
             return None
         return float(((frame.pts or 0) - self.origin) * self.base), frame
 
-    def picture_at(self, clip_s: float) -> NDArray[np.uint8]:
+    def picture_at(self, clip_s: float) -> av.VideoFrame:
         """The frame showing at `clip_s`: frames before it are read and dropped; one may show several times."""
         while self.upcoming is not None and (self.current is None or self.upcoming[0] <= clip_s + 1e-6):
             self.current, self.fitted = self.upcoming, None
@@ -377,17 +376,18 @@ class _ClipReader:
         self.container.close()
 
 
-def _fit(frame: av.VideoFrame, width: int, height: int) -> NDArray[np.uint8]:
-    """Scaled to fit inside width×height keeping its shape, centred on black: packed yuv420p planes."""
+def _fit(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """Scaled to fit inside width×height keeping its shape, centred on black, as yuv420p."""
+    import av
     import numpy as np
 
     scale = min(width / frame.width, height / frame.height)
     inner_w = min(width, max(2, round(frame.width * scale / 2) * 2))
     inner_h = min(height, max(2, round(frame.height * scale / 2) * 2))
     scaled = frame.reformat(width=inner_w, height=inner_h, format="yuv420p", interpolation="BICUBIC")
-    picture = np.asarray(scaled.to_ndarray(), dtype=np.uint8)
     if (inner_w, inner_h) == (width, height):
-        return picture
+        return scaled
+    picture = np.asarray(scaled.to_ndarray(), dtype=np.uint8)
     y, u, v = _planes(picture, inner_w, inner_h)
     left, top = (width - inner_w) // 4 * 2, (height - inner_h) // 4 * 2  # even: the chroma planes are halved
     canvas = [np.full((height, width), BLACK[0], np.uint8)]
@@ -395,7 +395,8 @@ def _fit(frame: av.VideoFrame, width: int, height: int) -> NDArray[np.uint8]:
     canvas[0][top : top + inner_h, left : left + inner_w] = y
     for plane, source in zip(canvas[1:], (u, v), strict=True):
         plane[top // 2 : (top + inner_h) // 2, left // 2 : (left + inner_w) // 2] = source
-    return np.concatenate([plane.ravel() for plane in canvas]).reshape(height * 3 // 2, width)
+    packed = np.concatenate([plane.ravel() for plane in canvas]).reshape(height * 3 // 2, width)
+    return av.VideoFrame.from_ndarray(packed, format="yuv420p")
 
 
 def _planes(packed: NDArray[np.uint8], width: int, height: int) -> tuple[NDArray[np.uint8], ...]:
