@@ -34,6 +34,8 @@ SECTIONS: dict[str, str | Section] = {
     "catalog": "section_catalog",
     "replicas": "section_replicas",
     "preview": "section_preview",
+    "film": "section_film",
+    "frame": "section_frame",
 }
 # --quick: the same code paths at sizes that take seconds, for the test suite.
 QUICK: dict[str, dict[str, Any]] = {
@@ -45,6 +47,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "catalog": {"models": 100, "searches": 20},
     "replicas": {"calls": 40, "callers": 4, "rounds": 20},
     "preview": {"seconds": 2.0, "width": 320, "height": 180, "keyframe_s": 4.0, "huge": 3000, "rounds": 1},
+    "film": {"clips": 2, "seconds": 1.0, "width": 320, "height": 180},
+    "frame": {"seconds": 2.0, "width": 320, "height": 180},
 }
 
 

@@ -747,3 +747,87 @@ async def section_preview(
                             absolute_max=MAX_JPEG_BYTES / 1024))  # fmt: skip
     rows.append(row("previews: the server's own memory growth", server_growth, None, "MB", absolute_max=16))
     return rows
+
+
+def photo_clip(path: Path, seconds: float, width: int, height: int, keyint: int = 250, drift: float = 0.0) -> Path:
+    """A moving H.264 clip like a model's: the sample photo, pushed in on and panned, 24 fps, x264's own GOP
+    (250 frames, no keyframe but the first in a 10 s clip) unless `keyint` says otherwise."""
+    from importlib import resources
+
+    import av
+
+    photo = Image.open(resources.files("runcomfy_mcp.sandbox") / "sample.jpg").convert("RGB")
+    photo = photo.resize((round(width * 1.25), round(height * 1.25)))
+    frames = round(seconds * 24)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "x264-params": f"keyint={keyint}:scenecut=0"}
+        for i in range(frames):
+            zoom = 1 + 0.2 * i / frames
+            w, h = photo.width / 1.25 / zoom, photo.height / 1.25 / zoom
+            left = (photo.width - w) / 2 + drift * (i / frames - 0.5) * width / 10
+            top = (photo.height - h) / 2
+            box = (max(0.0, left), top, min(float(photo.width), left + w), top + h)
+            picture = photo.resize((width, height), Image.Resampling.BILINEAR, box=box)
+            container.mux(stream.encode(av.VideoFrame.from_image(picture)))  # type: ignore[no-untyped-call]
+        container.mux(stream.encode(None))
+    return path
+
+
+def clips_in_parallel(jobs: list[tuple[Path, float, int, int, int, float]]) -> list[Path]:
+    """Made in two child processes: quicker, and their memory is not this section's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(photo_clip, *zip(*jobs, strict=True)))
+
+
+async def section_film(clips: int = 6, seconds: float = 5.0, width: int = 1280, height: int = 720) -> list[Row]:
+    """compose_video's work on its own: H.264 clips crossfaded under a music track, into one MP4."""
+    from runcomfy_mcp.media.film import Clip, FilmPlan, Soundtrack, compose
+    from runcomfy_mcp.sandbox.music import make_music
+
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
+    paths = clips_in_parallel([(folder / f"shot-{i}.mp4", seconds, width, height, 250, i - 2.5) for i in range(clips)])
+    music = folder / "music.wav"
+    music.write_bytes(make_music(clips * seconds))
+    plan = FilmPlan(tuple(Clip(p, p.name) for p in paths), "crossfade", 0.5, soundtrack=Soundtrack(music, "music"))
+    reset_peak_memory()
+    before = memory_mb(field="VmRSS")
+    started = time.perf_counter()
+    film = await anyio.to_thread.run_sync(compose, plan, folder / "film.mp4")
+    elapsed = time.perf_counter() - started
+    growth = memory_mb() - before
+    label = f"{clips} × {seconds:g} s {height}p clips, crossfades, music"
+    size_mb = film.size_bytes / MIB
+    print(f"film: {film.duration_s:.1f} s at {film.width}×{film.height}, {size_mb:.1f} MB, made in {elapsed:.1f} s")
+    return [
+        row(f"compose {label}: seconds (ref: film length)", elapsed, film.duration_s, "s", absolute_max=15),
+        row(f"compose {label}: peak memory growth", growth, None, "MB", absolute_max=200),
+    ]
+
+
+async def section_frame(seconds: float = 10.0, width: int = 1920, height: int = 1080) -> list[Row]:
+    """The last frame of a clip (a continued shot's first frame): seek to the last keyframe, decode forward."""
+    from runcomfy_mcp.media.frames import take_frame
+
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
+    every_2s, one_keyframe = clips_in_parallel(
+        [
+            (folder / "gop-2s.mp4", seconds, width, height, 48, 0.0),
+            (folder / "gop-all.mp4", seconds, width, height, 250, 0.0),
+        ]
+    )
+    label = f"{seconds:g} s {height}p clip"
+    rows = []
+    for path, how, goal in ((every_2s, "a keyframe every 2 s", 0.5), (one_keyframe, "one keyframe, at the start", 1.0)):
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            frame = await anyio.to_thread.run_sync(take_frame, path, "last")
+            timings.append(time.perf_counter() - started)
+        assert frame.width == width and frame.at_s > seconds - 0.1
+        rows.append(row(f"last frame of a {label} ({how})", min(timings), None, "s", absolute_max=goal))
+    return rows

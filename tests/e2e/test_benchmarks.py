@@ -52,6 +52,14 @@ SECTION_ROWS = {
         "preview of a 3000×3000 MOV",
         "previews: the server's own memory growth",
     ],
+    "film": [
+        "compose 2 × 1 s 180p clips, crossfades, music: seconds",
+        "compose 2 × 1 s 180p clips, crossfades, music: peak memory growth",
+    ],
+    "frame": [
+        "last frame of a 2 s 180p clip (a keyframe every 2 s)",
+        "last frame of a 2 s 180p clip (one keyframe, at the start)",
+    ],
 }
 
 
