@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     import httpx
 
     from runcomfy_mcp.core.catalog import Catalog
+    from runcomfy_mcp.core.films import FilmService
+    from runcomfy_mcp.core.frame_inputs import FrameInputs
     from runcomfy_mcp.core.grants import GrantService
     from runcomfy_mcp.core.jobs import JobService
+    from runcomfy_mcp.domain.views import Caller, JobResult
     from runcomfy_mcp.media.guarded_http import Resolver
     from runcomfy_mcp.media.sources import MediaPolicy
     from runcomfy_mcp.store.base import Store
@@ -92,6 +95,8 @@ class Services:
         self.specs: Sequence[ToolSpec] = ()  # the model tools' specs, for the catalog to name them
         self._client: RunComfyClient | None = None
         self._jobs: JobService | None = None
+        self._films: FilmService | None = None
+        self._frames: FrameInputs | None = None
         self._catalog: Catalog | None = None
         self._store: Store | None = None
         self._grants: GrantService | None = None
@@ -106,6 +111,16 @@ class Services:
         if self._jobs is None:
             self._jobs = self._build_jobs()
         return self._jobs
+
+    def films(self) -> FilmService:
+        self.jobs()  # built with the jobs: they share the history, the downloads and the output folder
+        assert self._films is not None
+        return self._films
+
+    def frames(self) -> FrameInputs:
+        self.jobs()
+        assert self._frames is not None
+        return self._frames
 
     def catalog(self) -> Catalog:
         if self._catalog is None:
@@ -155,6 +170,10 @@ class Services:
         import httpx
 
         from runcomfy_mcp.core.delivery import OutputDelivery
+        from runcomfy_mcp.core.film_archive import FilmArchive
+        from runcomfy_mcp.core.films import FilmService
+        from runcomfy_mcp.core.frame_inputs import FrameInputs
+        from runcomfy_mcp.core.job_files import JobFiles
         from runcomfy_mcp.core.jobs import JobService, PollSchedule
         from runcomfy_mcp.core.wallet import Wallet
         from runcomfy_mcp.domain.amounts import MIB
@@ -232,13 +251,30 @@ class Services:
                 deadline_s=settings.download_timeout_s,
                 hosts=downloader.hosts,
             )
+        store = self.store()  # the history: the jobs and the films share it
+        archive = FilmArchive(store, settings.data_dir.expanduser() / "films")
+
+        async def result_for(request_id: str, caller: Caller) -> JobResult:
+            return await self.jobs().get_result(request_id, caller=caller)
+
+        files = JobFiles(result_for, downloader, archive, media_policy(settings, self._serving))
+        self._frames = FrameInputs(files)
+        self._films = FilmService(
+            files,
+            archive,
+            store,
+            settings.output_dir,
+            reveal_paths=not shared,
+            max_resource_bytes=int(settings.film_resource_max_mb * MIB),
+        )
         return JobService(
             self.client(),
             InputPreparer(loader),
-            store=self.store(),
+            store=store,
             delivery=OutputDelivery(downloader, previewer),
             schedule=PollSchedule(initial_s=settings.poll_initial_s, max_s=settings.poll_max_s),
             wallet=wallet,
+            frames=self._frames,
         )
 
     def store(self) -> Store:

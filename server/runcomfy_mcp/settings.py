@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     preview_max_mb: float = Field(
         default=200.0, gt=0, description="Largest output fetched (streamed to a temporary file) for a preview (MiB)."
     )
+    film_resource_max_mb: float = Field(
+        default=50.0,
+        gt=0,
+        description="Largest film a runcomfy://films/ resource read returns (MiB; base64 in one message).",
+    )
     poll_initial_s: float = Field(default=1.0, gt=0, description="First wait_for_result poll interval.")
     poll_max_s: float = Field(default=10.0, gt=0, description="Longest wait_for_result poll interval.")
     max_job_usd: float | None = Field(default=None, ge=0, description="Refuse a job whose estimate is above this.")

@@ -51,7 +51,7 @@ async def test_installed_in_a_clean_environment_it_runs(wheel: Path, tmp_path: P
     assert "serve" in helped.stdout and "models" in helped.stdout
     params = StdioServerParameters(command=str(script), args=["--sandbox"], env={**env, "HOME": str(tmp_path)})
     async with Client(params) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == 15
 
 
 async def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path) -> None:
@@ -62,4 +62,4 @@ async def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path) -> None:
     assert "serve" in done.stdout and "install" in done.stdout
     params = StdioServerParameters(command=uvx[0], args=[*uvx[1:], "--sandbox"], env={**env, "HOME": str(tmp_path)})
     async with Client(params) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == 15

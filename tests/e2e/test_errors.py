@@ -126,7 +126,7 @@ async def test_without_a_token_tools_list_and_calls_explain(connect: ClientFacto
         return httpx.Response(200, json={})
 
     async with connect(Settings(base_url="https://api.test"), httpx.MockTransport(handler)) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == 15
         for tool, args in [
             ("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS),
             ("get_status", {"request_id": "req-1"}),

@@ -55,7 +55,7 @@ async def test_two_callers_see_only_their_own_jobs(api_url: str, simulator: Simu
 
 async def test_a_caller_without_a_token_is_told_how_to_send_one(api_url: str, simulator: Simulator) -> None:
     async with http_server(api_url) as url, http_client(url, None) as anonymous:
-        assert len((await anonymous.list_tools()).tools) == 14
+        assert len((await anonymous.list_tools()).tools) == 15
         result = await anonymous.call_tool(LITE, ARGS)
         assert result.is_error and "Authorization: Bearer" in text_of(result)
     assert simulator.calls.count("POST") == 0  # the server's own token was not used for them

@@ -143,7 +143,11 @@ async def test_history_survives_a_restart(connect: ClientFactory, api_url: str, 
 async def test_jobs_and_models_are_resources(client: Client) -> None:
     request_id = await submit(client)
     templates = (await client.list_resource_templates()).resource_templates
-    assert [t.uri_template for t in templates] == ["runcomfy://jobs/{request_id}"]
+    assert [t.uri_template for t in templates] == [
+        "runcomfy://jobs/{request_id}",
+        "runcomfy://jobs/{request_id}/frames/{position}",
+        "runcomfy://films/{film_id}",
+    ]
     uris = [str(r.uri) for r in (await client.list_resources()).resources]
     assert f"runcomfy://jobs/{request_id}" in uris
     assert sum(1 for u in uris if u.startswith("runcomfy://models/")) == 4

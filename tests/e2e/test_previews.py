@@ -144,6 +144,7 @@ async def test_the_player_is_a_self_contained_app_linked_from_the_tools(client: 
         "run_model",
         "get_result",
         "wait_for_result",
+        "compose_video",
     }
     uri = tools["get_result"].meta["ui"]["resourceUri"]  # type: ignore[index]
     contents = (await client.read_resource(uri)).contents[0]

@@ -122,7 +122,7 @@ async def test_a_round_robin_balancer_sees_one_server(
             status = structured(await both.call_tool("get_status", {"request_id": job}))
             result = structured(await both.call_tool("get_result", {"request_id": job}))
             jobs = structured(await both.call_tool("list_jobs", {}))["jobs"]
-    assert len(tools) == 14 and status["status"] == "completed" and result["status"] == "succeeded"
+    assert len(tools) == 15 and status["status"] == "completed" and result["status"] == "succeeded"
     assert [j["request_id"] for j in jobs] == [job]
     assert len(set(balancer.sent)) == 2  # both replicas answered
 

@@ -47,7 +47,7 @@ def test_listing_tools_imports_no_heavy_module_and_the_first_call_loads_the_core
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert report["tools"] == 14
+    assert report["tools"] == 15
     assert report["after_list"] == []
     assert report["list_jobs_error"] is False
     assert {"httpx", "sqlite3"} <= set(report["after_call"])

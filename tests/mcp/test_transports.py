@@ -48,7 +48,7 @@ async def test_stdio_console_script_runs_a_job(api_url: str, simulator: Simulato
 async def test_python_dash_m_works_too(api_url: str) -> None:
     params = StdioServerParameters(command=sys.executable, args=["-m", "runcomfy_mcp"], env=server_env(api_url))
     async with Client(params) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == 15
 
 
 async def test_stdout_carries_only_protocol_and_logs_hide_the_token(api_url: str) -> None:
@@ -89,7 +89,7 @@ async def test_stdout_carries_only_protocol_and_logs_hide_the_token(api_url: str
     replies = [json.loads(line) for line in buffer.decode().splitlines()]
     assert [r.get("id") for r in replies] == [1, 2, 3]
     assert replies[2]["result"]["isError"] is True
-    assert "runcomfy-mcp" in stderr.decode() and "serving 14 tools" in stderr.decode()
+    assert "runcomfy-mcp" in stderr.decode() and "serving 15 tools" in stderr.decode()
     assert TOKEN not in stderr.decode()
 
 
@@ -97,7 +97,7 @@ async def test_stdout_carries_only_protocol_and_logs_hide_the_token(api_url: str
 async def test_streamable_http_runs_a_job(api_url: str, simulator: Simulator, mode: str) -> None:
     data_uri = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
     async with http_server(api_url) as url, http_client(url, TOKEN, mode) as client:
-        assert len((await client.list_tools()).tools) == 14
+        assert len((await client.list_tools()).tools) == 15
         args = {"prompt": "a cat", "first_frame_image_url": data_uri}
         job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", args))
         result = structured(await client.call_tool("get_result", {"request_id": job["request_id"]}))

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from runcomfy_mcp.domain.films import parse_position
 from runcomfy_mcp.errors import FrameError, MediaFileError
-from runcomfy_mcp.media.frames import parse_position, take_frame
+from runcomfy_mcp.media.frames import take_frame
 from runcomfy_mcp.media.probe import MAX_FRAME_PIXELS
 from videos import numbered_clip, read_colour, tone_file
 

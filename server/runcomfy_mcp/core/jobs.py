@@ -54,6 +54,7 @@ from runcomfy_mcp.upstream.client import RunComfyClient
 from runcomfy_mcp.upstream.statuses import failure_reason
 
 if TYPE_CHECKING:
+    from runcomfy_mcp.core.frame_inputs import FrameInputs
     from runcomfy_mcp.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -99,16 +100,19 @@ class JobService:
         schedule: PollSchedule,
         *,
         wallet: Wallet,
+        frames: FrameInputs | None = None,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        """`clock` and `sleep` pace wait_for_result; tests hand in a fake pair to count polls exactly."""
+        """`frames` turns frame URIs of earlier jobs into images (None: they are left as they are). `clock` and
+        `sleep` pace wait_for_result; tests hand in a fake pair to count polls exactly."""
         self.client = client
         self.inputs = inputs
         self.store = store
         self.delivery = delivery
         self.schedule = schedule
         self.wallet = wallet
+        self.frames = frames
         self._clock = clock
         self._sleep = sleep
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
@@ -142,13 +146,16 @@ class JobService:
         # and the event loop serves every other caller meanwhile. A few threads of their own, so a flood of checks
         # cannot take the threads the history and file reads need.
         checked = await anyio.to_thread.run_sync(self._checker(spec).check, arguments, limiter=self._check_threads())
+        framed = await self.frames.inline(checked.arguments, caller) if self.frames else None
         prepared = await self.inputs.prepare(
-            spec, checked.arguments, skip=checked.fields_with_problems, owner=caller.owner
-        )
-        problems = checked.problems + prepared.problems
+            spec, framed.arguments if framed else checked.arguments, skip=checked.fields_with_problems,
+            owner=caller.owner,
+        )  # fmt: skip
+        problems = checked.problems + (framed.problems if framed else []) + prepared.problems
         if problems:
             raise InvalidArgumentsError(tool or spec.tool_name, problems)
-        return prepared.arguments, prepared.notes + spec.advice_for(checked.arguments)
+        notes = (framed.notes if framed else []) + prepared.notes
+        return prepared.arguments, notes + spec.advice_for(checked.arguments)
 
     async def _authorize(self, request_id: str, caller: Caller) -> str:
         check_request_id(request_id)

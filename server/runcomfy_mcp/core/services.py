@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from runcomfy_mcp.core.catalog import Catalog
+    from runcomfy_mcp.core.films import FilmService
+    from runcomfy_mcp.core.frame_inputs import FrameInputs
     from runcomfy_mcp.core.jobs import JobService
 
 
@@ -13,3 +15,7 @@ class Services(Protocol):
     def jobs(self) -> JobService: ...
 
     def catalog(self) -> Catalog: ...
+
+    def films(self) -> FilmService: ...
+
+    def frames(self) -> FrameInputs: ...

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from runcomfy_mcp.domain.amounts import count, money
+from runcomfy_mcp.domain.films import FILM_MODEL_ID
 from runcomfy_mcp.domain.pricing import Estimate
 from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN
 from runcomfy_mcp.errors import SpendLimitError
@@ -48,7 +49,9 @@ class Usage:
 
     @classmethod
     def of(cls, rows: Iterable[LedgerRow], now: float, window_h: float) -> Usage:
-        return cls(tuple(sorted(rows, key=lambda r: r.submitted_at)), now, window_h * HOUR_S)
+        """The ledger's paid jobs: films, made here for nothing, are in the history but spend nothing."""
+        paid = (r for r in rows if r.model_id != FILM_MODEL_ID)
+        return cls(tuple(sorted(paid, key=lambda r: r.submitted_at)), now, window_h * HOUR_S)
 
     def in_window(self) -> list[LedgerRow]:
         return [r for r in self.rows if r.submitted_at >= self.now - self.window_s]

@@ -11,6 +11,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from runcomfy_mcp import __version__
+from runcomfy_mcp.domain.films import FILMS_URI
 from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
 from runcomfy_mcp.mcp.arguments import DEFAULT_WAIT_S
 from runcomfy_mcp.mcp.callers import CallerIdentity
@@ -100,7 +101,8 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {params.uri}; see resources/list.") from exc
         except RunComfyError as exc:
             raise MCPError(types.INVALID_REQUEST, exc.message) from exc
-        public = not str(params.uri).startswith(JOB_PREFIX)  # the player and schemas are the same for everyone
+        # the player and schemas are the same for everyone; jobs, their frames and films are a caller's own
+        public = not str(params.uri).startswith((JOB_PREFIX, FILMS_URI))
         return types.ReadResourceResult(contents=[contents], **(SHARED_FOR_A_WHILE if public else PRIVATE_NOW))
 
     server = Server(

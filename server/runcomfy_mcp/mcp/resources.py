@@ -1,13 +1,15 @@
-"""MCP resources: each job in the history, and each model's input schema."""
+"""MCP resources: each job in the history, a frame of a finished job's video, a film, each model's input schema."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import mcp_types as types
 
+from runcomfy_mcp.domain.films import FILMS_URI, FRAME_URI, frame_reference, is_film_id
 from runcomfy_mcp.domain.ids import REQUEST_ID
 from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.domain.views import LOCAL_CALLER, Caller
@@ -43,7 +45,22 @@ class RunComfyResources:
                 title="A RunComfy job",
                 description="One job from the history: arguments, last known status, video URLs, saved files.",
                 mime_type=JSON,
-            )
+            ),
+            types.ResourceTemplate(
+                uri_template=JOB_PREFIX + "{request_id}/frames/{position}",
+                name="frame",
+                title="A frame of a finished job's video",
+                description="position: first, last, or seconds from the start (e.g. 2.5). The same URI works as an "
+                "image input of any model, to continue a shot from where another ended.",
+                mime_type="image/png",
+            ),
+            types.ResourceTemplate(
+                uri_template=FILMS_URI + "{film_id}",
+                name="film",
+                title="A film made by compose_video",
+                description="The film itself (video/mp4), for the caller who made it.",
+                mime_type="video/mp4",
+            ),
         ]
 
     async def list_all(self, caller: Caller = LOCAL_CALLER) -> list[types.Resource]:
@@ -72,10 +89,21 @@ class RunComfyResources:
             for spec in self.specs.values()
         ]
 
-    async def read(self, uri: str, caller: Callable[[], Caller] = lambda: LOCAL_CALLER) -> types.TextResourceContents:
-        """The resource's contents. Only job resources need to know the caller: the player and schemas are public."""
+    async def read(
+        self, uri: str, caller: Callable[[], Caller] = lambda: LOCAL_CALLER
+    ) -> types.TextResourceContents | types.BlobResourceContents:
+        """The resource's contents. Only a caller's own (jobs, frames, films) need the caller: the player and schemas
+        are public."""
         if uri == PLAYER_URI:
             return player_contents(self.media_domains)
+        if FRAME_URI.match(uri):
+            reference = frame_reference(uri)
+            assert reference is not None  # it matched
+            frame = await self.services.frames().frame(*reference, caller())
+            return types.BlobResourceContents(uri=uri, mime_type="image/png", blob=_base64(frame.png))
+        if uri.startswith(FILMS_URI) and is_film_id(uri[len(FILMS_URI) :]) and REQUEST_ID.match(uri[len(FILMS_URI) :]):
+            film = await self.services.films().film_bytes(uri[len(FILMS_URI) :], caller())
+            return types.BlobResourceContents(uri=uri, mime_type="video/mp4", blob=_base64(film))
         text = await self._read_json(uri, caller)
         return types.TextResourceContents(uri=uri, mime_type=JSON, text=text)
 
@@ -104,3 +132,7 @@ class RunComfyResources:
                 if record is not None:
                     return record.model_dump_json(indent=2)
         raise ResourceNotFoundError(uri)
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

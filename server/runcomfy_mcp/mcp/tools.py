@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from pydantic import BaseModel
 
+from runcomfy_mcp.domain.films import FILM_TOOL, is_film_id
 from runcomfy_mcp.domain.ids import check_model_id
 from runcomfy_mcp.domain.pricing import Price
 from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
@@ -31,7 +32,7 @@ from runcomfy_mcp.domain.views import (
     WaitResult,
 )
 from runcomfy_mcp.errors import RunComfyError, SpecError
-from runcomfy_mcp.mcp import replies
+from runcomfy_mcp.mcp import film_tool, replies
 from runcomfy_mcp.mcp.arguments import (
     DEFAULT_WAIT_S,
     MAX_WAIT_S,
@@ -53,6 +54,8 @@ from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
 if TYPE_CHECKING:
     from runcomfy_mcp.core.catalog import Catalog
+    from runcomfy_mcp.core.films import FilmService
+    from runcomfy_mcp.core.frame_inputs import FrameInputs
     from runcomfy_mcp.core.jobs import JobService
     from runcomfy_mcp.core.services import Services
     from runcomfy_mcp.core.wallet import Consent
@@ -130,6 +133,7 @@ class RunComfyTools:
         self.builtin_names: frozenset[str] = frozenset()
         self._add_catalog_tools()
         self._add_tracking_tools()
+        self._add_film_tool()
         builtins, self.tools = self.tools, {}
         self.builtin_names = frozenset(builtins)
         for spec in specs:
@@ -249,10 +253,16 @@ class RunComfyTools:
 
     def _add_tracking_tools(self) -> None:
         async def get_status(args: JobArguments, call: Call) -> types.CallToolResult:
-            view = await self.jobs.get_status(args.request_id, caller=call.caller)
+            if is_film_id(args.request_id):
+                view = await self.services.films().status(args.request_id, call.caller)
+            else:
+                view = await self.jobs.get_status(args.request_id, caller=call.caller)
             return _reply(view, replies.status(view))
 
         async def get_result(args: ResultArguments, call: Call) -> types.CallToolResult:
+            if is_film_id(args.request_id):  # made here: read back from the history, not asked of RunComfy
+                film = await self.services.films().result(args.request_id, call.caller)
+                return film_tool.reply(film, preview=args.preview)
             view = await self.jobs.get_result(
                 args.request_id,
                 include_cost=args.include_cost,
@@ -263,6 +273,9 @@ class RunComfyTools:
             return _result_reply(view, replies.result(view, download_asked=args.download))
 
         async def wait_for_result(args: WaitArguments, call: Call) -> types.CallToolResult:
+            if is_film_id(args.request_id):  # a film is made at once: nothing to wait for
+                film = await self.services.films().result(args.request_id, call.caller)
+                return film_tool.reply(film, preview=args.preview)
             view = await self.jobs.wait_for_result(
                 args.request_id,
                 timeout_s=args.timeout_s,
@@ -279,6 +292,8 @@ class RunComfyTools:
             return _result_reply(view, text)
 
         async def cancel(args: JobArguments, call: Call) -> types.CallToolResult:
+            if is_film_id(args.request_id):
+                raise RunComfyError(f"{args.request_id} is a film, made already: there is nothing to cancel.")
             outcome = await self.jobs.cancel(args.request_id, caller=call.caller)
             return _reply(outcome, replies.cancelled(outcome))
 
@@ -366,6 +381,22 @@ class RunComfyTools:
             hints(read_only=True, idempotent=True, open_world=False),
         )
 
+    def _add_film_tool(self) -> None:
+        async def compose_video(args: film_tool.ComposeVideoArguments, call: Call) -> types.CallToolResult:
+            view = await self.services.films().compose(args.request(), call.caller, call.report)
+            return film_tool.reply(view)
+
+        self._add_job_tool(
+            FILM_TOOL,
+            "Cut clips into a film",
+            film_tool.DESCRIPTION,
+            film_tool.ComposeVideoArguments,
+            None,  # its text and structured content say it all; an output schema would cost every turn 1.5 KB
+            compose_video,
+            hints(read_only=False, destructive=False, idempotent=False),
+            PLAYER_META,
+        )
+
     async def call(
         self,
         name: str,
@@ -419,6 +450,12 @@ class _Unbuilt:
         raise RuntimeError("the built-in tools' names need no services")
 
     def catalog(self) -> Catalog:
+        raise RuntimeError("the built-in tools' names need no services")
+
+    def films(self) -> FilmService:
+        raise RuntimeError("the built-in tools' names need no services")
+
+    def frames(self) -> FrameInputs:
         raise RuntimeError("the built-in tools' names need no services")
 
 

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from runcomfy_mcp.domain.films import MAX_CLIPS, AudioMode, Transition
 from runcomfy_mcp.errors import FilmError, MediaFileError
 from runcomfy_mcp.media.probe import MAX_FRAME_PIXELS, MediaInfo, probe
 
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
     from PIL.Image import Image
 
-Transition = Literal["cut", "crossfade"]
-AudioMode = Literal["replace", "mix"]
-
-MAX_CLIPS = 20
 MAX_FILM_S = 600.0  # ten minutes: a film of model clips is far shorter; a longer one is a mistake or an attack
 MAX_FPS = 60
 MIN_SIDE, MAX_SIDE = 16, 4096
@@ -41,6 +38,7 @@ AUDIO_BLOCK = 1024  # one AAC frame
 FADE_OUT_MAX_S = 2.0  # the soundtrack's fade at the end: this long, or a quarter of a short film
 STILL_WIDTH = 320  # one still per shot, for the contact sheet of the cut
 BLACK = (16, 128, 128)  # Y, U, V of black in the video range
+PROGRESS_FRAMES = 12  # progress is told every this many frames
 ENCODER_OPTIONS = {"preset": "veryfast", "crf": "20"}
 
 
@@ -50,6 +48,10 @@ class Clip:
     source: str  # what the caller named it by (a request id, a file name): for the shot list and messages
     start_s: float = 0.0
     end_s: float | None = None  # None: to the clip's end
+    label: str = ""  # how problems name it; default "clips[<index>] (<source>)"
+
+    def named(self, index: int) -> str:
+        return self.label or f"clips[{index}] ({self.source})"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Soundtrack:
     source: str
     volume: float = 1.0
     mode: AudioMode = "replace"  # replace the clips' own sound, or mix with it
+    label: str = ""  # how problems name it; default "audio (<source>)"
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,22 @@ def plan_problems(plan: FilmPlan) -> list[str]:
     return _layout(plan)[1]
 
 
-def compose(plan: FilmPlan, out_path: Path, *, stop: Callable[[], bool] | None = None) -> Film:
+def compose(
+    plan: FilmPlan,
+    out_path: Path,
+    *,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Film:
     """Makes the film at `out_path` (complete or not at all). Raises FilmError naming every problem,
-    or what failed; `stop` returning True abandons the work (the caller went away)."""
+    or what failed; `stop` returning True abandons the work (the caller went away); `progress` hears
+    the share of frames done, from 0 to 1."""
     layout, problems = _layout(plan)
     if problems or layout is None:
         raise FilmError("The film cannot be made:\n" + "\n".join(f"- {p}" for p in problems))
     partial = out_path.with_name(f".{out_path.stem}.{secrets.token_hex(4)}.part")
     try:
-        stills = _write(layout, partial, stop or (lambda: False))
+        stills = _write(layout, partial, stop or (lambda: False), progress or (lambda done: None))
         os.replace(partial, out_path)
     except MediaFileError as exc:
         raise FilmError(f"Making the film failed: a clip {exc.reason}. Nothing was saved.") from exc
@@ -152,7 +162,7 @@ def _layout(plan: FilmPlan) -> tuple[_Layout | None, list[str]]:
     infos: list[MediaInfo | None] = []
     spans: list[tuple[float, float]] = []  # each clip's trim; (0, 0) for a clip with a problem
     for index, clip in enumerate(clips[: MAX_CLIPS + 1]):
-        name = f"clips[{index}] ({clip.source})"
+        name = clip.named(index)
         info = _probe_for(name, clip.path, problems)
         if info is not None and not info.has_video:
             problems.append(f"{name}: is {info.words()}, not a video; give a video here (a sound goes in 'audio').")
@@ -208,12 +218,12 @@ def _layout(plan: FilmPlan) -> tuple[_Layout | None, list[str]]:
     for index, (start, end) in enumerate(spans):
         if 0 < end - start < 2 / fps:
             problems.append(
-                f"clips[{index}] ({clips[index].source}): after trimming it lasts {end - start:.3f} s, less than "
+                f"{clips[index].named(index)}: after trimming it lasts {end - start:.3f} s, less than "
                 f"two frames of the film ({2 / float(fps):.3f} s)."
             )
     if plan.soundtrack is not None:
         track = plan.soundtrack
-        name = f"audio ({track.source})"
+        name = track.label or f"audio ({track.source})"
         info = _probe_for(name, track.path, problems)
         if info is not None and info.has_video:
             problems.append(f"{name}: is {info.words()}; give a sound file or an audio job's id, not a video.")
@@ -246,7 +256,7 @@ def _even_fit(width: int, height: int) -> tuple[int, int]:
     return max(2, width // 2 * 2), max(2, height // 2 * 2)
 
 
-def _write(layout: _Layout, path: Path, stop: Callable[[], bool]) -> list[Image]:
+def _write(layout: _Layout, path: Path, stop: Callable[[], bool], progress: Callable[[float], None]) -> list[Image]:
     import av
 
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -268,6 +278,8 @@ def _write(layout: _Layout, path: Path, stop: Callable[[], bool]) -> list[Image]
                 container.mux(video.encode(frame))
                 for block in sound.blocks_until(round((index + 1) * SAMPLE_RATE / layout.fps)):
                     container.mux(audio.encode(block))
+                if index % PROGRESS_FRAMES == 0:
+                    progress(index / layout.frames)
             container.mux(video.encode(None))
             container.mux(audio.encode(None))
         finally:

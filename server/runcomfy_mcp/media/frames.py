@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from runcomfy_mcp.domain.films import FramePosition
 from runcomfy_mcp.errors import FrameError, MediaFileError
 from runcomfy_mcp.media.probe import probe
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     import av
     from PIL.Image import Image
 
-FramePosition = Literal["first", "last"] | float
 PNG_LEVEL = 3  # zlib level: 6 (Pillow's default) takes about twice the time for a tenth less size
 NO_FRAME = "The video has no frame that could be decoded."
 # Frames this close to the one wanted are all decoded: B-frames arrive out of order, up to 16 frames late.
@@ -34,28 +34,6 @@ class Frame:
     at_s: float  # where the frame shows in the clip
     width: int
     height: int
-
-
-def parse_position(text: str) -> FramePosition:
-    """'first', 'last', or a number of seconds from the start ('2.5'); raises FrameError otherwise."""
-    if text == "first":
-        return "first"
-    if text == "last":
-        return "last"
-    try:
-        seconds = float(text) if len(text) <= 32 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
-        raise FrameError(
-            f"{text[:40]!r} is not a frame position: use 'first', 'last', or the seconds from the start "
-            "(a number such as 2.5)."
-        )
-    return seconds
-
-
-def position_words(position: FramePosition) -> str:
-    return f"the {position} frame" if isinstance(position, str) else f"the frame at {position:g} s"
 
 
 def frame_picture(path: Path, position: FramePosition) -> tuple[Image, float]:

@@ -74,6 +74,19 @@ class MediaPolicy:
     offline: bool = False  # sandbox mode: nothing on the internet is fetched
     input_roots: tuple[Path, ...] = ()  # where local files may come from; empty means anywhere
 
+    def check_root(self, real: Path) -> None:
+        """Raises MediaError unless the resolved path `real` is inside an input root (or no root is set)."""
+        if not self.input_roots:
+            return
+        for root in self.input_roots:
+            if real.is_relative_to(root.expanduser().resolve()):
+                return
+        allowed = ", ".join(str(r) for r in self.input_roots)
+        raise MediaError(
+            f"is outside the folders this server may read ({allowed}). Move the file into one of them, or add "
+            "its folder to RUNCOMFY_INPUT_ROOTS in the server's environment"
+        )
+
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -284,16 +297,7 @@ class MediaLoader:
         return data
 
     def _check_root(self, real: Path) -> None:
-        if not self.policy.input_roots:
-            return
-        for root in self.policy.input_roots:
-            if real.is_relative_to(root.expanduser().resolve()):
-                return
-        allowed = ", ".join(str(r) for r in self.policy.input_roots)
-        raise MediaError(
-            f"is outside the folders this server may read ({allowed}). Move the file into one of them, or add "
-            "its folder to RUNCOMFY_INPUT_ROOTS in the server's environment"
-        )
+        self.policy.check_root(real)
 
     async def _from_url(self, url: str, max_bytes: int, owner: str, kind: MediaKind) -> LoadedMedia:
         if self.policy.offline and not _is_loopback_literal(urlsplit(url).hostname or ""):
