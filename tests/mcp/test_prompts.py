@@ -15,7 +15,7 @@ async def test_the_prompts_are_listed_with_their_arguments(client: Client) -> No
     prompts = {p.name: p for p in (await client.list_prompts()).prompts}
     assert set(prompts) == {"animate_image", "storyboard", "variations", "follow_job"}
     arguments = {a.name: a.required for a in prompts["storyboard"].arguments or []}
-    assert arguments == {"story": True, "shots": False, "model": False}
+    assert arguments == {"story": True, "shots": False, "image": False, "music": False, "model": False}
 
 
 async def test_a_prompt_is_filled_in_and_a_missing_argument_is_named(client: Client) -> None:
@@ -23,6 +23,13 @@ async def test_a_prompt_is_filled_in_and_a_missing_argument_is_named(client: Cli
     text = result.messages[0].content
     assert isinstance(text, types.TextContent) and "3 shots" in text.text and "a fox learns to fly" in text.text
     assert "estimate_cost" in text.text and "wait_for_result" in text.text
+    # the whole way to a film: each shot from the previous one's last frame, then cut together
+    assert "runcomfy://jobs/<previous request_id>/frames/last" in text.text and "compose_video" in text.text
+    assert "music" not in text.text.split("compose_video")[1]  # no soundtrack unless asked for
+    scored = await client.get_prompt("storyboard", {"story": "a fox", "music": "calm piano", "image": "/tmp/fox.png"})
+    words = scored.messages[0].content
+    assert isinstance(words, types.TextContent) and "from this image: /tmp/fox.png" in words.text
+    assert "music (calm piano)" in words.text and "the music as audio" in words.text
     with pytest.raises(Exception, match="needs motion"):
         await client.get_prompt("animate_image", {"image": "/tmp/cat.png"})
 

@@ -49,6 +49,35 @@ def _count(arguments: Mapping[str, str], name: str, default: int, most: int) -> 
         return default
 
 
+def _storyboard(arguments: Mapping[str, str]) -> str:
+    shots = _count(arguments, "shots", 4, 12)
+    image, music = arguments.get("image", "").strip(), arguments.get("music", "").strip()
+    first = (
+        f"Shot 1 starts from this image: {image}."
+        if image
+        else "Shot 1 starts from text: make its first frame with a text-to-image model (find_models 'text to "
+        "image') and animate it like the others, so every shot has one look."
+    )
+    soundtrack = (
+        f" Meanwhile make the music ({music}) with a music model (find_models 'music'), about as long as the "
+        "film, and wait for it too."
+        if music
+        else ""
+    )
+    return (
+        f"Make a short film of {shots} shots for this story: {arguments['story']}\n"
+        "1. Write the storyboard: one line per shot (camera, action, mood), characters and style the same from "
+        f"shot to shot.\n2. {_model_choice(arguments, 'image to video')} Quote the total cost first "
+        "(estimate_cost for one shot, times the number of shots, plus the music if any) and wait for my yes.\n"
+        f"3. {first} Follow it with wait_for_result until it has succeeded.{soundtrack}\n"
+        "4. Each next shot continues the one before: give its first-frame image input "
+        "runcomfy://jobs/<previous request_id>/frames/last, and wait for it before starting the next.\n"
+        "5. Cut the shots into one film with compose_video: their request ids in order, transition 'crossfade'"
+        f"{', the music as audio' if music else ''}.\n"
+        "6. Show me the film (it opens in the player) and list the shots with their request ids."
+    )
+
+
 PROMPTS = (
     PromptSpec(
         "animate_image",
@@ -68,19 +97,16 @@ PROMPTS = (
     PromptSpec(
         "storyboard",
         "A storyboard of N shots",
-        "Plan a short film as N shots, then make one video job per shot.",
+        "Plan a short film as N shots, make each shot continue from the last frame of the one before, and cut "
+        "them into one film with crossfades (and music, if wanted).",
         (
             ("story", "What the film is about.", True),
             ("shots", "How many shots (1-12, default 4).", False),
-            ("model", "A model id for every shot (optional).", False),
+            ("image", "The first shot's image: a public https:// URL or a local file's path (optional).", False),
+            ("music", "A soundtrack's style, e.g. 'calm piano' (optional; none if left out).", False),
+            ("model", "An image-to-video model id for every shot (optional).", False),
         ),
-        lambda a: (
-            f"Write a storyboard of {_count(a, 'shots', 4, 12)} shots for this story: {a['story']}\n"
-            "Give each shot a one-line prompt (camera, action, mood), and keep characters and style consistent. "
-            f"{_model_choice(a, 'text to video')} Quote the total cost first (estimate_cost for one shot, times "
-            "the number of shots) and wait for my yes. Then submit one job per shot, follow them with "
-            "wait_for_result, and list the shots with their request ids and videos."
-        ),
+        _storyboard,
     ),
     PromptSpec(
         "variations",
