@@ -70,22 +70,27 @@ async def test_sandbox_runs_a_job_to_a_playable_mp4_without_a_token(tmp_path: Pa
     assert (width, height) == (640, 480)
 
 
-async def test_the_demo_command_makes_a_video(tmp_path: Path) -> None:
+@pytest.mark.timeout(150)
+async def test_the_demo_command_makes_a_three_shot_film(tmp_path: Path) -> None:
     env = sandbox_env(tmp_path)
     env["RUNCOMFY_SANDBOX_TIME_SCALE"] = "0.05"
-    with anyio.fail_after(60):
+    with anyio.fail_after(120):
         done = await anyio.run_process([SCRIPT, "demo"], env=env, cwd=tmp_path, check=False)
     output = done.stdout.decode()
     assert done.returncode == 0, output + done.stderr.decode()
-    first, clip = sorted((tmp_path / "videos").glob("*.mp4"))
-    assert f"path:     {first}" in output
-    assert "duration: 5.0 s" in output and "size:" in output
-    assert "seedance_1_0_lite_image_to_video(" in output and "wait_for_result(" in output
-    assert video_facts(first)[3] > 0
-    # then a catalog model, found, described and run with the same local photo
+    film = tmp_path / "videos" / "demo-film.mp4"
+    shots = sorted(p for p in (tmp_path / "videos").glob("sim-*.mp4"))
+    assert len(shots) == 3 and f"path:     {film}" in output and f"The film: {film}" in output
+    assert "shot 1 is on disk" in output and "(5.0 s, 640×360)" in output and "Estimated cost: $0.09" in output
+    # shot 2 from a catalog model, shot 3 from a bundled one, each starting on the previous one's last frame
     assert "find_models(" in output and "describe_model(" in output and 'run_model({"model_id": "kling/' in output
-    assert f"saved: {clip} (video)" in output and video_facts(clip)[3] > 0
-    assert "Estimated cost: $0.09" in output and "6. The (simulated) account: balance $24.46" in output
+    assert "/frames/last" in output and "Shot 3 continues shot 2" in output
+    assert 'run_model({"model_id": "minimax/music' in output
+    seconds, width, height, frames = video_facts(film)
+    assert abs(seconds - 14.0) < 0.2 and (width, height) == (640, 360) and frames == 168
+    with av.open(str(film)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    assert "duration: 14.0 s (640×360, 12 fps)" in output and "compose_video(" in output
 
 
 async def test_the_simulator_speaks_the_api(simulator: Simulator, api_url: str, clock: ManualClock) -> None:
