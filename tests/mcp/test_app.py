@@ -214,7 +214,7 @@ async def test_job_tool_arguments_are_checked_against_their_schema(
     assert result.is_error and words in text_of(result), text_of(result)
 
 
-TOOLS_LIST_BUDGET = 18 * 1024  # every tool's schema is context paid for on every turn (15 tools: compose_video added 1.6 KB)
+TOOLS_LIST_BUDGET = 18 * 1024  # every tool's schema is context paid for on every turn (compose_video: 1.6 KB)
 
 
 async def test_tools_list_stays_within_its_budget(client: Client) -> None:

@@ -22,6 +22,7 @@ import anyio
 
 from runcomfy_mcp.core.film_archive import FilmArchive
 from runcomfy_mcp.core.job_files import JobFiles, Located, SourceKind, SourceProblem
+from runcomfy_mcp.domain.amounts import file_size
 from runcomfy_mcp.domain.films import (
     FILM_MODEL_ID,
     FILM_PREFIX,
@@ -122,7 +123,7 @@ class FilmService:
         size, max_bytes = (await anyio.Path(path).stat()).st_size, self.max_resource_bytes
         if size > max_bytes:
             raise FilmError(
-                f"Film {film_id} is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB a resource read may "
+                f"Film {film_id} is {file_size(size)}, over the {file_size(max_bytes)} a resource read may "
                 "carry (RUNCOMFY_FILM_RESOURCE_MAX_MB). Make it smaller (a lower resolution, shorter) or, over "
                 "stdio, open the file itself."
             )
@@ -259,8 +260,12 @@ class FilmService:
             logger.exception("could not update the job history")
 
 
-def _sheet(film: Film) -> bytes:
-    from runcomfy_mcp.media.previews import tile_sheet
+def _sheet(film: Film) -> bytes | None:
+    """One tile per shot (its middle), labelled with where the shot starts: the cut at a glance."""
+    from runcomfy_mcp.media.thumbnails import SheetLayout, jpeg
 
-    return tile_sheet([(f"{i + 1}. {s.at_s:.1f} s", still) for i, (s, still) in enumerate(zip(film.shots, film.stills,
-                       strict=False))])  # fmt: skip
+    if not film.stills:
+        return None
+    shots = zip(film.shots, film.stills, strict=False)  # a still per shot; a shot never reached has none
+    tiles = [(f"{i + 1}. {shot.at_s:.1f} s", still) for i, (shot, still) in enumerate(shots)]
+    return jpeg(SheetLayout.fit(len(tiles), film.width, film.height).draw(tiles))

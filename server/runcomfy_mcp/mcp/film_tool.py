@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import mcp_types as types
 from pydantic import Field
 
+from runcomfy_mcp.domain.amounts import count, file_size
 from runcomfy_mcp.domain.films import MAX_CLIPS, AudioRequest, ClipRequest, FilmRequest, FilmResult
 from runcomfy_mcp.mcp.arguments import _Arguments
 
@@ -78,7 +79,7 @@ def words(view: FilmResult) -> str:
     )
     lines = [
         f"Film {view.request_id}: {view.duration_s:.1f} s, {view.width}×{view.height} at {view.fps:g} fps, "
-        f"{view.size_bytes / 2**20:.1f} MB, {len(view.shots)} shot(s)"
+        f"{file_size(view.size_bytes)}, {count(len(view.shots), 'shot')}"
         f"{', with ' + view.audio + ' as the soundtrack' if view.audio else ''}.",
         f"Shots:\n{shots}",
         where,
