@@ -136,6 +136,7 @@ async def http_server(url: str, oauth: bool) -> AsyncIterator[str]:
 
     from runcomfy_mcp.cli import transport_security
     from runcomfy_mcp.hosting import http_app
+    from runcomfy_mcp.http_server import guard_sessions, transport_options
     from runcomfy_mcp.mcp.callers import CallerIdentity
     from runcomfy_mcp.sandbox.serving import serve_on_loopback
 
@@ -146,13 +147,16 @@ async def http_server(url: str, oauth: bool) -> AsyncIterator[str]:
 
     async with serve_on_loopback(later) as base:
         extra = {"auth": "oauth", "oauth_key": new_key()} if oauth else {}
-        async with open_runtime(settings_for(url, **extra), serving="http") as runtime:
-            server = build_server(runtime.tools, CallerIdentity(http=True, oauth=oauth))
+        settings = settings_for(url, **extra)
+        async with open_runtime(settings, serving="http") as runtime:
+            identity = CallerIdentity(http=True, oauth=oauth)
+            server = build_server(runtime.tools, identity)
             security = transport_security(Namespace(host="127.0.0.1", allowed_host=[]), base)
             app = http_app(
                 runtime, server, oauth_url=base if oauth else None, host="127.0.0.1",
-                transport_security=security, stateless=False,
+                transport_security=security, stateless=False, limits=transport_options(settings, stateless=False),
             )  # fmt: skip
+            guard_sessions(server, settings, identity, stateless=False)  # the shared port's gates, as served
             async with app.router.lifespan_context(app):
                 yield base
 
