@@ -189,6 +189,8 @@ class Connector:
     storage: MemoryStorage = field(default_factory=MemoryStorage)
     authorization_urls: list[str] = field(default_factory=list)
     client_metadata_url: str | None = None
+    redirects: list[str] = field(default_factory=list)  # where the person's browser was sent back to the app
+    exchanges: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status) the client saw
 
     def provider(self) -> OAuthClientProvider:
         metadata = OAuthClientMetadata(
@@ -205,6 +207,7 @@ class Connector:
         async def callback() -> AuthorizationCodeResult:
             async with httpx.AsyncClient() as browser:
                 location = await consent(browser, self.server.base, self.authorization_urls[-1], self.token)
+            self.redirects.append(location)
             query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
             assert location.startswith(REDIRECT_URI + "?"), location
             return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
@@ -219,7 +222,10 @@ class Connector:
         )
 
     def client(self, mode: str = "auto") -> Client:
-        http = httpx2.AsyncClient(auth=self.provider())
+        async def seen(response: httpx2.Response) -> None:
+            self.exchanges.append((response.request.method, response.request.url.path, response.status_code))
+
+        http = httpx2.AsyncClient(auth=self.provider(), event_hooks={"response": [seen]})
         return Client(streamable_http_client(self.server.mcp, http_client=http), mode=mode)
 
 

@@ -65,6 +65,18 @@ async def test_a_connector_signs_in_and_runs_a_job_paid_with_the_persons_token(
     assert tokens is not None and tokens.refresh_token and tokens.expires_in == 3600
     assert connector.storage.client_info is not None  # registered dynamically: no client was configured
     assert len(connector.authorization_urls) == 1 and "resource=" in connector.authorization_urls[0]
+    # Discovery began with the 401: the protected resource's metadata, then its authorization server's.
+    assert connector.exchanges[:5] == [
+        ("POST", "/mcp", 401),
+        ("GET", "/.well-known/oauth-protected-resource/mcp", 200),
+        ("GET", "/.well-known/oauth-authorization-server", 200),
+        ("POST", "/register", 201),
+        ("POST", "/token", 200),
+    ]
+    assert connector.exchanges[5][:2] == ("POST", "/mcp") and connector.exchanges[5][2] < 300
+    # The answer that brought the code back named this server (RFC 9207), and the SDK's client checked it.
+    (redirect,) = connector.redirects
+    assert query_of(redirect)["iss"] == server.base and query_of(redirect)["code"]
     assert [j["request_id"] for j in listed] == [job["request_id"]]
     # RunComfy saw the person's token on the paid POST, and never a credential this server issued.
     assert simulator.calls.sent_with("POST", "/v1/models/") == [f"Bearer {TOKEN}"]
@@ -414,3 +426,32 @@ async def test_a_person_sees_and_ends_their_connections_with_their_token(api_url
     assert forged.status_code == 400 and ended.status_code == 200 and "Disconnected" in ended.text
     assert cross_site.status_code == 403 and "No connections" in nothing.text
     assert mine_after == 401 and theirs_after != 401  # only the grant shown to its own token's holder ended
+
+
+async def test_on_a_shared_port_a_grant_is_the_caller_its_sessions_count_against(api_url: str, tmp_path: Path) -> None:
+    """The session cap per caller counts grants: a refreshed access token is the same caller, another app signed in
+    with the same RunComfy token is another; without a token the answer is the OAuth challenge, not a session."""
+    async with in_process(api_url, http_sessions_per_caller=2) as server, httpx.AsyncClient() as http:
+        client_id, first = await tokens_for(http, server.base, TOKEN)
+        _, second = await tokens_for(http, server.base, TOKEN)
+
+        async def open_session(access_token: str | None) -> httpx.Response:
+            hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "p", "version": "1"}}
+            body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+            headers = {"Accept": "application/json, text/event-stream"}
+            if access_token:
+                headers["Authorization"] = f"Bearer {access_token}"
+            return await http.post(server.mcp, json=body, headers=headers)
+
+        opened = [await open_session(first["access_token"]) for _ in range(2)]
+        refreshed = await http.post(
+            f"{server.base}/token",
+            data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": first["refresh_token"]},
+        )
+        third = await open_session(refreshed.json()["access_token"])
+        other_app = await open_session(second["access_token"])
+        anonymous = await open_session(None)
+    assert [o.status_code for o in opened] == [200, 200] and all(o.headers["mcp-session-id"] for o in opened)
+    assert third.status_code == 429 and "2 open sessions" in third.text and "mcp-session-id" not in third.headers
+    assert other_app.status_code == 200 and other_app.headers["mcp-session-id"]
+    assert anonymous.status_code == 401 and "resource_metadata=" in anonymous.headers["www-authenticate"]
