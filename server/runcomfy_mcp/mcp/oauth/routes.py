@@ -10,6 +10,7 @@ authorize, token, register and revoke handlers). Routes placed in front of the S
 - a public client may revoke with its client_id alone (RFC 7009 §2.1): the SDK's handler requires a
   `client_secret` field and answers 400 without one;
 - an error the SDK's authorize handler sends back to the app carries `iss` as well.
+One thing in front of them all: registrations and sign-ins begun are bounded per address (`sign_in_limits`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runcomfy_mcp.mcp.oauth.provider import GrantProvider
+from runcomfy_mcp.mcp.oauth.sign_in_limits import SignInLimits
 
 MCP_PATH = "/mcp"
 PUBLIC_CLIENT_METHODS = ["none", "client_secret_post", "client_secret_basic"]
@@ -86,6 +88,7 @@ def oauth_app(
     )
     assert auth.resource_server_url is not None
     app.router.routes[0:0] = _refinements(provider, auth, auth.issuer_url, auth.resource_server_url)
+    app.add_middleware(SignInLimits)  # registrations and sign-ins per address: each stores a row
     return app
 
 
