@@ -64,7 +64,7 @@ async def test_a_session_is_opened_only_with_a_credential(api_url: str) -> None:
         assert "Authorization: Bearer" in anonymous.text
         assert session_of(await open_session(http, url, TOKEN))
         async with http_client(url, TOKEN, mode="legacy") as client:
-            assert len((await client.list_tools()).tools) == 14
+            assert {"list_jobs", "get_status"} <= {t.name for t in (await client.list_tools()).tools}
 
 
 async def test_made_up_tokens_from_one_address_cannot_take_every_session(api_url: str) -> None:
