@@ -14,6 +14,7 @@ import pytest
 
 from conftest import TOKEN
 from helpers import structured, text_of
+from http_servers import http_client, http_server
 from images import make_image
 from oauth_flow import (
     KEY,
@@ -143,6 +144,7 @@ async def test_a_token_runcomfy_refuses_is_said_plainly_and_grants_nothing(
         accepted = await answer_consent(server.base, form, TOKEN)
         again = await answer_consent(server.base, form, TOKEN)  # the same form sent twice
     assert refused.status_code == 400 and "RunComfy did not accept this token" in refused.text
+    assert "rc-not-a-real-token" not in refused.text  # the form comes back empty, never with the token in it
     assert "4 tries left" in refused.text and 'name="runcomfy_token"' in refused.text
     assert malformed.status_code == 400 and "characters a token cannot have" in malformed.text
     assert accepted.status_code == 303 and "code=" in accepted.headers["location"]
@@ -455,3 +457,20 @@ async def test_on_a_shared_port_a_grant_is_the_caller_its_sessions_count_against
     assert third.status_code == 429 and "2 open sessions" in third.text and "mcp-session-id" not in third.headers
     assert other_app.status_code == 200 and other_app.headers["mcp-session-id"]
     assert anonymous.status_code == 401 and "resource_metadata=" in anonymous.headers["www-authenticate"]
+
+
+async def test_the_passthrough_stays_an_explicit_documented_mode(api_url: str, simulator: Simulator) -> None:
+    """`--auth runcomfy-token`: the caller's RunComfy token is the bearer token and is forwarded; no OAuth endpoint
+    answers; on loopback no warning. The README names the mode and says why OAuth is the one to expose."""
+    log: list[str] = []
+    async with http_server(api_url, "--auth", "runcomfy-token", token=None, log=log) as url:
+        async with http_client(url, TOKEN) as client:
+            job = structured(await client.call_tool(LITE, ARGS))
+        async with httpx.AsyncClient() as http:
+            metadata = await http.get(url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource/mcp")
+    assert job["request_id"] and simulator.calls.sent_with("POST", "/v1/models/") == [f"Bearer {TOKEN}"]
+    assert metadata.status_code == 404
+    assert log and not any("without --auth oauth" in line for line in log)
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "(`--auth runcomfy-token`, the default)" in readme and 'forbids "token passthrough"' in readme
+    assert "A server other people reach should run `--auth oauth` instead" in readme
