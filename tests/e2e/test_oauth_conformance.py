@@ -1,7 +1,9 @@
 """The official MCP conformance suite's authorization-server scenarios against `runcomfy-mcp --sandbox --transport http
 --auth oauth`, on both protocol generations: the metadata endpoint (RFC 8414, with Client ID Metadata Document
 support) and the authorization code grant, whose browser part (the consent page, any token in sandbox mode) this test
-plays. The suite's `server` scenarios have no authorization checks (its `auth/*` scenarios test clients)."""
+plays; the grant once more for an app named by its Client ID Metadata Document rather than registered. These two are
+all the suite has for a server's authorization: its `server` scenarios have no authorization checks, and its
+`auth/*` scenarios test clients (against authorization servers of its own)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from test_conformance import SCRIPT, TOOLS
 
+from conftest import TOKEN
 from helpers import structured
 from http_servers import free_port
 from images import make_image
-from oauth_flow import Connector, OAuthServer
+from oauth_flow import Connector, OAuthServer, consent, in_process
 
 VERSIONS = ["2025-11-25", "2026-07-28"]
 PHOTO = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
@@ -48,14 +52,16 @@ def oauth_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def suite(*args: str) -> subprocess.Popen[str]:
+def suite_command(*args: str) -> tuple[list[str], dict[str, str]]:
     conformance = TOOLS / "conformance"
     assert conformance.exists(), "run scripts/ensure-node-tools (the test set-up does)"
     env = {**os.environ, "PATH": f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.Popen(
-        [str(TOOLS / "node"), str(conformance), "authorization", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+    return [str(TOOLS / "node"), str(conformance), "authorization", *args], env
+
+
+def suite(*args: str) -> subprocess.Popen[str]:
+    command, env = suite_command(*args)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def allow(browser: httpx.Client, base: str, authorization_url: str) -> str:
@@ -124,3 +130,59 @@ async def test_the_sandbox_runs_the_whole_connector_flow_offline_with_any_token(
         listed = structured(await client.call_tool("list_jobs", {}))
     assert job["request_id"].startswith("sim-")  # the simulator ran it: nothing left the machine
     assert [j["request_id"] for j in listed["jobs"]] == [job["request_id"]]
+
+
+DOCUMENT_URL = "https://app.example/oauth/client.json"
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("spec_version", VERSIONS)
+async def test_the_code_grant_for_an_app_named_by_its_metadata_document(api_url: str, spec_version: str) -> None:
+    """The suite's client is given a Client ID Metadata Document URL as its client_id: nothing is registered, the
+    server fetches the document (from the app's host, played by the test) and the grant passes as for a registered
+    app."""
+    callback_port = free_port()
+    document = {
+        "client_id": DOCUMENT_URL,
+        "client_name": "MCP conformance (by its document)",
+        "redirect_uris": [f"http://127.0.0.1:{callback_port}/callback"],
+        "token_endpoint_auth_method": "none",
+    }
+    fetched: list[str] = []
+
+    def app_host(request: httpx.Request) -> httpx.Response:
+        fetched.append(str(request.url))
+        return httpx.Response(200, json=document) if str(request.url) == DOCUMENT_URL else httpx.Response(404)
+
+    async with in_process(api_url, transport=httpx.MockTransport(app_host)) as server, httpx.AsyncClient() as browser:
+        # No --scenario: the grant reads what the metadata scenario found, so both run.
+        command, env = suite_command(
+            "--url", server.base, "--client-id", DOCUMENT_URL, "--port", str(callback_port),
+            "--resource", server.mcp, "--spec-version", spec_version,
+        )  # fmt: skip
+        output = ""
+        async with await anyio.open_process(command, env=env, stderr=subprocess.STDOUT) as running:
+            assert running.stdout is not None
+            with anyio.fail_after(60):
+                async for chunk in running.stdout:  # the suite prints the URL a person would open, then waits
+                    output += chunk.decode()
+                    found = re.search(rf"^{re.escape(server.base)}/authorize\?\S+$", output, re.MULTILINE)
+                    if found:
+                        break
+                else:
+                    pytest.fail(output[-3000:])
+                location = await consent(browser, server.base, found.group(0), TOKEN)
+                for _ in range(100):  # the suite's callback listener starts after it printed the URL
+                    try:
+                        await browser.get(location)
+                        break
+                    except httpx.TransportError:
+                        await anyio.sleep(0.05)
+                async for chunk in running.stdout:
+                    output += chunk.decode()
+                await running.wait()
+    assert running.returncode == 0, output[-3000:]
+    assert "authorization-server-metadata-endpoint: 2 passed, 0 failed" in output, output[-3000:]
+    assert "authorization-code-grant: 1 passed, 0 failed" in output, output[-3000:]
+    assert fetched and set(fetched) == {DOCUMENT_URL}
