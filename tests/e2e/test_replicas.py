@@ -225,3 +225,31 @@ async def test_consent_across_replicas(
         assert not result.is_error and len(asked) == 1 and len(simulator.calls.submits) == 1
     else:
         assert result.is_error and "stateless" in text_of(result) and len(simulator.calls.submits) == 0
+
+
+async def test_waits_on_two_replicas_poll_runcomfy_about_as_often_as_one(
+    api_url: str, simulator: Simulator, database_url: str, tmp_path: Path
+) -> None:
+    """A job waited on through both replicas at once is asked after as if one wait followed it: each replica
+    reuses the status the other fetched (shared through the history) instead of asking again."""
+    pace = {"RUNCOMFY_POLL_INITIAL_S": "0.1", "RUNCOMFY_POLL_MAX_S": "0.25"}
+    waited = {"request_id": "", "timeout_s": 2.5}  # well within the client's 5 s read timeout
+
+    def polls(job: str) -> int:
+        return simulator.calls.count("GET", f"/v1/requests/{job}/status")
+
+    async with (
+        replica(api_url, database_url, tmp_path, "a", **pace) as a,
+        replica(api_url, database_url, tmp_path, "b", **pace) as b,
+        client(a.url, TOKEN) as on_a,
+        client(b.url, TOKEN) as on_b,
+    ):
+        alone, together = [structured(await on_a.call_tool(LITE, ARGS))["request_id"] for _ in range(2)]
+        await on_b.call_tool("list_jobs", {})  # B's first call sets it up: after it, both waits start together
+        # The simulator's clock stands still: both jobs stay queued, and every wait runs to its timeout.
+        assert structured(await on_a.call_tool("wait_for_result", waited | {"request_id": alone}))["timed_out"]
+        async with anyio.create_task_group() as group:
+            for target in (on_a, on_b):
+                group.start_soon(target.call_tool, "wait_for_result", waited | {"request_id": together})
+    assert polls(alone) >= 8  # the wait did poll: the comparison below means something
+    assert polls(together) <= polls(alone) * 1.25 + 1, (polls(alone), polls(together))

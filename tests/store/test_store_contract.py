@@ -132,6 +132,64 @@ async def test_racing_reservations_from_two_handles_never_pass_a_budget(make_sto
             await opened.aclose()
 
 
+async def test_waits_on_two_handles_share_one_poll_and_its_answer(make_store: object) -> None:
+    """Replica A claims the poll; B, asking meanwhile, is told to wait for it, then gets A's answer."""
+    a: Store = make_store()  # type: ignore[operator]
+    b: Store = make_store()  # type: ignore[operator]
+    try:
+        assert (await a.share_poll("r1", "team", seen=None, fresh_s=30)).yours
+        waiting = await b.share_poll("r1", "team", seen=None, fresh_s=30)
+        assert not waiting.yours and waiting.status is None  # A's poll is on its way
+        answered = await a.record_poll("r1", "team", status="in_queue", queue_position=3)
+        shared = await b.share_poll("r1", "team", seen=None, fresh_s=30)
+        assert (shared.status, shared.queue_position, shared.answered_at, shared.yours) == (
+            "in_queue",
+            3,
+            answered,
+            False,
+        )
+        # Nothing newer than what each has seen: the next poll is claimed by one of them only.
+        assert (await b.share_poll("r1", "team", seen=answered, fresh_s=30)).yours
+        assert not (await a.share_poll("r1", "team", seen=answered, fresh_s=30)).yours
+        later = await b.record_poll("r1", "team", status="completed", queue_position=None)
+        assert later >= answered
+        news = await a.share_poll("r1", "team", seen=answered, fresh_s=30)
+        assert (news.status, news.queue_position) == ("completed", None)
+        # Another owner's waits share nothing with this one's.
+        assert (await a.share_poll("r1", "someone-else", seen=None, fresh_s=30)).yours
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_racing_waits_get_one_claim_and_a_stale_one_is_taken_over(make_store: object) -> None:
+    stores: list[Store] = [make_store(), make_store()]  # type: ignore[operator]
+    claims = 0
+
+    async def look(i: int) -> None:
+        nonlocal claims
+        share = await stores[i % 2].share_poll("r1", "team", seen=None, fresh_s=30)
+        claims += share.yours
+
+    try:
+        async with anyio.create_task_group() as group:
+            for i in range(12):
+                group.start_soon(look, i)
+        assert claims == 1
+        # A claim never answered (its replica went away) stands only for `claim_s`, then another wait asks.
+        assert (await stores[0].share_poll("r2", "team", seen=None, fresh_s=30, claim_s=0.2)).yours
+        assert not (await stores[1].share_poll("r2", "team", seen=None, fresh_s=30, claim_s=0.2)).yours
+        await anyio.sleep(0.3)
+        assert (await stores[1].share_poll("r2", "team", seen=None, fresh_s=30, claim_s=0.2)).yours
+        # An answer older than `fresh_s` is no news to a wait that has seen nothing yet.
+        await stores[0].record_poll("r3", "team", status="in_progress", queue_position=None)
+        await anyio.sleep(0.3)
+        assert (await stores[1].share_poll("r3", "team", seen=None, fresh_s=0.2)).yours
+    finally:
+        for opened in stores:
+            await opened.aclose()
+
+
 async def test_a_broken_database_is_a_store_error(backend: str, tmp_path: Path) -> None:
     broken: Store
     if backend == "postgres":
@@ -166,7 +224,8 @@ async def test_an_old_sqlite_history_is_migrated_forward(tmp_path: Path) -> None
     finally:
         await store.aclose()
     with sqlite3.connect(path) as reopened:
-        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert reopened.execute("SELECT count(*) FROM status_polls").fetchone()[0] == 0  # the table came too
 
 
 async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
@@ -179,7 +238,7 @@ async def test_replicas_starting_together_migrate_once(database_url: str) -> Non
 
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             version = await (await conn.execute("SELECT version FROM schema_version")).fetchall()
-        assert version == [(3,)]
+        assert version == [(4,)]
     finally:
         for opened in stores:
             await opened.aclose()

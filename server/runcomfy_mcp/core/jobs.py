@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 ARGUMENT_CHECK_THREADS = 4
 POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to the ceiling
+# While another wait on the same job is asking RunComfy, a wait looks again after these pauses; by their end
+# (past the history's CLAIM_STANDS_S) an unanswered claim is taken over: its replica may have gone away.
+SHARED_POLL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 @dataclass(frozen=True)
@@ -308,16 +311,46 @@ class JobService:
 
     async def _status(self, request_id: str, caller: Caller) -> JobStatus:
         answer = await self.client.status(request_id, token=caller.token)
-        view = JobStatus(
-            request_id=answer.request_id or request_id,
-            status=answer.status,
-            queue_position=answer.queue_position if answer.status == "in_queue" else None,
-            finished=answer.status in FINISHED_STATUSES,
-        )
+        view = self._status_view(answer.request_id or request_id, answer.status, answer.queue_position)
         if self._recorded_status.get(request_id) != answer.status:
             await self._remember(self.store.update(request_id, status=answer.status))
             self._recorded_status[request_id] = answer.status
         return view
+
+    async def _shared_status(
+        self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float
+    ) -> tuple[JobStatus, float | None]:
+        """A wait's look at its job: a status another wait (in any process or replica on this history) fetched since
+        this one's last look, else one fetched now, shared with the others. Returns it and when it was fetched."""
+        for pause in SHARED_POLL_PAUSES:
+            try:
+                share = await self.store.share_poll(request_id, caller.owner, seen=seen, fresh_s=fresh_s)
+            except StoreError:
+                logger.exception("could not read the job's shared status; asking RunComfy")
+                return await self._status(request_id, caller), seen
+            if share.status is not None:
+                return self._status_view(request_id, share.status, share.queue_position), share.answered_at
+            if share.yours:
+                status = await self._status(request_id, caller)
+                try:
+                    answered = await self.store.record_poll(
+                        request_id, caller.owner, status=status.status, queue_position=status.queue_position
+                    )
+                except StoreError:
+                    logger.exception("could not share the job's status with other waits")
+                    return status, seen
+                return status, answered
+            await self._sleep(pause)  # another wait is asking RunComfy right now: its answer will do
+        return await self._status(request_id, caller), seen  # that wait is slow to answer: ask too
+
+    @staticmethod
+    def _status_view(request_id: str, status: str, queue_position: int | None) -> JobStatus:
+        return JobStatus(
+            request_id=request_id,
+            status=status,
+            queue_position=queue_position if status == "in_queue" else None,
+            finished=status in FINISHED_STATUSES,
+        )
 
     async def _result(
         self, request_id: str, caller: Caller, include_cost: bool, download: bool, preview: bool = False
@@ -377,8 +410,9 @@ class JobService:
         deadline = started + timeout_s
         generating_since: float | None = None
         next_poll = started
+        seen: float | None = None  # when the last status this wait saw was fetched, on the history's clock
         for delay in self.schedule.delays():
-            status = await self._status(request_id, caller)
+            status, seen = await self._shared_status(request_id, caller, seen, fresh_s=delay)
             now = self._clock()
             if status.finished:
                 result = await self._result(request_id, caller, include_cost, download, preview)

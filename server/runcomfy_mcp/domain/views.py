@@ -80,6 +80,20 @@ class WaitResult(JobResult):
     queue_position: int | None = None
 
 
+@dataclass(frozen=True)
+class SharedPoll:
+    """A job's status as the waits on it share it through the history (every process and replica on it).
+
+    `status` set: an answer newer than the asking wait had seen. Else `yours`: no newer answer and no poll
+    on its way, so this wait asks RunComfy (its claim is recorded); else another wait is asking right now.
+    """
+
+    status: str | None = None
+    queue_position: int | None = None
+    answered_at: float | None = None  # on the history's clock
+    yours: bool = False
+
+
 class JobRecord(BaseModel):
     request_id: str
     model_id: str

@@ -1,9 +1,10 @@
 """The job history's one interface. Two backends implement it: SQLite (one machine) and PostgreSQL (a team's
 replicas sharing one history). The same contract suite runs against both (`tests/store/test_store_contract.py`).
 
-Every method raises StoreError when its database fails. `reserve` is the one that must be atomic: it checks
-an owner's ledger and records the new job in one transaction that no other writer for that owner can
-interleave with, so limits hold across processes and replicas.
+Every method raises StoreError when its database fails. Two must be atomic. `reserve` checks an owner's
+ledger and records the new job in one transaction that no other writer for that owner can interleave
+with, so limits hold across processes and replicas. `share_poll` reads a job's last shared status and
+claims the next poll in one, so waits on one job (on any replica) poll RunComfy as one wait would.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from runcomfy_mcp.domain.spending import LedgerRow
-from runcomfy_mcp.domain.views import HistoryStatus, JobRecord
+from runcomfy_mcp.domain.views import HistoryStatus, JobRecord, SharedPoll
 from runcomfy_mcp.store.grants import GrantStore
+from runcomfy_mcp.store.records import CLAIM_STANDS_S
 
 LedgerCheck = Callable[[list[LedgerRow]], None]
 
@@ -70,5 +72,17 @@ class Store(GrantStore, Protocol):
     async def list(
         self, *, owner: str = "", status: HistoryStatus | None = None, limit: int = 20
     ) -> list[JobRecord]: ...
+
+    async def share_poll(
+        self, request_id: str, owner: str, *, seen: float | None, fresh_s: float, claim_s: float = CLAIM_STANDS_S
+    ) -> SharedPoll:
+        """A wait's look before it polls RunComfy: a status another wait (on any replica) got since `seen`, or
+        the turn to ask, claimed in the same transaction so that two waits never both get it. A claim left
+        unanswered for `claim_s` (its replica went away) is taken over."""
+        ...
+
+    async def record_poll(self, request_id: str, owner: str, *, status: str, queue_position: int | None) -> float:
+        """What RunComfy answered the claimed poll, for the other waits; returns when, on the history's clock."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -23,17 +23,19 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from runcomfy_mcp.domain.spending import LedgerRow
-from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
+from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord, SharedPoll
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
 from runcomfy_mcp.store.dsn import dsn_password, dsn_secrets, scrub
 from runcomfy_mcp.store.grants import POSTGRES_TABLES
 from runcomfy_mcp.store.postgres_grants import PostgresGrants
 from runcomfy_mcp.store.records import (
+    CLAIM_STANDS_S,
     insert_statement,
     insert_values,
     ledger_rows,
     ledger_statement,
+    poll_share,
     record_from_row,
     update_statement,
     update_values,
@@ -43,7 +45,7 @@ Pool = AsyncConnectionPool[Any]
 _QUOTED = re.compile(r'"[^"]*"')  # what libpq quotes back: a piece of the URL, a host, a user
 _SERVER_PREFIX = re.compile(r'^(?:connection failed: )?(?:connection to server at "…", port \d+ failed: )?')
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MIGRATIONS: dict[int, list[str]] = {
     # version 1: the history as the SQLite backend has it since spending limits (its version 2)
     1: [
@@ -69,7 +71,20 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: ["CREATE INDEX jobs_unfinished ON jobs (owner) WHERE status IN ('in_queue', 'in_progress', 'outcome_unknown')"],
     # version 3: OAuth apps, grants, codes and tokens, so every replica honours (and revokes) the same grants
     3: POSTGRES_TABLES,
+    # version 4: the last status poll of each job, shared by the replicas waiting on it (Store.share_poll)
+    4: [
+        """CREATE TABLE status_polls (
+            request_id     TEXT NOT NULL,
+            owner          TEXT NOT NULL,
+            status         TEXT,
+            queue_position INTEGER,
+            answered_at    DOUBLE PRECISION,
+            claimed_at     DOUBLE PRECISION,
+            PRIMARY KEY (request_id, owner)
+        )"""
+    ],
 }
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # one clock for every replica: the database's
 
 
 CONNECT_TIMEOUT_S = 5  # a host that drops packets is reported after this, not after the TCP timeout
@@ -246,6 +261,39 @@ class PostgresStore(PostgresGrants):
             "UPDATE jobs SET local_files = %s, updated_at = %s WHERE request_id = %s",
             (json.dumps(paths), time.time(), request_id),
         )
+
+    async def share_poll(
+        self, request_id: str, owner: str, *, seen: float | None, fresh_s: float, claim_s: float = CLAIM_STANDS_S
+    ) -> SharedPoll:
+        async with self._connection() as conn, conn.transaction():
+            # The row first, then its lock: two replicas asking at once take turns, and only one gets the claim.
+            await conn.execute(
+                "INSERT INTO status_polls (request_id, owner) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (request_id, owner),
+            )
+            cursor = await conn.execute(
+                f"SELECT status, queue_position, answered_at, claimed_at, {_NOW} AS now FROM status_polls"
+                " WHERE request_id = %s AND owner = %s FOR UPDATE",
+                (request_id, owner),
+            )
+            row = await cursor.fetchone()
+            assert row is not None  # inserted above, and rows are never deleted
+            share = poll_share(row, row["now"], seen, fresh_s, claim_s)
+            if share.yours:
+                await conn.execute(
+                    "UPDATE status_polls SET claimed_at = %s WHERE request_id = %s AND owner = %s",
+                    (row["now"], request_id, owner),
+                )
+            return share
+
+    async def record_poll(self, request_id: str, owner: str, *, status: str, queue_position: int | None) -> float:
+        rows = await self._execute(
+            f"INSERT INTO status_polls (request_id, owner, status, queue_position, answered_at)"
+            f" VALUES (%s, %s, %s, %s, {_NOW}) ON CONFLICT (request_id, owner) DO UPDATE SET status = excluded.status,"
+            " queue_position = excluded.queue_position, answered_at = excluded.answered_at RETURNING answered_at",
+            (request_id, owner, status, queue_position),
+        )
+        return float(rows[0]["answered_at"])
 
     # ------------------------------------------------------------ reads
 

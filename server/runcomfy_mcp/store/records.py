@@ -9,7 +9,7 @@ from typing import Any
 
 from runcomfy_mcp.domain.outputs import collect_outputs, digest_data_uris
 from runcomfy_mcp.domain.spending import LedgerRow
-from runcomfy_mcp.domain.views import JobRecord
+from runcomfy_mcp.domain.views import JobRecord, SharedPoll
 
 
 def insert_statement(p: str) -> str:
@@ -96,3 +96,24 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         cost=row["cost"],
         estimated_cost_usd=row["estimated_cost"],
     )
+
+
+# How long a claimed poll stands unanswered before another wait asks RunComfy itself: a status request's answer
+# takes longer only when RunComfy (or the claiming replica) is in trouble.
+CLAIM_STANDS_S = 3.0
+
+
+def poll_share(
+    row: Mapping[str, Any] | None, now: float, seen: float | None, fresh_s: float, claim_s: float = CLAIM_STANDS_S
+) -> SharedPoll:
+    """What a wait learns from a job's `status_polls` row (both backends decide alike): an answer newer than
+    `seen` (or, at a wait's first look, from the last `fresh_s`); else whether another wait is asking now
+    (a claim newer than the last answer, less than `claim_s` old); else its own turn."""
+    answered = row["answered_at"] if row else None
+    newer_than = seen if seen is not None else now - fresh_s
+    if row and row["status"] and answered is not None and answered > newer_than:
+        return SharedPoll(status=row["status"], queue_position=row["queue_position"], answered_at=answered)
+    claimed = row["claimed_at"] if row else None
+    if claimed is not None and claimed > now - claim_s and (answered is None or claimed > answered):
+        return SharedPoll()
+    return SharedPoll(yours=True)

@@ -19,15 +19,17 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from runcomfy_mcp.domain.spending import LedgerRow
-from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord
+from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN, HistoryStatus, JobRecord, SharedPoll
 from runcomfy_mcp.errors import StoreError
 from runcomfy_mcp.store.base import LedgerCheck
 from runcomfy_mcp.store.grants import SQLITE_TABLES
 from runcomfy_mcp.store.records import (
+    CLAIM_STANDS_S,
     insert_statement,
     insert_values,
     ledger_rows,
     ledger_statement,
+    poll_share,
     record_from_row,
     update_statement,
     update_values,
@@ -36,7 +38,18 @@ from runcomfy_mcp.store.sqlite_grants import SQLiteGrants
 
 T = TypeVar("T")
 
-_SCHEMA = """
+# The last status poll of each job, shared by the processes waiting on it (see Store.share_poll).
+_STATUS_POLLS = """CREATE TABLE IF NOT EXISTS status_polls (
+    request_id     TEXT NOT NULL,
+    owner          TEXT NOT NULL,
+    status         TEXT,
+    queue_position INTEGER,
+    answered_at    REAL,
+    claimed_at     REAL,
+    PRIMARY KEY (request_id, owner)
+)"""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     request_id   TEXT PRIMARY KEY,
     owner        TEXT NOT NULL DEFAULT '',
@@ -54,14 +67,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     estimated_cost REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC);
+{_STATUS_POLLS};
 """
 
 # Forward migrations: user_version N → N + 1. A file of any earlier version is brought up at open.
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE jobs ADD COLUMN estimated_cost REAL"],  # spending limits (version 1 had none)
     2: SQLITE_TABLES,  # OAuth apps, grants, codes and tokens
+    3: [_STATUS_POLLS],  # waits on one job share its polls
 }
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
@@ -254,3 +269,42 @@ class SQLiteStore(SQLiteGrants):
         params.append(limit)
         rows = await self._run(lambda c: c.execute(query, params).fetchall())
         return [record_from_row(r) for r in rows]
+
+    async def share_poll(
+        self, request_id: str, owner: str, *, seen: float | None, fresh_s: float, claim_s: float = CLAIM_STANDS_S
+    ) -> SharedPoll:
+        def work(c: sqlite3.Connection) -> SharedPoll:
+            c.execute("BEGIN IMMEDIATE")  # the write lock first: another process cannot claim the same poll
+            try:
+                now = time.time()
+                row = c.execute(
+                    "SELECT status, queue_position, answered_at, claimed_at FROM status_polls"
+                    " WHERE request_id = ? AND owner = ?",
+                    (request_id, owner),
+                ).fetchone()
+                share = poll_share(row, now, seen, fresh_s, claim_s)
+                if share.yours:
+                    c.execute(
+                        "INSERT INTO status_polls (request_id, owner, claimed_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (request_id, owner) DO UPDATE SET claimed_at = excluded.claimed_at",
+                        (request_id, owner, now),
+                    )
+                c.execute("COMMIT")
+                return share
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        return await self._run(work)
+
+    async def record_poll(self, request_id: str, owner: str, *, status: str, queue_position: int | None) -> float:
+        now = time.time()
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO status_polls (request_id, owner, status, queue_position, answered_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, owner) DO UPDATE SET status = excluded.status,"
+                " queue_position = excluded.queue_position, answered_at = excluded.answered_at",
+                (request_id, owner, status, queue_position, now),
+            )
+        )
+        return now
