@@ -34,7 +34,11 @@ SECTION_ROWS = {
         "8 MB download, own process, stdio (best of 2)",
         "8 MB download, own process, stdio: server memory growth",
     ],
-    "many": ["peak memory, 20 jobs waited on at once", "status requests per job"],
+    "many": [
+        "server peak memory, 20 jobs waited on at once",
+        "status requests per job",
+        "last wait's answer after the last job ended",
+    ],
     "catalog": [  # the simulator's catalog grows with the models it simulates: no counts here
         "models: requests",
         "warm start: catalog requests",

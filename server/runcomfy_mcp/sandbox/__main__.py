@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=1.0, help="job durations × this (1: about 10 s a job)")
     parser.add_argument("--extra-models", type=int, default=0, help="add this many made-up models to the catalog")
     parser.add_argument("--video-mb", type=float, default=0, help="serve random output files of this size instead")
+    parser.add_argument(
+        "--unlimited-balance", action="store_true", help="jobs cost nothing, so thousands of them never run out"
+    )
     args = parser.parse_args()
     blob = os.urandom(int(args.video_mb * 1024 * 1024)) if args.video_mb else b""
 
@@ -40,6 +43,7 @@ def main() -> None:
         time_scale=args.time_scale,
         video_maker=video,
     )
+    simulator.unlimited_balance = args.unlimited_balance
 
     async def serve() -> None:
         async with serve_on_loopback(simulator.app()) as url:

@@ -23,6 +23,7 @@ import struct
 import time
 import wave
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,7 @@ class Simulator:
         self.state = state
         # the account's wallet: each job's cost is taken from it when submitted (read from `state` when kept there)
         self.balance_usd = OPENING_BALANCE_USD
+        self.unlimited_balance = False  # True: jobs cost nothing here, so a benchmark's thousands never run out
         self.time_scale = time_scale
         self.clock = clock
         self.video_maker = video_maker
@@ -301,8 +303,15 @@ class Simulator:
                 Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
                 Route("/v1/requests/{request_id}/cancel", self._cancel, methods=["POST"]),
                 Route("/files/{name}", self._file, methods=["GET"]),
+                Route("/simulator/requests", self._requests, methods=["GET"]),
             ]
         )
+
+    async def _requests(self, request: Request) -> Response:
+        """Not RunComfy's: what the simulator was asked, for a benchmark in another process to count."""
+        kinds = Counter(_kind(method, path) for method, path in self.calls.requests)
+        ends = [job.submitted_at + job.queue_s + job.run_s for job in self.jobs.values()]
+        return JSONResponse({"requests": kinds, "clock": self.clock(), "last_job_ends_at": max(ends, default=None)})
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -353,7 +362,7 @@ class Simulator:
             ]
             return JSONResponse({"detail": problems}, status_code=422)
         cost = self.cost_of(model_id, body)
-        if not await self._take(cost):
+        if not self.unlimited_balance and not await self._take(cost):
             return _error(402, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
         self.calls.submits.append({"model_id": model_id, "arguments": body})
         job = await self._new_job(model_id, body, cost)
@@ -474,6 +483,15 @@ class Simulator:
         for start in range(0, len(data), 64 * 1024):
             yield data[start : start + 64 * 1024]
             await anyio.sleep(self.file_chunk_delay_s)
+
+
+def _kind(method: str, path: str) -> str:
+    """`submit`, `status`, `result`, `cancel`, `file` or `other`: what a request to this API was."""
+    if method == "POST" and path.startswith("/v1/models/"):
+        return "submit"
+    if path.startswith("/v1/requests/"):
+        return path.rsplit("/", 1)[-1]
+    return "file" if path.startswith("/files/") else "other"
 
 
 _SUFFIX = {"video": "mp4", "image": "png", "audio": "wav"}

@@ -10,6 +10,7 @@ dependencies); imported only when the sandbox makes its first video.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,7 @@ def _view(picture: Image, width: int, height: int, zoom: float) -> Image:
     return picture.resize((width, height), Images.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
 
 
+@functools.lru_cache(maxsize=8)  # a thousand jobs from one image make one clip, not a thousand
 def make_video(image: bytes | None, seconds: float, last: bytes | None = None) -> bytes:
     import av
     from PIL import Image, ImageDraw

@@ -34,6 +34,9 @@ WireModel = TypeVar("WireModel", bound=BaseModel)
 # (a syscall each) whenever a request starts or ends, so a wide pool makes 500 waits at once
 # quadratic: with 100 connections a round of polls took seconds instead of a fraction of one.
 API_CONNECTION_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+# It scans every request queued for a connection too, so requests beyond the pool's size wait
+# their turn before it (a semaphore's queue costs nothing to wait in), never in it.
+API_REQUESTS_IN_FLIGHT = 16
 
 
 class _Wire(BaseModel):
@@ -115,12 +118,14 @@ class RunComfyClient:
         token: str | None,
         redactor: Redactor,
         retry: RetryPolicy,
+        in_flight: anyio.Semaphore | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._redact = redactor
         self.retry = retry
+        self._in_flight = in_flight or anyio.Semaphore(API_REQUESTS_IN_FLIGHT)  # shared by `elsewhere`
 
     def require_token(self, token: str | None) -> None:
         """Raise what a request would, when there is no usable token for a job."""
@@ -128,7 +133,14 @@ class RunComfyClient:
 
     def elsewhere(self, base_url: str) -> RunComfyClient:
         """The same client (connection pool, token, retries) for another RunComfy API, such as the account API."""
-        return RunComfyClient(self._http, base_url=base_url, token=self._token, redactor=self._redact, retry=self.retry)
+        return RunComfyClient(
+            self._http,
+            base_url=base_url,
+            token=self._token,
+            redactor=self._redact,
+            retry=self.retry,
+            in_flight=self._in_flight,
+        )
 
     def _auth_headers(self, token: str | None, *, optional: bool = False) -> dict[str, str]:
         """`optional`: the catalog, which is sent the token when there is one (it may be public)."""
@@ -281,7 +293,8 @@ class RunComfyClient:
         """Send one request within the deadline; every transport failure becomes one of our errors, here only."""
         try:
             with anyio.fail_after(self.retry.deadline_s):
-                return await self._http.send(request)
+                async with self._in_flight:
+                    return await self._http.send(request)
         except (TimeoutError, httpx.TransportError) as exc:
             raise self._transport_error(exc, action, paid_model) from exc
 
