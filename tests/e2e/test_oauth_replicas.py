@@ -1,10 +1,11 @@
 """OAuth across replicas: two `runcomfy-mcp --auth oauth` processes on one PostgreSQL, behind one public URL. A sign-in
-begun on one may finish on the other, a grant works on both, and revoked on one it is refused by the other's next
-request."""
+begun on one may finish on the other, a grant works on both, and revoked by its app or ended by its person on one it is
+refused by the other's next request."""
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from oauth_flow import (
     query_of,
     read_consent,
     register,
+    tokens_for,
 )
 from runcomfy_mcp.sandbox.simulator import Simulator
 
@@ -69,10 +71,24 @@ async def test_a_grant_revoked_on_one_replica_is_refused_by_the_other(
             f"{a.base}/token",
             data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": issued["refresh_token"]},
         )
+        # Another app, allowed on A; the person ends it on B's connections page; A refuses it at once.
+        _, other = await tokens_for(http, a.base, TOKEN)
+        before_on_a = await mcp_status(http, a.base, other["access_token"])
+        async with httpx.AsyncClient() as browser:
+            page = await browser.get(f"{b.base}/connections")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            person = {"csrf": csrf.group(1), "runcomfy_token": TOKEN}
+            connections = await browser.post(f"{b.base}/connections", data=person, headers={"Origin": public})
+            forms = dict(re.findall(r'name="(grant|ticket|csrf)" value="([^"]+)"', connections.text))
+            ended = await browser.post(f"{b.base}/connections/disconnect", data=forms, headers={"Origin": public})
+        other_on_a = await mcp_status(http, a.base, other["access_token"])
     assert [j["request_id"] for j in listed] == [job]  # one grant, one history, whichever replica answers
     assert simulator.calls.sent_with("POST", "/v1/models/") == [f"Bearer {TOKEN}"]
     assert revoked.status_code == 200 and on_a_after == 401 and on_b_after == 401
     assert refresh_on_a.status_code == 400
+    assert connections.text.count("Disconnect<") == 1  # the revoked grant is gone from the list already
+    assert before_on_a != 401 and ended.status_code == 200 and other_on_a == 401
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         dumped = ""
         for table in ("oauth_clients", "oauth_pending", "oauth_grants", "oauth_codes", "oauth_tokens", "jobs"):
