@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+import anyio
+
 from runcomfy_mcp import __version__
 from runcomfy_mcp.core.price_cache import cached_prices
 from runcomfy_mcp.core.spec_files import load_specs
@@ -30,6 +32,7 @@ from runcomfy_mcp.upstream.redaction import Redactor
 if TYPE_CHECKING:
     import httpcore
     import httpx
+    from anyio.abc import TaskGroup
 
     from runcomfy_mcp.core.catalog import Catalog
     from runcomfy_mcp.core.films import FilmService
@@ -88,6 +91,7 @@ class Services:
         self._settings = settings
         self._redactor = redactor
         self._serving = serving
+        self.background: TaskGroup | None = None  # the runtime's own work (previews queued for later)
         self._transport = transport
         self._media_transport = media_transport
         self._resolver = resolver
@@ -250,6 +254,7 @@ class Services:
                 max_bytes=int(settings.preview_max_mb * MIB),
                 deadline_s=settings.download_timeout_s,
                 hosts=downloader.hosts,
+                background=self.background,
             )
         store = self.store()  # the history: the jobs and the films share it
         archive = FilmArchive(store, settings.data_dir.expanduser() / "films")
@@ -439,6 +444,11 @@ async def open_runtime(
             media_domains=settings.player_media_domains(),
             local_files=reads_local_files(serving),
         )
-        yield Runtime(settings=settings, redactor=redactor, tools=tools, services=services)
+        async with anyio.create_task_group() as background:
+            services.background = background
+            try:
+                yield Runtime(settings=settings, redactor=redactor, tools=tools, services=services)
+            finally:
+                background.cancel_scope.cancel()  # previews queued for later are not worth waiting for
     finally:
         await services.aclose()

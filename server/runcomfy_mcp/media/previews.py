@@ -7,8 +7,9 @@ shown is remembered as such too.
 
 Outputs are upstream data: each is decoded in a worker process of its own (preview_worker) within
 fixed limits of pixels, frames, time and memory (thumbnails). At most two previews are made at once
-per server; a few more may wait a moment for their turn, and beyond that a result goes out without
-its preview (a later get_result makes it), so previews never hold a result's URLs back for long.
+per server. A result whose preview finds both turns taken goes out at once without it: its preview
+queues behind the others in the background (a few at most; beyond that none) and a later get_result
+shows it, so previews never hold a result's URLs back.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from subprocess import PIPE
 
 import anyio
 import httpx
-from anyio.abc import ByteReceiveStream
+from anyio.abc import ByteReceiveStream, TaskGroup
 
 from runcomfy_mcp.domain.amounts import MIB
 from runcomfy_mcp.domain.outputs import Output
@@ -50,8 +49,7 @@ class PreviewLimits:
     decode: DecodeLimits = field(default_factory=DecodeLimits)
     memory_mb: float = 200.0  # the worker's address space beyond its interpreter and libraries
     at_once: int = 2  # previews made at the same time by this server
-    waiting: int = 8  # previews that may wait for a turn; any more go out without one
-    wait_s: float = 5.0  # longest a result waits for a turn
+    waiting: int = 8  # previews queued in the background for a turn; any more are made by a later get_result
     fetch_s: float = 30.0  # longest a preview's fetch may take (a download's deadline, if shorter)
     start_s: float = 10.0  # on top of the decoding's CPU time, before the worker is stopped by the clock
 
@@ -75,8 +73,10 @@ class Previewer:
         deadline_s: float,
         hosts: OutputHosts | None = None,
         limits: PreviewLimits | None = None,
+        background: TaskGroup | None = None,
     ) -> None:
-        """`deadline_s`: a download's deadline; a preview's fetch gets at most `limits.fetch_s` of it."""
+        """`deadline_s`: a download's deadline; a preview's fetch gets at most `limits.fetch_s` of it.
+        `background`: where previews that found no free turn are made later (None: they are not)."""
         self._http = http
         self.folder = folder
         self.max_bytes = max_bytes
@@ -84,6 +84,8 @@ class Previewer:
         self.deadline_s = min(deadline_s, self.limits.fetch_s)
         self.hosts = hosts or OutputHosts()
         self._turns: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+        self._background = background
+        self._queued: set[str] = set()  # jobs whose previews wait in the background
 
     async def preview(self, request_id: str, output: Output, local_file: Path | None = None) -> Preview:
         """The job's preview, made once; raises PreviewError saying why there is none."""
@@ -93,20 +95,61 @@ class Previewer:
         kept = await self._kept(jpeg_path, facts_path)
         if kept is not None:
             return kept
-        async with self._turn():
-            kept = await self._kept(jpeg_path, facts_path)  # made by another wait on the same job meanwhile
-            if kept is not None:
-                return kept
-            try:
-                if local_file is not None and local_file.is_file():
-                    preview = await self.decode(local_file, output.kind)
-                else:
-                    preview = await self._from_url(output)
-            except UndecodableOutputError as exc:
-                await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
-                raise
+        turns = self._free_turns()
+        try:
+            turns.acquire_nowait()
+        except anyio.WouldBlock:
+            raise self._later(request_id, output, local_file) from None
+        try:
+            return await self._make(request_id, output, local_file)
+        finally:
+            turns.release()
+
+    async def _make(self, request_id: str, output: Output, local_file: Path | None) -> Preview:
+        """Made and kept, within a turn the caller holds."""
+        jpeg_path, facts_path = self.folder / f"{request_id}.jpg", self.folder / f"{request_id}.json"
+        kept = await self._kept(jpeg_path, facts_path)  # made by another wait on the same job meanwhile
+        if kept is not None:
+            return kept
+        try:
+            if local_file is not None and local_file.is_file():
+                preview = await self.decode(local_file, output.kind)
+            else:
+                preview = await self._from_url(output)
+        except UndecodableOutputError as exc:
+            await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
+            raise
         await anyio.to_thread.run_sync(self._keep, jpeg_path, facts_path, preview)
         return preview
+
+    def _free_turns(self) -> anyio.CapacityLimiter:
+        if self._turns is None:
+            self._turns = anyio.CapacityLimiter(self.limits.at_once)
+        return self._turns
+
+    def _later(self, request_id: str, output: Output, local_file: Path | None) -> PreviewError:
+        """Both turns are taken: the preview queues in the background (when there is room) and the result goes out
+        now. Returns the error that says so."""
+        busy = f"other previews were being made (at most {self.limits.at_once} at once), so this result did not wait"
+        if request_id in self._queued:
+            return PreviewError(f"{busy}; its preview is being made, and get_result shows it in a moment")
+        if self._background is None or len(self._queued) >= self.limits.waiting:
+            return PreviewError(f"{busy} for its own; get_result shows it later")
+        self._queued.add(request_id)
+        self._background.start_soon(self._make_later, request_id, output, local_file)
+        return PreviewError(f"{busy}; its preview is being made, and get_result shows it in a moment")
+
+    async def _make_later(self, request_id: str, output: Output, local_file: Path | None) -> None:
+        """A queued preview, made in its turn; a failure is kept (undecodable) or logged, never raised."""
+        try:
+            async with self._free_turns():
+                await self._make(request_id, output, local_file)
+        except PreviewError as exc:
+            logger.info("no preview for %s: %s", request_id, exc.message)
+        except Exception:
+            logger.exception("a preview made in the background failed")
+        finally:
+            self._queued.discard(request_id)
 
     async def _kept(self, jpeg_path: Path, facts_path: Path) -> Preview | None:
         try:
@@ -117,32 +160,6 @@ class Previewer:
             return Preview(jpeg, [float(t) for t in facts["frames_at_s"]], bool(facts.get("cut_short")))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not made yet
-
-    @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        """One of `limits.at_once` turns, waited for at most `limits.wait_s`, or a PreviewError saying so."""
-        if self._turns is None:
-            self._turns = anyio.CapacityLimiter(self.limits.at_once)
-        turns = self._turns
-        busy = PreviewError(
-            f"other previews were being made (at most {self.limits.at_once} at once), so this result did not "
-            "wait for its own; get_result shows it later"
-        )
-        try:
-            turns.acquire_nowait()
-        except anyio.WouldBlock:
-            if turns.statistics().tasks_waiting >= self.limits.waiting:
-                raise busy from None  # the queue is full: going out without a preview beats waiting behind it
-            acquired = False
-            with anyio.move_on_after(self.limits.wait_s):
-                await turns.acquire()
-                acquired = True
-            if not acquired:
-                raise busy from None
-        try:
-            yield
-        finally:
-            turns.release()
 
     async def decode(self, path: Path, kind: str) -> Preview:
         """The preview of a local file, made by a worker process within `limits` (killed at its deadline)."""
