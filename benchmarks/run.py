@@ -45,7 +45,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "download": {"size_mb": 8, "rounds": 2},
     "many": {"jobs": 20, "job_seconds": 3.0},
     "catalog": {"models": 100, "searches": 20},
-    "replicas": {"calls": 40, "callers": 4, "rounds": 20},
+    "replicas": {"calls": 40, "callers": 4, "rounds": 20, "polled_jobs": 3},
     "preview": {"seconds": 2.0, "width": 320, "height": 180, "keyframe_s": 4.0, "huge": 3000, "rounds": 1},
     "film": {"clips": 2, "seconds": 1.0, "width": 320, "height": 180},
     "frame": {"seconds": 2.0, "width": 320, "height": 180},

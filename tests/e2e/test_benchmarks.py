@@ -49,6 +49,7 @@ SECTION_ROWS = {
         "get_status median, PostgreSQL vs SQLite",
         "40 calls, 4 callers, 2 replicas: failed calls",
         "40 calls: throughput, 2 replicas vs 1",
+        "status requests per job, a waiter on each of 2 replicas vs one",
     ],
     "preview": [
         "preview of a 2 s 180p clip: size",
