@@ -26,6 +26,7 @@ SECTION_ROWS = {
         "get_status median, in-memory client (legacy)",
         "get_status median over HTTP, OAuth vs passthrough",
         "OAuth sign-in (register to token), median",
+        "OAuth token lookup alone, median",
     ],
     "probe": ["bytes read to check a 30 MB JPEG by URL", "bytes read to check a 30 MB PNG by URL"],
     "download": [
