@@ -129,3 +129,23 @@ async def test_the_account_counts_the_window_by_model() -> None:
     assert account.balance_usd == 7.5 and account.spent_usd == 0.75 and account.jobs == 2
     assert account.limits.budget_left_usd == 9.25
     assert [(m.model_id, m.jobs) for m in account.by_model] == [(SPEC.model_id, 2)]
+
+
+async def test_the_balance_cache_never_holds_a_callers_token() -> None:
+    """50 callers ask for their account: what the wallet keeps names them by fingerprint, never by token."""
+    import gc
+
+    clock, balances = Clock(), Balances(10.0)
+    purse = wallet(clock, balances)
+    tokens = [f"rc-caller-{i:03d}-" + "s3cret" * 4 for i in range(50)]
+    for token in tokens:
+        await purse.account(Caller.with_token(token), Ledger([]))
+    del token
+    gc.collect()
+    kept = repr(vars(purse))
+    assert not [t for t in tokens if t in kept]
+    assert await purse.balance(Caller.with_token(tokens[7])) == 10.0 and balances.reads == 50  # still a cache
+    alices = Caller.with_token(tokens[7])
+    purse.spent(alices)
+    await purse.balance(alices)
+    assert balances.reads == 51

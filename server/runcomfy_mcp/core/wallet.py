@@ -17,12 +17,13 @@ from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.domain.pricing import Estimate, Price, estimate_cost
 from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.spending import LedgerRow, SpendLimits, Usage, describe_limits
-from runcomfy_mcp.domain.views import AccountView, Caller, LimitView, ModelSpending, Quote
+from runcomfy_mcp.domain.views import AccountView, Caller, LimitView, ModelSpending, Quote, fingerprint
 from runcomfy_mcp.errors import BalanceTooLowError, ConsentError, RunComfyError, SpendLimitError
 
 logger = logging.getLogger(__name__)
 
 BALANCE_FRESH_S = 30.0  # a balance read this recently stands in for a new read before a submit
+MAX_BALANCES_KEPT = 1024  # callers whose balance is remembered; past that, stale entries go first
 
 
 class PriceSource(Protocol):
@@ -46,6 +47,11 @@ class ConsentRequest:
     threshold_usd: float
 
 
+def _balance_key(caller: Caller) -> str | None:
+    """Whose balance: the caller's token by its fingerprint (a memory holds no token), or the server's own."""
+    return fingerprint(caller.token) if caller.token else None
+
+
 Consent = Callable[[ConsentRequest], Awaitable[bool]]
 """Asks the person; True only for an explicit yes. None where the client cannot be asked."""
 
@@ -63,7 +69,8 @@ class Wallet:
         self._prices = prices
         self._balances = balances
         self._clock = clock
-        self._recent_balance: dict[str | None, tuple[float, float]] = {}  # token → (read at, balance)
+        # The token's fingerprint (None: the server's own token) → (read at, balance). Never the token itself.
+        self._recent_balance: dict[str | None, tuple[float, float]] = {}
 
     async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> Estimate:
         price = None
@@ -80,7 +87,8 @@ class Wallet:
     async def balance_or_why_not(self, caller: Caller, *, fresh: bool = False) -> tuple[float | None, str | None]:
         """The balance, or None and why it could not be read (the error's own message: no secret is in it)."""
         now = self._clock()
-        recent = self._recent_balance.get(caller.token)
+        key = _balance_key(caller)
+        recent = self._recent_balance.get(key)
         if recent and not fresh and now - recent[0] < BALANCE_FRESH_S:
             return recent[1], None
         try:
@@ -88,12 +96,19 @@ class Wallet:
         except RunComfyError as exc:
             logger.info("balance not read: %s", exc.message)
             return None, exc.shown()
-        self._recent_balance[caller.token] = (now, usd)
+        if len(self._recent_balance) >= MAX_BALANCES_KEPT:
+            self._forget_stale(now)
+        self._recent_balance[key] = (now, usd)
         return usd, None
+
+    def _forget_stale(self, now: float) -> None:
+        stale = [k for k, (read_at, _) in self._recent_balance.items() if now - read_at >= BALANCE_FRESH_S]
+        for key in stale or list(self._recent_balance)[: MAX_BALANCES_KEPT // 2]:  # all fresh: the oldest half
+            del self._recent_balance[key]
 
     def spent(self, caller: Caller) -> None:
         """A job was sent: the balance read before it is stale."""
-        self._recent_balance.pop(caller.token, None)
+        self._recent_balance.pop(_balance_key(caller), None)
 
     async def approve(
         self, spec: ToolSpec, tool: str, estimate: Estimate, caller: Caller, consent: Consent | None
