@@ -33,6 +33,7 @@
     ├── APIConnectionError            the API could not be reached (nothing was sent)
     │   └── APITimeoutError
     ├── SubmitOutcomeUnknownError     a paid submit may or may not have reached RunComfy
+    ├── SubmitNotSentError            a paid submit that failed before it left this machine
     ├── UnconfirmedSubmissionError    asked to follow the history's record of such a submit
     ├── MalformedResponseError        the API answered with something we cannot read
     └── APIStatusError                the API refused: .status_code, .error_code
@@ -243,6 +244,10 @@ class APITimeoutError(APIConnectionError):
 
 class SubmitOutcomeUnknownError(RunComfyError):
     """The submit request may have reached RunComfy; resending could pay twice."""
+
+
+class SubmitNotSentError(RunComfyError):
+    """The submit failed before the request left this machine: nothing was sent, nothing can be charged."""
 
 
 class UnconfirmedSubmissionError(RunComfyError):

@@ -33,7 +33,7 @@ def default_output_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RUNCOMFY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RUNCOMFY_", extra="ignore", allow_inf_nan=False)
 
     api_token: SecretStr | None = Field(default=None, description="RunComfy API token (Profile → API keys).")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Model API base URL.")
@@ -102,7 +102,9 @@ class Settings(BaseSettings):
     budget_window_h: float = Field(default=24.0, gt=0, description="The budget's window, in hours.")
     max_jobs_per_hour: int | None = Field(default=None, ge=0, description="Submissions allowed per rolling hour.")
     max_active_jobs: int | None = Field(default=None, ge=0, description="Unfinished jobs allowed at once.")
-    allow_unpriced: bool = Field(default=False, description="With a budget set, still run models without a price.")
+    allow_unpriced: bool = Field(
+        default=False, description="With RUNCOMFY_MAX_JOB_USD or a budget set, still run jobs of unknown cost."
+    )
     confirm_above_usd: float | None = Field(
         default=None, ge=0, description="Ask the person (elicitation) before a job estimated above this."
     )

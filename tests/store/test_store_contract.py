@@ -391,3 +391,47 @@ async def test_apps_are_kept_and_what_expired_is_pruned(store: Store) -> None:
     assert await store.pending("req-old", now=0.0) is None
     assert await store.code("c" * 64) is None and await store.token("x" * 64) is None
     assert [g.grant_id for g in await store.grants()] == ["g1"]  # a grant outlives its tokens
+# ---------------------------------------------------------------- amounts that are not money
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), -5.0])
+async def test_the_store_refuses_an_amount_that_is_not_money(store: Store, bad: float) -> None:
+    with pytest.raises(StoreError) as refused:
+        await store.reserve(
+            local_id="unconfirmed-1", model_id="a/b", tool="t", arguments={}, owner="o", estimated_cost=bad,
+            since=0.0,
+        )  # fmt: skip
+    assert "estimated_cost" in refused.value.message
+    with pytest.raises(StoreError):
+        await store.record_submission(request_id="r0", model_id="a/b", tool="t", arguments={}, estimated_cost=bad)
+    await store.record_submission(request_id="r1", model_id="a/b", tool="t", arguments={}, owner="o")
+    with pytest.raises(StoreError):
+        await store.update("r1", status="succeeded", cost=bad)
+    assert await store.list(owner="o") != [] and (await store.get("r1", "o")).cost is None  # type: ignore[union-attr]
+    assert [r.request_id for r in await store.list(owner="o")] == ["r1"]
+
+
+async def test_a_nan_already_in_the_history_never_makes_the_total_nan(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A history written by an earlier release may hold NaN (PostgreSQL keeps it): the ledger reads it as unknown."""
+    await store.record_submission(request_id="r1", model_id="a/b", tool="t", arguments={}, owner="o", estimated_cost=1)
+    await store.record_submission(request_id="r2", model_id="a/b", tool="t", arguments={}, owner="o", estimated_cost=1)
+    if backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("database_url")
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("UPDATE jobs SET estimated_cost = 'NaN' WHERE request_id = 'r1'")
+            await conn.execute("UPDATE jobs SET cost = '-Infinity' WHERE request_id = 'r2'")
+    else:
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
+            conn.execute("UPDATE jobs SET estimated_cost = -1e999 WHERE request_id = 'r1'")
+            conn.execute("UPDATE jobs SET cost = -5 WHERE request_id = 'r2'")
+    import time
+
+    usage = Usage.of(await store.ledger("o", 0.0), time.time(), 24.0)
+    assert usage.spent() == 1.0  # r1 unknown (0), r2 back to its estimate
+    limits = Settings(budget_usd=3.0).spend_limits()
+    with pytest.raises(SpendLimitError):
+        limits.check_usage(usage, Estimate(10.0, "a $10 job"))

@@ -16,7 +16,7 @@ from runcomfy_mcp.domain.amounts import money
 from runcomfy_mcp.domain.argument_checker import ArgumentChecker
 from runcomfy_mcp.domain.ids import check_request_id
 from runcomfy_mcp.domain.outputs import collect_outputs, digest_data_uris
-from runcomfy_mcp.domain.pricing import Estimate
+from runcomfy_mcp.domain.pricing import Estimate, usd_amount
 from runcomfy_mcp.domain.specs import ToolSpec
 from runcomfy_mcp.domain.views import (
     FINISHED_STATUSES,
@@ -44,8 +44,10 @@ from runcomfy_mcp.errors import (
     InvalidTokenError,
     MissingTokenError,
     RequestNotFoundError,
+    RunComfyError,
     SpendLimitError,
     StoreError,
+    SubmitNotSentError,
     SubmitOutcomeUnknownError,
     UnconfirmedSubmissionError,
 )
@@ -65,6 +67,8 @@ POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to t
 # While another wait on the same job is asking RunComfy, a wait looks again after these pauses; by their end
 # (past the history's CLAIM_STANDS_S) an unanswered claim is taken over: its replica may have gone away.
 SHARED_POLL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+# What a submit can fail with that proves the request never created a job: refused, unreachable, never sent.
+NEVER_SENT = (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError, SubmitNotSentError)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,14 @@ class PollSchedule:
 
 async def _no_progress(progress: float, message: str) -> None:
     return None
+
+
+def _outcome_unknown(spec: ToolSpec, exc: RunComfyError) -> str:
+    return (
+        f"Submitting the job to {spec.model_id} reached RunComfy, but its answer could not be used ({exc.message}), "
+        "so the job may or may not exist. Do NOT submit it again blindly (that could pay twice): check list_jobs and "
+        "the RunComfy dashboard's request list first."
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -196,21 +208,23 @@ class JobService:
         local_id = await self._reserve(spec, tool, to_send, caller, estimate)
         try:
             answer = await self.client.submit(spec.model_id, to_send, token=caller.token)
-        except SubmitOutcomeUnknownError as exc:
-            # Possibly a paid job: it stays findable in list_jobs under its local id, and counts against limits.
-            if local_id is None:
-                local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
-                await self._record_submission(local_id, spec, tool, to_send, caller, OUTCOME_UNKNOWN, estimate)
-            raise SubmitOutcomeUnknownError(
-                f"{exc.message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
-            ) from exc
-        except (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError) as exc:
+        except NEVER_SENT as exc:
             if local_id is not None:  # refused or never sent: no job exists, so none is kept
                 with anyio.CancelScope(shield=True):
                     await self._remember(self.store.discard(local_id))
             if isinstance(exc, InsufficientBalanceError):
                 raise await self._short_of_money(exc, caller, estimate) from exc
             raise
+        except RunComfyError as exc:
+            # Possibly a paid job (it may have been created whatever the answer said): it stays findable in
+            # list_jobs under its local id, and counts against limits.
+            if local_id is None:
+                local_id = UNCONFIRMED_PREFIX + secrets.token_hex(8)
+                await self._record_submission(local_id, spec, tool, to_send, caller, OUTCOME_UNKNOWN, estimate)
+            message = exc.message if isinstance(exc, SubmitOutcomeUnknownError) else _outcome_unknown(spec, exc)
+            raise SubmitOutcomeUnknownError(
+                f"{message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
+            ) from exc
         self.wallet.spent(caller)
         if local_id is None:
             await self._record_submission(answer.request_id, spec, tool, to_send, caller, "in_queue", estimate)
@@ -355,7 +369,10 @@ class JobService:
     async def _result(
         self, request_id: str, caller: Caller, include_cost: bool, download: bool, preview: bool = False
     ) -> JobResult:
-        answer = await self.client.result(request_id, include_cost=include_cost, token=caller.token)
+        # The cost is always asked for: the ledger counts what RunComfy charged once it is known (a failed job may
+        # cost nothing); the caller sees it when they asked.
+        answer = await self.client.result(request_id, include_cost=True, token=caller.token)
+        cost = usd_amount(answer.cost)  # an upstream NaN or negative amount is no cost at all
         failed = answer.status == "failed"
         record = await self._record(request_id, caller)
         outputs = collect_outputs(answer.output, list(record.arguments.values()) if record else [])
@@ -366,7 +383,7 @@ class JobService:
             outputs=outputs,
             video_urls=[o.url for o in outputs if o.kind == "video"],
             error=failure_reason(answer.error, answer.failure_reason) if failed else None,
-            cost=answer.cost,
+            cost=cost if include_cost else None,
             model_id=record.model_id if record else None,
             inputs=record.arguments if record else None,
         )
@@ -377,7 +394,7 @@ class JobService:
                 video_urls=view.video_urls,
                 output=view.output,
                 error=view.error,
-                cost=view.cost,
+                cost=cost,
             )
         )
         if view.status == "succeeded" and view.outputs:

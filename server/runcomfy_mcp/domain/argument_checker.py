@@ -4,20 +4,24 @@ Assistants improvise: "5" for an integer, a lone URL where a list is wanted. Tho
 when the meaning is unambiguous; everything else that breaks the schema is reported, all
 problems at once, each naming the field, the value and what is allowed. Schemas may come from
 the catalog: patterns are matched in linear time, and arguments too big to check in a moment are
-refused by their size before any schema work.
+refused by their size before any schema work. A number that is not finite (NaN or infinity, from
+"nan" or a bare NaN in the JSON) is refused wherever it is: it passes `minimum` and `maximum`, and
+would pass every spending limit after them.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from runcomfy_mcp.domain.bounds import measure
 from runcomfy_mcp.domain.patterns import linear_validator
+from runcomfy_mcp.domain.pricing import negative_priced_numbers
 from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
 
 if TYPE_CHECKING:
@@ -58,6 +62,20 @@ def _primary_type(kind: Any) -> Any:
         return kind
     kinds = [k for k in kind if k != "null"]
     return "string" if "string" in kinds or len(kinds) != 1 else kinds[0]
+
+
+def _not_finite(arguments: Mapping[str, Any]) -> Iterator[tuple[str, str, float]]:
+    """Every NaN or infinity in the arguments: its argument, its path and itself (walked without recursion, so any
+    depth is safe)."""
+    stack: list[tuple[str, str, Any]] = [(str(k), str(k), v) for k, v in reversed(list(arguments.items()))]
+    while stack:
+        field, path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            yield field, path, value
+        elif isinstance(value, Mapping):
+            stack.extend((field, f"{path}.{k}", v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((field, f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
 
 
 def _coerce(value: Any, prop: Mapping[str, Any]) -> Any:
@@ -107,9 +125,18 @@ class ArgumentChecker:
         for name, value in args.items():
             if name in properties:
                 args[name] = _coerce(value, properties[name])
-        errors = sorted(itertools.islice(self._validator.iter_errors(args), MAX_PROBLEMS), key=_field_name)
-        fields = {str(e.absolute_path[0]) for e in errors if e.absolute_path}
-        return CheckedArguments(args, [self._describe(e) for e in errors], fields)
+        non_finite = list(itertools.islice(_not_finite(args), MAX_PROBLEMS))
+        negative = negative_priced_numbers(args)
+        problems = [
+            f"{path}: {_show(value)} is not a finite number; give an ordinary number." for _, path, value in non_finite
+        ]
+        problems += negative.values()
+        fields = {field for field, _, _ in non_finite} | set(negative)
+        said = {path for _, path, _ in non_finite} | set(negative)  # one problem per value is enough
+        found = (e for e in self._validator.iter_errors(args) if _field_name(e) not in said)
+        errors = sorted(itertools.islice(found, MAX_PROBLEMS), key=_field_name)
+        fields |= {str(e.absolute_path[0]) for e in errors if e.absolute_path}
+        return CheckedArguments(args, problems + [self._describe(e) for e in errors], fields)
 
     def _describe(self, error: ValidationError) -> str:
         field = _field_name(error)

@@ -1,7 +1,9 @@
 """Limits on what jobs may cost, and what has been spent, from the history's ledger.
 
-Spent in the window = the actual cost of each finished job (its estimate while the cost is not
-known) + the estimate of each unfinished one, including submits of unknown outcome. The store
+Spent in the window = what RunComfy reported each job cost, once it has (`include_cost`), else its
+estimate, for unfinished jobs too, including submits of unknown outcome; a job cancelled in the queue
+never ran and costs nothing. An amount that is not money (NaN, infinite, negative: a hostile
+upstream, or a history written before the checks) counts as unknown, so a total is never NaN. The store
 runs the wallet's `usage_check` (`SpendLimits.check_usage` on the ledger) inside the transaction
 that records the new job, so two processes racing cannot both take the last of a budget.
 """
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 
 from runcomfy_mcp.domain.amounts import count, money
 from runcomfy_mcp.domain.films import FILM_MODEL_ID
-from runcomfy_mcp.domain.pricing import Estimate
+from runcomfy_mcp.domain.pricing import Estimate, usd_amount
 from runcomfy_mcp.domain.views import OUTCOME_UNKNOWN
 from runcomfy_mcp.errors import SpendLimitError
 
 HOUR_S = 3600.0
 ACTIVE_HORIZON_S = 6 * HOUR_S  # an unfinished job older than this is not counted as running (never polled)
 UNFINISHED = frozenset({"in_queue", "in_progress", OUTCOME_UNKNOWN})
+CANCELLED_IN_QUEUE = frozenset({"cancelled", "canceled"})  # RunComfy cancels only jobs that have not started
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,14 @@ class LedgerRow:
 
     @property
     def charged(self) -> float:
-        """What this job counts against a budget: its cost when known, else its estimate."""
-        if self.cost is not None:
-            return self.cost
-        return self.estimated_cost or 0.0
+        """What this job counts against a budget: its reported cost, else nothing if it was cancelled before it
+        started, else its estimate (nothing when that is unknown)."""
+        cost = usd_amount(self.cost)
+        if cost is not None:
+            return cost
+        if self.status in CANCELLED_IN_QUEUE:
+            return 0.0
+        return usd_amount(self.estimated_cost) or 0.0
 
 
 @dataclass(frozen=True)
@@ -105,18 +112,28 @@ class SpendLimits:
 
     def check_job(self, estimate: Estimate) -> None:
         """The limits a job meets or not on its own: its size, and whether it has a price at all."""
+        if estimate.usd is None and not self.allow_unpriced:
+            self._refuse_unpriced(estimate)
         if self.max_job_usd is not None and estimate.usd is not None and estimate.usd > self.max_job_usd:
             raise SpendLimitError(
                 f"This job is estimated at {money(estimate.usd)} ({estimate.basis}), above the "
                 f"{money(self.max_job_usd)} a single job may cost here (RUNCOMFY_MAX_JOB_USD), so nothing was sent. "
                 "Choose a shorter or smaller job, or ask the person running this server to raise the limit."
             )
-        if self.budget_usd is not None and estimate.usd is None and not self.allow_unpriced:
+
+    def _refuse_unpriced(self, estimate: Estimate) -> None:
+        """Any spending limit stops a job of unknown cost: it could be any size (the operator may allow them)."""
+        set_limits = [
+            f"{name}={value:g}"
+            for name, value in (("RUNCOMFY_MAX_JOB_USD", self.max_job_usd), ("RUNCOMFY_BUDGET_USD", self.budget_usd))
+            if value is not None
+        ]
+        if set_limits:
             raise SpendLimitError(
-                f"This job's cost cannot be estimated ({estimate.basis}), and a budget is set "
-                f"(RUNCOMFY_BUDGET_USD={self.budget_usd:g}), so nothing was sent: a job of unknown cost could pass "
-                "it. Use a model with a known price (find_models shows prices), or set RUNCOMFY_ALLOW_UNPRICED=1 "
-                "in the server's environment."
+                f"This job's cost cannot be estimated ({estimate.basis}), and a spending limit is set "
+                f"({', '.join(set_limits)}), so nothing was sent: a job of unknown cost could pass it. Use a model "
+                "with a known price (find_models shows prices), or ask the person running this server to set "
+                "RUNCOMFY_ALLOW_UNPRICED=1 in its environment."
             )
 
     def check_usage(self, usage: Usage, estimate: Estimate) -> None:

@@ -38,7 +38,7 @@ class JobArguments(_Arguments):
 
 
 class ResultArguments(JobArguments):
-    include_cost: bool = Field(default=False, description="Also ask RunComfy what the job cost.")
+    include_cost: bool = Field(default=False, description="Also show the job's cost.")
     download: bool = Field(default=False, description="Also save the outputs to the user's output folder.")
     preview: bool = Field(default=True, description="Show frames across the video, or the image.")
 

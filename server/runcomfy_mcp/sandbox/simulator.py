@@ -88,11 +88,7 @@ class SimulatedJob:
 
     @property
     def prompt(self) -> str:
-        for key in ("prompt", "text"):
-            value = self.arguments.get(key)
-            if isinstance(value, str):
-                return value
-        return ""
+        return _prompt(self.arguments)
 
     def status_at(self, now: float) -> str:
         if self.cancelled:
@@ -106,7 +102,19 @@ class SimulatedJob:
 
     @property
     def fails(self) -> bool:
-        return FAIL_MARKER in self.prompt
+        return _asks_to_fail(self.arguments)
+
+
+def _prompt(arguments: dict[str, Any]) -> str:
+    for key in ("prompt", "text"):
+        value = arguments.get(key)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def _asks_to_fail(arguments: dict[str, Any]) -> bool:
+    return FAIL_MARKER in _prompt(arguments)
 
 
 VideoMaker = Callable[[SimulatedJob], bytes]
@@ -364,6 +372,9 @@ class Simulator:
         cost = self.cost_of(model_id, body)
         if not self.unlimited_balance and not await self._take(cost):
             return _error(402, "400002", f"Insufficient balance: this job costs ${cost:.4g}.")
+        if _asks_to_fail(body):  # a job that fails is not charged (and reports a cost of 0)
+            await self._take(-cost)
+            cost = 0.0
         self.calls.submits.append({"model_id": model_id, "arguments": body})
         job = await self._new_job(model_id, body, cost)
         self.jobs[job.request_id] = job
@@ -446,8 +457,12 @@ class Simulator:
         status = job.status_at(self.clock())
         if status == "in_queue":
             job.cancelled = True
+            refund = True
             if self.state is not None:
-                await anyio.to_thread.run_sync(self.state.cancel, job.request_id)
+                refund = await anyio.to_thread.run_sync(self.state.cancel, job.request_id)
+            if refund:  # it never ran: what it was charged goes back, once
+                await self._take(-job.cost)
+                job.cost = 0.0
             cancelled = self.status_words.get("cancelled", "cancelled")
             return JSONResponse({"request_id": job.request_id, "status": cancelled, "outcome": cancelled}, 202)
         shown = self.status_words.get(status, status)

@@ -121,9 +121,11 @@ class SimulatorState:
             bool(cancelled),
         )
 
-    def cancel(self, request_id: str) -> None:
+    def cancel(self, request_id: str) -> bool:
+        """True when this call cancelled it (so only one of processes racing to cancel refunds it)."""
         with self._connection() as db:
-            db.execute("UPDATE jobs SET cancelled = 1 WHERE request_id = ?", (request_id,))
+            done = db.execute("UPDATE jobs SET cancelled = 1 WHERE request_id = ? AND cancelled = 0", (request_id,))
+            return done.rowcount == 1
 
     def queued_up_to(self, sequence: int, now: float) -> int:
         """Jobs still waiting in the queue that were submitted no later than this one, by any process."""

@@ -8,8 +8,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runcomfy_mcp.domain.outputs import collect_outputs, digest_data_uris
+from runcomfy_mcp.domain.pricing import usd_amount
 from runcomfy_mcp.domain.spending import LedgerRow
 from runcomfy_mcp.domain.views import JobRecord, SharedPoll
+from runcomfy_mcp.errors import StoreError
+
+
+def checked_amount(name: str, value: float | None) -> float | None:
+    """An amount about to be stored: None, or money (finite, at least 0). Anything else is refused, so no total
+    read back from the history can become NaN."""
+    if value is not None and usd_amount(value) is None:
+        raise StoreError(f"The job history refused {name}={value!r}: an amount is a finite number of at least 0.")
+    return value
 
 
 def insert_statement(p: str) -> str:
@@ -32,7 +42,8 @@ def insert_values(
     estimated_cost: float | None,
 ) -> tuple[Any, ...]:
     now = time.time()
-    return (request_id, owner, model_id, tool, stored_arguments(arguments), now, now, status, estimated_cost)
+    amount = checked_amount("estimated_cost", estimated_cost)
+    return (request_id, owner, model_id, tool, stored_arguments(arguments), now, now, status, amount)
 
 
 def ledger_statement(p: str) -> str:
@@ -67,7 +78,8 @@ def update_values(
 ) -> tuple[Any, ...]:
     """The values `update_statement` takes, in its order; unknown fields stay as they are (NULL → COALESCE)."""
     urls = json.dumps(video_urls) if video_urls else None
-    return (status, status, time.time(), urls, json.dumps(output) if output else None, error, cost, request_id)
+    amount = checked_amount("cost", cost)
+    return (status, status, time.time(), urls, json.dumps(output) if output else None, error, amount, request_id)
 
 
 def stored_arguments(arguments: Mapping[str, Any]) -> str:
@@ -93,8 +105,8 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         video_urls=json.loads(row["video_urls"]),
         local_files=json.loads(row["local_files"]),
         error=row["error"],
-        cost=row["cost"],
-        estimated_cost_usd=row["estimated_cost"],
+        cost=usd_amount(row["cost"]),  # an older release may have stored NaN: shown as unknown
+        estimated_cost_usd=usd_amount(row["estimated_cost"]),
     )
 
 

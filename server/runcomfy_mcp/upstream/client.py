@@ -21,6 +21,7 @@ from runcomfy_mcp.errors import (
     MalformedResponseError,
     MissingTokenError,
     RunComfyError,
+    SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
 from runcomfy_mcp.upstream import bounded_json
@@ -156,11 +157,14 @@ class RunComfyClient:
         """POST a paid job. Never retried: once the request may have been sent, a failure is ambiguous."""
         headers = self._auth_headers(token)
         url = f"{self._base_url}/v1/models/{model_id}"
-        response = await self._exchange(
-            self._http.build_request("POST", url, json=dict(arguments), headers=headers),
-            action="Submitting the job",
-            paid_model=model_id,
-        )
+        try:
+            request = self._http.build_request("POST", url, json=dict(arguments), headers=headers)
+        except (TypeError, ValueError) as exc:  # e.g. a NaN, which JSON cannot carry
+            raise SubmitNotSentError(
+                f"Submitting the job to {model_id} failed before anything was sent: its input could not be written "
+                f"as JSON ({type(exc).__name__}: {str(exc)[:200]}). Nothing was sent or charged; fix the input."
+            ) from exc
+        response = await self._exchange(request, action="Submitting the job", paid_model=model_id)
         if response.status_code >= 500:
             reason = upstream_reason(self._json_or_none(response))
             raise SubmitOutcomeUnknownError(
