@@ -8,9 +8,12 @@ after a submit means the job exists upstream).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx
+
+from runcomfy_mcp.errors import StoreError
 
 
 @dataclass
@@ -74,3 +77,37 @@ class FaultyTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class FaultyStore:
+    """A real history whose database goes away on demand: while it is away, every operation raises StoreError,
+    as the backends do when their database fails. Wraps either backend."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._away = False
+        self._after: str | None = None
+        self.failed: list[str] = []
+
+    def goes_away_after(self, operation: str) -> None:
+        """The next `operation` succeeds; the database is gone right after it."""
+        self._after = operation
+
+    def comes_back(self) -> None:
+        self._away = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name.startswith("_") or name == "aclose" or not callable(attribute):
+            return attribute
+
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            if self._away:
+                self.failed.append(name)
+                raise StoreError(f"The job history could not be used: the database went away ({name}).")
+            result = await attribute(*args, **kwargs)
+            if name == self._after:
+                self._away, self._after = True, None
+            return result
+
+        return operation

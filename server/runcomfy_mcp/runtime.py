@@ -328,6 +328,8 @@ class Services:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
+        if self._jobs is not None:
+            await self._jobs.catch_up()  # a job the history missed is written now, if its database is back
         if self._store is not None:
             await self._store.aclose()
 

@@ -17,6 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.responses import JSONResponse
 
 from conftest import TOKEN
+from faults import FaultyStore
 from helpers import structured, text_of
 from http_servers import http_server
 from images import make_image
@@ -171,6 +172,55 @@ async def test_any_spending_limit_refuses_a_job_of_unknown_cost(
     async with server(api_url, {"data_dir": tmp_path / "h"}, **limit, allow_unpriced=True) as runtime:
         assert not (await call(runtime, "run_model", run)).is_error
     assert posts(simulator) == 1
+
+
+# ---------------------------------------------------------------- 11. the database goes away mid-submit
+
+
+async def test_a_paid_job_is_not_lost_when_the_database_goes_away_mid_submit(
+    api_url: str, simulator: Simulator, clock: ManualClock, history: dict[str, Any]
+) -> None:
+    async with server(api_url, history, max_active_jobs=1) as runtime:
+        jobs = runtime.tools.services.jobs()
+        store = FaultyStore(jobs.store)
+        jobs.store = store
+        store.goes_away_after("reserve")  # the job is reserved, then the database is gone while it is sent
+        submitted = await call(runtime, LITE, ARGS)
+        assert not submitted.is_error, text_of(submitted)
+        request_id = structured(submitted)["request_id"]
+        assert posts(simulator) == 1 and store.failed  # RunComfy has it; the history could not be told
+
+        # The caller follows it though the history has only the reservation: the recovery knows the id.
+        status = await call(runtime, "get_status", {"request_id": request_id})
+        assert not status.is_error and structured(status)["status"] == "in_queue", text_of(status)
+        assert (await call(runtime, "get_status", {"request_id": request_id}, BOB)).is_error  # only the caller
+
+        store.comes_back()
+        listed = structured(await call(runtime, "list_jobs", {}))["jobs"]
+        assert [(j["request_id"], j["status"]) for j in listed] == [(request_id, "in_queue")]  # no "unconfirmed-"
+        stranger = await call(runtime, "get_status", {"request_id": request_id}, BOB)
+        assert stranger.is_error and "no job" in text_of(stranger)
+
+        clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
+        done = await call(runtime, "wait_for_result", {"request_id": request_id, "timeout_s": 5})
+        assert structured(done)["status"] == "succeeded"
+        assert not (await call(runtime, LITE, ARGS)).is_error  # the finished job does not hold the one slot
+    assert posts(simulator) == 2
+
+
+async def test_a_job_recorded_only_in_memory_is_written_when_the_history_closes(
+    api_url: str, simulator: Simulator, history: dict[str, Any]
+) -> None:
+    async with server(api_url, history) as runtime:
+        jobs = runtime.tools.services.jobs()
+        store = FaultyStore(jobs.store)
+        jobs.store = store
+        store.goes_away_after("reserve")
+        request_id = structured(await call(runtime, LITE, ARGS))["request_id"]
+        store.comes_back()  # and nobody calls again before the server stops
+    async with server(api_url, history) as runtime:
+        listed = structured(await call(runtime, "list_jobs", {}))["jobs"]
+    assert [j["request_id"] for j in listed] == [request_id]
 
 
 # ---------------------------------------------------------------- what the ledger counts (issue 22)

@@ -1,11 +1,17 @@
-"""The core: submit a job for a model spec, follow it, cancel it. No MCP and no HTTP details here."""
+"""The core: submit a job for a model spec, follow it, cancel it. No MCP and no HTTP details here.
+
+A paid job is recorded before it is sent (a reservation the spending limits are checked against) and
+confirmed under RunComfy's id once accepted. Should the history's database fail between the two, the
+confirmed id is kept in memory and written at the next call (or when the server stops): the caller can
+follow it meanwhile, and the reservation does not stay behind as a job of unknown outcome.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -71,6 +77,16 @@ SHARED_POLL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 NEVER_SENT = (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError, SubmitNotSentError)
 
 
+@dataclass
+class Unrecorded:
+    """A job RunComfy accepted that the history has not been told of yet (its database failed at the time)."""
+
+    request_id: str
+    owner: str
+    local_id: str | None  # its reservation, to confirm under request_id; None: no reservation, record it anew
+    record: dict[str, Any] = field(default_factory=dict)  # what record_submission needs, when there is none
+
+
 @dataclass(frozen=True)
 class PollSchedule:
     """Quick at first, then backing off: a ten-minute job costs a few dozen status requests. Values from the
@@ -133,6 +149,8 @@ class JobService:
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
         self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
         self._checks: anyio.CapacityLimiter | None = None
+        self._unrecorded: dict[str, Unrecorded] = {}  # RunComfy's id → what the history still lacks
+        self._catching_up = anyio.Lock()
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -172,8 +190,33 @@ class JobService:
         notes = (framed.notes if framed else []) + prepared.notes
         return prepared.arguments, notes + spec.advice_for(checked.arguments)
 
+    async def catch_up(self) -> None:
+        """Tell the history what it missed while its database was away; what it still cannot take stays in memory
+        for the next call. Cheap when nothing is missing."""
+        if not self._unrecorded or self._catching_up.locked():
+            return
+        async with self._catching_up:
+            for entry in list(self._unrecorded.values()):
+                try:
+                    if entry.local_id is not None:
+                        await self.store.confirm(entry.local_id, entry.request_id)
+                    else:
+                        await self.store.record_submission(**entry.record)
+                except StoreError as exc:
+                    logger.warning(
+                        "the job history is still unavailable (%s); %s stays in memory", exc, entry.request_id
+                    )
+                    return
+                del self._unrecorded[entry.request_id]
+                self._recorded_status.pop(entry.request_id, None)
+                logger.info("the job history has caught up with %s", entry.request_id)
+
     async def _authorize(self, request_id: str, caller: Caller) -> str:
         check_request_id(request_id)
+        await self.catch_up()
+        unrecorded = self._unrecorded.get(request_id)
+        if unrecorded is not None and unrecorded.owner == caller.owner:
+            return request_id  # accepted by RunComfy for this caller; the history will know it once it answers
         if not (caller.private or request_id.startswith(UNCONFIRMED_PREFIX)):
             return request_id  # the local user's everyday call reads no history
         record = await self.store.get(request_id, caller.owner)
@@ -202,6 +245,7 @@ class JobService:
         the client can be asked. Checked, estimated, approved and recorded before it is sent; sent at most once."""
         tool = tool or spec.tool_name
         self.client.require_token(caller.token)  # before anything else is asked of anyone
+        await self.catch_up()
         to_send, notes = await self.prepare_arguments(spec, arguments, caller, tool)
         estimate = await self.wallet.estimate(spec, to_send)
         await self.wallet.approve(spec, tool, estimate, caller, consent)
@@ -226,10 +270,7 @@ class JobService:
                 f"{message} This attempt is kept in list_jobs as {local_id} (status '{OUTCOME_UNKNOWN}')."
             ) from exc
         self.wallet.spent(caller)
-        if local_id is None:
-            await self._record_submission(answer.request_id, spec, tool, to_send, caller, "in_queue", estimate)
-        else:
-            await self._remember(self.store.confirm(local_id, answer.request_id))
+        await self._record_accepted(answer.request_id, local_id, spec, tool, to_send, caller, estimate)
         if estimate.usd is not None:
             notes.insert(0, f"Estimated cost: {money(estimate.usd)} ({estimate.basis}).")
         else:
@@ -257,6 +298,33 @@ class JobService:
             error_code=exc.error_code,
             upstream_message=exc.upstream_message,
         )
+
+    async def _record_accepted(
+        self,
+        request_id: str,
+        local_id: str | None,
+        spec: ToolSpec,
+        tool: str,
+        sent: Mapping[str, Any],
+        caller: Caller,
+        estimate: Estimate,
+    ) -> None:
+        """RunComfy accepted the job: confirm its reservation, or record it. A paid job is never forgotten: when the
+        history's database fails now, the id is kept in memory and written at the next call."""
+        record: dict[str, Any] = {
+            "request_id": request_id, "model_id": spec.model_id, "tool": tool, "estimated_cost": estimate.usd,
+            "arguments": sent, "owner": caller.owner, "status": "in_queue",
+        }  # fmt: skip
+        entry = Unrecorded(request_id, caller.owner, local_id, {} if local_id else record)
+        try:
+            with anyio.CancelScope(shield=True):  # the job exists now: its record must not be cancelled away
+                if local_id is not None:
+                    await self.store.confirm(local_id, request_id)
+                else:
+                    await self.store.record_submission(**record)
+        except StoreError:
+            logger.exception("could not record %s in the job history; kept in memory until it answers", request_id)
+            self._unrecorded[request_id] = entry
 
     async def _reserve(
         self, spec: ToolSpec, tool: str, to_send: Mapping[str, Any], caller: Caller, estimate: Estimate
@@ -326,7 +394,7 @@ class JobService:
     async def _status(self, request_id: str, caller: Caller) -> JobStatus:
         answer = await self.client.status(request_id, token=caller.token)
         view = self._status_view(answer.request_id or request_id, answer.status, answer.queue_position)
-        if self._recorded_status.get(request_id) != answer.status:
+        if self._recorded_status.get(request_id) != answer.status and request_id not in self._unrecorded:
             await self._remember(self.store.update(request_id, status=answer.status))
             self._recorded_status[request_id] = answer.status
         return view
@@ -468,6 +536,7 @@ class JobService:
     async def list_jobs(
         self, *, status: HistoryStatus | None = None, limit: int = 20, caller: Caller = LOCAL_CALLER
     ) -> JobList:
+        await self.catch_up()
         return JobList(jobs=await self.store.list(owner=caller.owner, status=status, limit=limit))
 
     async def job_record(self, request_id: str, *, caller: Caller = LOCAL_CALLER) -> JobRecord | None:
@@ -481,4 +550,5 @@ class JobService:
         return await self.wallet.quote(spec, await self.wallet.estimate(spec, to_send), caller, self.store)
 
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
+        await self.catch_up()
         return await self.wallet.account(caller, self.store)
