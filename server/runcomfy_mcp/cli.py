@@ -128,7 +128,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         # The sandbox charges nothing: a caller without a token shares the simulator's, in one history of their own.
         shared_token = args.shared_token or settings.sandbox
         identity = CallerIdentity(http=args.transport == "http", shared_token=shared_token, oauth=oauth_url is not None)
-        server = build_server(runtime.tools, identity)
+        server = build_server(runtime.tools, identity, consent_keys=settings.consent_keys())
         if args.transport == "stdio":
             from mcp.server.stdio import stdio_server
 
@@ -219,6 +219,19 @@ def describe_startup(runtime: Runtime, args: argparse.Namespace, oauth_url: str 
         logger.warning("RUNCOMFY_API_TOKEN is not set: tools are listed, but calls will explain how to set it")
 
 
+def replicas_without_a_consent_key(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Stateless HTTP (replicas) that asks the person needs one key on every replica: a yes given to one replica's
+    question may come back to another, which must be able to open it."""
+    stateless = args.transport == "http" and (args.stateless or settings.database_url is not None)
+    if not stateless or settings.confirm_above_usd is None or settings.consent_key is not None:
+        return None
+    return (
+        "RUNCOMFY_CONFIRM_ABOVE_USD on a stateless HTTP server (replicas) needs RUNCOMFY_CONSENT_KEY: the same secret "
+        "of at least 32 characters on every replica, so that any replica can check the person's answer to another's "
+        'question. Make one with: python -c "import secrets; print(secrets.token_hex(32))"'
+    )
+
+
 def _settings_or_exit(make: Callable[[], Settings]) -> Settings:
     try:
         return make()
@@ -249,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(new_key())  # asked for: the key is this command's output
         raise SystemExit(0)
     settings = _settings_or_exit(lambda: build_settings(args))
+    if problem := replicas_without_a_consent_key(settings, args):
+        print(f"runcomfy-mcp: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     if args.command == "demo":
         from runcomfy_mcp.demo import run_demo
 

@@ -18,6 +18,7 @@ from runcomfy_mcp.upstream.retries import RetryPolicy
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
 SANDBOX_FOLDER = "sandbox"  # inside the data and spec folders: the sandbox's own, which a real server never reads
 DEFAULT_ACCOUNT_URL = "https://api.runcomfy.net"
+MIN_CONSENT_KEY_CHARS = 32
 
 
 def default_data_dir() -> Path:
@@ -158,6 +159,11 @@ class Settings(BaseSettings):
     http_session_idle_s: float = Field(
         default=600.0, gt=0, description="HTTP mode (with sessions): a session with no request for this long is closed."
     )
+    consent_key: SecretStr | None = Field(
+        default=None,
+        description="The secret (32+ characters) that seals the person's yes on protocol 2026-07-28, the same on "
+        "every replica; several, comma-separated, while rotating (the first seals). Default: one of this process.",
+    )
     sandbox: bool = Field(default=False, description="Simulate the API on loopback: no token, no network, no cost.")
     sandbox_time_scale: float = Field(default=1.0, gt=0, description="Sandbox job durations × this (1 = ~10 s).")
 
@@ -167,6 +173,18 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("consent_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(
+            len(k.strip()) < MIN_CONSENT_KEY_CHARS for k in value.get_secret_value().split(",")
+        ):
+            raise ValueError(
+                f"RUNCOMFY_CONSENT_KEY needs at least {MIN_CONSENT_KEY_CHARS} characters of secret randomness per key; "
+                'make one with: python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        return value
 
     @field_validator("base_url", "account_url")
     @classmethod
@@ -262,6 +280,12 @@ class Settings(BaseSettings):
 
     def model_ids(self) -> list[str]:
         return list(dict.fromkeys(m.strip() for m in (self.models or "").split(",") if m.strip()))
+
+    def consent_keys(self) -> list[str] | None:
+        """The keys that seal the person's yes (the first seals, all open); None: a key of this process only."""
+        if self.consent_key is None:
+            return None
+        return [k.strip() for k in self.consent_key.get_secret_value().split(",")]
 
     def token_value(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None

@@ -212,7 +212,7 @@ async def test_consent_across_replicas(
         asked.append(params.message)
         return types.ElicitResult(action="accept", content={"confirm": True})
 
-    confirm = {"RUNCOMFY_CONFIRM_ABOVE_USD": "0.05"}
+    confirm = {"RUNCOMFY_CONFIRM_ABOVE_USD": "0.05", "RUNCOMFY_CONSENT_KEY": "a-secret-the-replicas-share-" + "x" * 8}
     async with (
         replica(api_url, database_url, tmp_path, "a", **confirm) as a,
         replica(api_url, database_url, tmp_path, "b", **confirm) as b,

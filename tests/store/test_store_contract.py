@@ -224,8 +224,9 @@ async def test_an_old_sqlite_history_is_migrated_forward(tmp_path: Path) -> None
     finally:
         await store.aclose()
     with sqlite3.connect(path) as reopened:
-        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 5
         assert reopened.execute("SELECT count(*) FROM status_polls").fetchone()[0] == 0  # the table came too
+        assert reopened.execute("SELECT count(*) FROM used_marks").fetchone()[0] == 0
 
 
 async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
@@ -238,7 +239,7 @@ async def test_replicas_starting_together_migrate_once(database_url: str) -> Non
 
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             version = await (await conn.execute("SELECT version FROM schema_version")).fetchall()
-        assert version == [(4,)]
+        assert version == [(5,)]
     finally:
         for opened in stores:
             await opened.aclose()
@@ -391,6 +392,8 @@ async def test_apps_are_kept_and_what_expired_is_pruned(store: Store) -> None:
     assert await store.pending("req-old", now=0.0) is None
     assert await store.code("c" * 64) is None and await store.token("x" * 64) is None
     assert [g.grant_id for g in await store.grants()] == ["g1"]  # a grant outlives its tokens
+
+
 # ---------------------------------------------------------------- amounts that are not money
 
 
@@ -435,3 +438,30 @@ async def test_a_nan_already_in_the_history_never_makes_the_total_nan(
     limits = Settings(budget_usd=3.0).spend_limits()
     with pytest.raises(SpendLimitError):
         limits.check_usage(usage, Estimate(10.0, "a $10 job"))
+
+
+# ---------------------------------------------------------------- marks used once (consent)
+
+
+async def test_a_mark_is_used_once_across_handles(make_store: object) -> None:
+    """Two handles (two replicas) race to use one mark: exactly one wins; an expired mark is forgotten."""
+    import time
+
+    stores: list[Store] = [make_store(), make_store()]  # type: ignore[operator]
+    wins: list[bool] = []
+
+    async def use(i: int) -> None:
+        wins.append(await stores[i % 2].use_once("consent:abc", time.time() + 600))
+
+    try:
+        async with anyio.create_task_group() as group:
+            for i in range(10):
+                group.start_soon(use, i)
+        assert sorted(wins) == [False] * 9 + [True]
+        assert await stores[0].use_once("consent:other", time.time() + 600)
+        assert await stores[1].use_once("consent:old", time.time() - 1)  # already past its time...
+        assert await stores[0].use_once("consent:new", time.time() + 600)  # ...and swept by the next use
+        assert await stores[1].use_once("consent:old", time.time() + 600)
+    finally:
+        for opened in stores:
+            await opened.aclose()

@@ -552,3 +552,7 @@ class JobService:
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
         await self.catch_up()
         return await self.wallet.account(caller, self.store)
+
+    async def use_once(self, mark: str, expires_at: float) -> bool:
+        """True the first time `mark` is used, on any process or replica of this history (a person's yes)."""
+        return await self.store.use_once(mark, expires_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import mcp_types as types
@@ -15,7 +16,7 @@ from runcomfy_mcp.domain.films import FILMS_URI
 from runcomfy_mcp.errors import ResourceNotFoundError, RunComfyError
 from runcomfy_mcp.mcp.arguments import DEFAULT_WAIT_S
 from runcomfy_mcp.mcp.callers import CallerIdentity
-from runcomfy_mcp.mcp.consent import InputNeeded, consent_for
+from runcomfy_mcp.mcp.consent import InputNeeded, consent_for, sealing
 from runcomfy_mcp.mcp.prompts import RunComfyPrompts
 from runcomfy_mcp.mcp.resources import JOB_PREFIX, RunComfyResources
 from runcomfy_mcp.mcp.tools import RunComfyTools
@@ -34,8 +35,14 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -> Server[Any]:
-    """The MCP server; `identity` tells callers apart over HTTP (default: the one local user)."""
+SERVER_NAME = "runcomfy-mcp"
+
+
+def build_server(
+    tools: RunComfyTools, identity: CallerIdentity | None = None, *, consent_keys: Sequence[str] | None = None
+) -> Server[Any]:
+    """The MCP server; `identity` tells callers apart over HTTP (default: the one local user); `consent_keys` seal
+    the person's yes on protocol 2026-07-28 (the settings' RUNCOMFY_CONSENT_KEY; default: a key of this process)."""
     resources = RunComfyResources(tools.specs, tools.services, tools.media_domains, tools.local_files)
     prompts = RunComfyPrompts(tools.services, local_files=tools.local_files)
     identity = identity or CallerIdentity(http=False)
@@ -71,9 +78,16 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         async def report(progress: float, message: str) -> None:
             await ctx.session.report_progress(progress, None, message)
 
+        async def use_once(mark: str, expires_at: float) -> bool:
+            return await tools.jobs.use_once(mark, expires_at)
+
         try:
             return await tools.call(
-                params.name, params.arguments, report, lambda: identity.caller(ctx.request), consent_for(ctx, params)
+                params.name,
+                params.arguments,
+                report,
+                lambda: identity.caller(ctx.request),
+                consent_for(ctx, params, use_once),
             )
         except InputNeeded as needed:  # a question for the person (2026-07-28): the client asks and calls again
             return needed.result
@@ -106,7 +120,7 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         return types.ReadResourceResult(contents=[contents], **(SHARED_FOR_A_WHILE if public else PRIVATE_NOW))
 
     server = Server(
-        "runcomfy-mcp",
+        SERVER_NAME,
         version=__version__,
         title="RunComfy models",
         instructions=INSTRUCTIONS,
@@ -119,5 +133,6 @@ def build_server(tools: RunComfyTools, identity: CallerIdentity | None = None) -
         on_get_prompt=get_prompt,
         on_completion=complete,
     )
+    server.middleware.append(sealing(identity, consent_keys, audience=SERVER_NAME))  # the yes, sealed
     server.extensions[APPS_EXTENSION] = {}  # MCP Apps: the player; hosts without it get the same text and data
     return server

@@ -54,6 +54,11 @@ class Store(GrantStore, Protocol):
 
     async def ledger(self, owner: str, since: float) -> list[LedgerRow]: ...
 
+    async def use_once(self, mark: str, expires_at: float) -> bool:
+        """True only the first time `mark` is used, across every process and replica on this history; a mark is
+        kept until `expires_at` (what it guards is refused after that anyway)."""
+        ...
+
     async def update(
         self,
         request_id: str,

@@ -45,7 +45,7 @@ Pool = AsyncConnectionPool[Any]
 _QUOTED = re.compile(r'"[^"]*"')  # what libpq quotes back: a piece of the URL, a host, a user
 _SERVER_PREFIX = re.compile(r'^(?:connection failed: )?(?:connection to server at "…", port \d+ failed: )?')
 MIGRATION_LOCK = 7_311_004_912  # any fixed number: the advisory lock replicas take to migrate one at a time
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _MIGRATIONS: dict[int, list[str]] = {
     # version 1: the history as the SQLite backend has it since spending limits (its version 2)
     1: [
@@ -83,6 +83,8 @@ _MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (request_id, owner)
         )"""
     ],
+    # version 5: marks used once (a person's yes to one job), shared by every replica
+    5: ["CREATE TABLE used_marks (mark TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)"],
 }
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # one clock for every replica: the database's
 
@@ -300,6 +302,17 @@ class PostgresStore(PostgresGrants):
     async def ledger(self, owner: str, since: float) -> list[LedgerRow]:
         async with self._connection() as conn:
             return await _ledger(conn, owner, since)
+
+    async def use_once(self, mark: str, expires_at: float) -> bool:
+        """True the first time `mark` is used on any replica; marks past their time are forgotten."""
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM used_marks WHERE expires_at < %s", (time.time(),))
+            cursor = await conn.execute(
+                "INSERT INTO used_marks (mark, expires_at) VALUES (%s, %s)"
+                " ON CONFLICT (mark) DO NOTHING RETURNING mark",
+                (mark, expires_at),
+            )
+            return await cursor.fetchone() is not None
 
     async def get(self, request_id: str, owner: str = "") -> JobRecord | None:
         rows = await self._execute("SELECT * FROM jobs WHERE request_id = %s AND owner = %s", (request_id, owner))

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, submitted_at DESC);
 {_STATUS_POLLS};
+CREATE TABLE IF NOT EXISTS used_marks (mark TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 """
 
 # Forward migrations: user_version N → N + 1. A file of any earlier version is brought up at open.
@@ -75,8 +76,9 @@ _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE jobs ADD COLUMN estimated_cost REAL"],  # spending limits (version 1 had none)
     2: SQLITE_TABLES,  # OAuth apps, grants, codes and tokens
     3: [_STATUS_POLLS],  # waits on one job share its polls
+    4: ["CREATE TABLE IF NOT EXISTS used_marks (mark TEXT PRIMARY KEY, expires_at REAL NOT NULL)"],  # consent, once
 }
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _ledger(connection: sqlite3.Connection, owner: str, since: float) -> list[LedgerRow]:
@@ -230,6 +232,19 @@ class SQLiteStore(SQLiteGrants):
 
     async def ledger(self, owner: str, since: float) -> list[LedgerRow]:
         return await self._run(lambda c: _ledger(c, owner, since))
+
+    async def use_once(self, mark: str, expires_at: float) -> bool:
+        """True the first time `mark` is used (by any process on this file); marks past their time are forgotten."""
+
+        def work(c: sqlite3.Connection) -> bool:
+            c.execute("DELETE FROM used_marks WHERE expires_at < ?", (time.time(),))
+            inserted = c.execute(
+                "INSERT INTO used_marks (mark, expires_at) VALUES (?, ?) ON CONFLICT (mark) DO NOTHING",
+                (mark, expires_at),
+            )
+            return inserted.rowcount == 1
+
+        return await self._run(work)
 
     async def update(
         self,
