@@ -131,12 +131,14 @@ class Services:
             from runcomfy_mcp.core.catalog import Catalog
 
             private_folders(self._settings.data_dir.expanduser())
+            client = self.client()
             self._catalog = Catalog(
-                self.client(),
+                client,
                 catalog_path(self._settings),
                 ttl_s=self._settings.catalog_ttl_s,
                 specs=self.specs,
                 local_files=reads_local_files(self._serving),
+                borrows_tokens=not client.has_token,  # a team server: callers' tokens read the shared catalog
             )
         return self._catalog
 

@@ -30,7 +30,7 @@ class Prices:
     def __init__(self, price: Price | None) -> None:
         self.price_ = price
 
-    async def price(self, model_id: str) -> Price | None:
+    async def price(self, model_id: str, *, token: str | None = None) -> Price | None:
         if self.price_ is None:
             raise RunComfyError("the catalog could not be read")
         return self.price_

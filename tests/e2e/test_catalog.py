@@ -270,21 +270,25 @@ def test_sample_media_really_are_what_they_claim() -> None:
     assert filetype.guess(make_media("audio")).mime.startswith("audio/")
 
 
-async def test_a_callers_token_never_shapes_the_shared_catalog() -> None:
-    """Over HTTP the catalog is shared: it is read with the server's token or none, never a caller's."""
+@pytest.mark.parametrize("server_token", [None, "server-token-0001"])
+async def test_the_shared_catalog_is_read_with_the_servers_token_else_a_callers(server_token: str | None) -> None:
+    """Over HTTP the catalog is shared. A server with a token reads it with its own; a team server without one
+    borrows the token of the caller who needs it (RunComfy wants one on every call), and keeps nothing of it."""
     import httpx
 
     from runcomfy_mcp.domain.views import Caller
-    from runcomfy_mcp.runtime import open_runtime
+    from runcomfy_mcp.runtime import catalog_path, open_runtime
 
     seen: list[tuple[str, str | None]] = []
     entry = {
-        "model_id": "mallory/private/text-to-image",
+        "model_id": "acme/sketch/text-to-image",
         "input_schema": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
     }
 
     def api(request: httpx.Request) -> httpx.Response:
         seen.append((f"{request.method} {request.url.path}", request.headers.get("authorization")))
+        if request.headers.get("authorization") is None:
+            return httpx.Response(401, json={"error_code": "400004", "error_message": "token required"})
         if request.method == "GET":
             return httpx.Response(200, json={"models": [entry], "total": 1})
         return httpx.Response(200, json={"request_id": "req-1"})
@@ -292,16 +296,19 @@ async def test_a_callers_token_never_shapes_the_shared_catalog() -> None:
     async def no_progress(progress: float, message: str) -> None:
         return None
 
-    mallory = Caller.with_token("mallory-token-123")
-    settings = Settings(base_url="https://api.test")  # a shared server with no token of its own
+    alice, bob = Caller.with_token("alice-token-123"), Caller.with_token("bob-token-456")
+    settings = Settings(base_url="https://api.test", api_token=server_token)
     async with open_runtime(settings, serving="http", transport=httpx.MockTransport(api)) as runtime:
-        await runtime.tools.call("find_models", {"query": "private"}, no_progress, mallory)
+        found = await runtime.tools.call("find_models", {"query": "sketch"}, no_progress, alice)
         submitted = await runtime.tools.call(
-            "run_model", {"model_id": entry["model_id"], "input": {"prompt": "x"}}, no_progress, mallory
+            "run_model", {"model_id": entry["model_id"], "input": {"prompt": "x"}}, no_progress, bob
         )
-    assert not submitted.is_error
-    assert ("GET /v1/models", None) in seen  # the listing went out without mallory's token
-    assert ("POST /v1/models/mallory/private/text-to-image", "Bearer mallory-token-123") in seen  # her job, her token
+    assert not found.is_error and not submitted.is_error, text_of(submitted)
+    reader = f"Bearer {server_token}" if server_token else "Bearer alice-token-123"
+    assert [s for s in seen if s[0] == "GET /v1/models"] == [("GET /v1/models", reader)]  # read once, then shared
+    assert ("POST /v1/models/acme/sketch/text-to-image", "Bearer bob-token-456") in seen  # his job, his token
+    cache = catalog_path(settings).read_text()
+    assert "alice-token" not in cache and "bob-token" not in cache and "key:" not in cache
 
 
 WORKFLOW = "runcomfy/workflows/portrait-relight"

@@ -253,3 +253,43 @@ async def test_waits_on_two_replicas_poll_runcomfy_about_as_often_as_one(
                 group.start_soon(target.call_tool, "wait_for_result", waited | {"request_id": together})
     assert polls(alone) >= 8  # the wait did poll: the comparison below means something
     assert polls(together) <= polls(alone) * 1.25 + 1, (polls(alone), polls(together))
+
+
+async def test_a_team_server_without_a_token_reads_the_catalog_with_its_callers_tokens(
+    api_url: str, simulator: Simulator, database_url: str, tmp_path: Path, two_tokens: None
+) -> None:
+    """RunComfy wants a token on the catalog too. Replicas with none of their own read it with the token of a
+    caller who needs it; the cache is shared and never records whose token filled it; a refused token is its
+    caller's problem only."""
+    mallory = "rc-mallory-revoked-0000"
+    kling = "kling/kling-v2-1/pro/image-to-video"
+    flux = {"model_id": "blackforestlabs/flux-2/flash/text-to-image", "input": {"prompt": "a kite"}}
+    five_seconds = {"model_id": kling, "input": {"prompt": "x", "image_url": PHOTO, "duration": "5"}}
+    async with (
+        replica(api_url, database_url, tmp_path, "a") as a,
+        replica(api_url, database_url, tmp_path, "b") as b,
+        client(a.url, mallory) as mallory_on_a,
+        client(a.url, TOKEN) as alice_on_a,
+        client(b.url, BOB) as bob_on_b,
+    ):
+        refused = await mallory_on_a.call_tool("find_models", {"query": "kling image to video"})
+        found = structured(await alice_on_a.call_tool("find_models", {"query": "kling image to video"}))
+        described = structured(await bob_on_b.call_tool("describe_model", {"model_id": kling}))
+        quote = await bob_on_b.call_tool("estimate_cost", five_seconds)
+        ran = await alice_on_a.call_tool("run_model", flux)
+        shared = await mallory_on_a.call_tool("describe_model", {"model_id": kling})  # fresh now: no token needed
+        again = structured(await alice_on_a.call_tool("find_models", {"query": "wan"}))
+    assert refused.is_error and "Authorization" in text_of(refused) and "RUNCOMFY_API_TOKEN" not in text_of(refused)
+    assert found["source"] == "live" and found["models"][0]["model_id"] == kling and found["note"] is None
+    assert described["runnable"] and described["base_price_usd"] == 0.09
+    assert not quote.is_error and "$0.45" in text_of(quote), text_of(quote)  # priced from what bob's token read
+    assert not ran.is_error, text_of(ran)
+    assert not shared.is_error and structured(shared)["runnable"]
+    assert again["source"] == "live" and again["models"][0]["model_id"].startswith("wan-ai/")
+    listings = [p for m, p in simulator.calls.requests if m == "GET" and p == "/v1/models"]
+    assert len(listings) == 3  # mallory's refused read, then one per replica; the rest came from each one's copy
+    caches = [c for name in ("a", "b") for c in (tmp_path / f"data-{name}").rglob("catalog-*.json")]
+    assert caches
+    for cached in caches:
+        text = cached.read_text()
+        assert TOKEN not in text and BOB not in text and mallory not in text and "key:" not in text

@@ -33,6 +33,7 @@ from runcomfy_mcp.domain.specs import ToolSpec, portable_input_schema
 from runcomfy_mcp.domain.tool_names import tool_name_for
 from runcomfy_mcp.domain.views import FoundModels, ModelDescription, ModelRow
 from runcomfy_mcp.errors import (
+    AuthenticationError,
     CatalogSchemaError,
     DialectError,
     ModelNotInCatalogError,
@@ -268,12 +269,14 @@ def _score(item: _Indexed, terms: Sequence[str], query_text: str) -> tuple[int, 
 
 
 class CatalogSource(Protocol):
-    """Where the listing comes from (the RunComfy client). Read with the server's token or none: the catalog is
-    shared by every caller, so no caller's account may shape it."""
+    """Where the listing comes from (the RunComfy client). `token`: a caller's, lent for the read when the server
+    has none of its own (RunComfy wants a token on the catalog too); the source prefers the server's own."""
 
-    async def list_models(self, *, include_schema: bool = ..., limit: int = ..., offset: int = ...) -> Any: ...
+    async def list_models(
+        self, *, include_schema: bool = ..., limit: int = ..., offset: int = ..., token: str | None = ...
+    ) -> Any: ...
 
-    async def model(self, model_id: str) -> dict[str, Any]: ...
+    async def model(self, model_id: str, *, token: str | None = ...) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -325,6 +328,19 @@ class Listing:
         return _age(now - self.fetched_at) if self.fetched_at else "of unknown age"
 
 
+def _lent_token_refused(exc: AuthenticationError) -> AuthenticationError:
+    """A caller's token, lent to read the catalog on a server without one, was refused: said to that caller alone."""
+    return AuthenticationError(
+        f"Reading RunComfy's model catalog failed: RunComfy rejected the token in your Authorization header (HTTP "
+        f"{exc.status_code}) — it is missing, expired or revoked, or the account is inactive. This server reads the "
+        "catalog with its callers' tokens. Nothing was changed; create a new token in your RunComfy profile (Profile "
+        "→ API keys) and send it as 'Authorization: Bearer <token>' in your MCP client's settings for this server.",
+        status_code=exc.status_code,
+        error_code=exc.error_code,
+        upstream_message=exc.upstream_message,
+    )
+
+
 def _skipped_note(skipped: Mapping[str, str], shown: int = 3) -> str | None:
     if not skipped:
         return None
@@ -369,10 +385,15 @@ class Catalog:
         specs: Sequence[ToolSpec] = (),
         clock: Callable[[], float] = time.time,
         local_files: bool = True,
+        borrows_tokens: bool = False,
     ) -> None:
-        """`local_files`: whether described media inputs may be local files (not for a server over HTTP)."""
+        """`local_files`: whether described media inputs may be local files (not for a server over HTTP).
+        `borrows_tokens`: the server has no token of its own, so the listing is read with the token of the caller
+        who needs it. The listing is the same for everyone; the cache never records whose token filled it, and a
+        caller whose token is refused gets the error alone (nothing is cached or throttled for the others)."""
         self._source = source
         self.local_files = local_files
+        self.borrows_tokens = borrows_tokens
         self.cache_path = cache_path
         self.ttl_s = ttl_s
         self.specs: dict[str, ToolSpec] = {}
@@ -381,29 +402,47 @@ class Catalog:
         self._clock = clock
         self._lock = anyio.Lock()
         self._listing: Listing | None = None
-        self._last_attempt = -MIN_REFRESH_INTERVAL_S
+        self._last_attempt = {True: -MIN_REFRESH_INTERVAL_S, False: -MIN_REFRESH_INTERVAL_S}  # with a token or not
         self._made: dict[str, tuple[CatalogEntry, ToolSpec]] = {}  # specs made from entries, until those change
         self.pages_fetched = 0  # for benchmarks and tests: requests the listing took
 
-    async def listing(self, *, refresh: bool = False) -> Listing:
+    async def listing(self, *, refresh: bool = False, token: str | None = None) -> Listing:
+        """The listing: fresh, cached, or the bundled models. `token`: the calling caller's, used only when the server
+        has none (see `borrows_tokens`)."""
+        borrowed = token if self.borrows_tokens else None
+        with_token = borrowed is not None or not self.borrows_tokens
         async with self._lock:
             now = self._clock()
             current = self._listing or await anyio.to_thread.run_sync(self._read_cache)
             fresh = current is not None and current.source != "bundled" and now - (current.fetched_at or 0) < self.ttl_s
-            if current is not None and ((fresh and not refresh) or now - self._last_attempt < MIN_REFRESH_INTERVAL_S):
+            # Retries wait a minute; one without a token (a start-up) never makes a caller with one wait.
+            waiting = now - self._last_attempt[with_token] < MIN_REFRESH_INTERVAL_S
+            if current is not None and ((fresh and not refresh) or waiting):
                 self._listing = current
                 return current
-            self._last_attempt = now
             try:
-                self._listing = await self._fetch()
+                listing = await self._fetch(borrowed)
+            except AuthenticationError as exc:
+                if borrowed is None:
+                    self._last_attempt[with_token] = now
+                    self._listing = self._fallback(current, exc, now)
+                    return self._listing
+                self._listing = current
+                raise _lent_token_refused(exc) from exc
             except RunComfyError as exc:
+                self._last_attempt[with_token] = now
                 self._listing = self._fallback(current, exc, now)
-            return self._listing
+                return self._listing
+            self._last_attempt[with_token] = now
+            self._listing = listing
+            return listing
 
-    async def _fetch(self) -> Listing:
+    async def _fetch(self, token: str | None) -> Listing:
         raw: list[Any] = []
         for page_number in range(MAX_PAGES):
-            page = await self._source.list_models(include_schema=True, limit=PAGE_SIZE, offset=page_number * PAGE_SIZE)
+            page = await self._source.list_models(
+                include_schema=True, limit=PAGE_SIZE, offset=page_number * PAGE_SIZE, token=token
+            )
             self.pages_fetched += 1
             raw.extend(page.models)
             total = page.total
@@ -458,18 +497,25 @@ class Catalog:
 
     # ------------------------------------------------------------ one model
 
-    async def entry(self, model_id: str) -> CatalogEntry:
-        """The model with its input schema: from the listing, else asked of RunComfy; unknown ids name the closest."""
+    async def entry(self, model_id: str, *, token: str | None = None) -> CatalogEntry:
+        """The model with its input schema: from the listing, else asked of RunComfy; unknown ids name the closest.
+        `token`: the caller's, for reads when the server has no token of its own."""
         check_model_id(model_id)
-        listing = await self.listing()
+        listing = await self.listing(token=token)
         found = listing.get(model_id)
         if found is not None and found.input_schema is not None:
             return found
         if model_id in self.specs:
             return bundled_entries([self.specs[model_id]])[0]
         try:
-            raw = await self._source.model(model_id)
+            raw = await self._source.model(model_id, token=token if self.borrows_tokens else None)
         except UnknownModelError:
+            raw = None
+        except AuthenticationError as exc:
+            if self.borrows_tokens and token and found is None:
+                raise _lent_token_refused(exc) from exc
+            if found is None and model_id not in listing.skipped:
+                raise
             raw = None
         except RunComfyError:
             if found is None and model_id not in listing.skipped:
@@ -496,19 +542,19 @@ class Catalog:
             "line: runcomfy-mcp models search)."
         )
 
-    async def spec(self, model_id: str) -> ToolSpec:
+    async def spec(self, model_id: str, *, token: str | None = None) -> ToolSpec:
         """The model's tool spec: the bundled one when there is one, else made from its catalog entry."""
         if model_id in self.specs:
             return self.specs[model_id]
-        entry = await self.entry(model_id)
+        entry = await self.entry(model_id, token=token)
         made = self._made.get(model_id)
         if made is None or made[0] is not entry:
             made = self._made[model_id] = (entry, spec_from_entry(entry))
         return made[1]
 
-    async def price(self, model_id: str) -> Price | None:
+    async def price(self, model_id: str, *, token: str | None = None) -> Price | None:
         """The model's price from the listing (cached, or bundled without prices when nothing can be read)."""
-        entry = (await self.listing()).get(model_id)
+        entry = (await self.listing(token=token)).get(model_id)
         if entry is None or entry.base_price_usd is None:
             return None
         return Price(entry.base_price_usd, entry.price_unit)
@@ -542,8 +588,9 @@ class Catalog:
         category: str | None = None,
         limit: int = 10,
         refresh: bool = False,
+        token: str | None = None,
     ) -> FoundModels:
-        listing = await self.listing(refresh=refresh)
+        listing = await self.listing(refresh=refresh, token=token)
         found, total = listing.search(query, category, limit)
         note = " ".join(filter(None, [listing.note, _skipped_note(listing.skipped)])) or None
         if not found and category and category not in listing.categories():
@@ -555,8 +602,8 @@ class Catalog:
             note = " ".join(filter(None, [note, f"There is no category {asked!r}; the categories are: {known}."]))
         return FoundModels(models=[self._row(e) for e in found], total=total, source=listing.source, note=note)
 
-    async def describe(self, model_id: str) -> ModelDescription:
-        entry = await self.entry(model_id)
+    async def describe(self, model_id: str, *, token: str | None = None) -> ModelDescription:
+        entry = await self.entry(model_id, token=token)
         listed = self._listing.get(model_id) if self._listing else None
         price_from = listed or entry
         description = ModelDescription(
@@ -572,7 +619,9 @@ class Catalog:
             runnable=True,
         )
         try:
-            description.input_schema = portable_input_schema(await self.spec(model_id), local_files=self.local_files)
+            description.input_schema = portable_input_schema(
+                await self.spec(model_id, token=token), local_files=self.local_files
+            )
         except CatalogSchemaError as exc:
             description.runnable, description.problem = False, exc.message
         return description

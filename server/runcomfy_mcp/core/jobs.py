@@ -247,7 +247,7 @@ class JobService:
         self.client.require_token(caller.token)  # before anything else is asked of anyone
         await self.catch_up()
         to_send, notes = await self.prepare_arguments(spec, arguments, caller, tool)
-        estimate = await self.wallet.estimate(spec, to_send)
+        estimate = await self.wallet.estimate(spec, to_send, caller.token)
         await self.wallet.approve(spec, tool, estimate, caller, consent)
         local_id = await self._reserve(spec, tool, to_send, caller, estimate)
         try:
@@ -547,7 +547,9 @@ class JobService:
     ) -> Quote:
         """What submitting would cost and whether it would go through, with the arguments checked; nothing is sent."""
         to_send, _ = await self.prepare_arguments(spec, arguments, caller, "estimate_cost")
-        return await self.wallet.quote(spec, await self.wallet.estimate(spec, to_send), caller, self.store)
+        return await self.wallet.quote(
+            spec, await self.wallet.estimate(spec, to_send, caller.token), caller, self.store
+        )
 
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
         await self.catch_up()

@@ -27,7 +27,7 @@ MAX_BALANCES_KEPT = 1024  # callers whose balance is remembered; past that, stal
 
 
 class PriceSource(Protocol):
-    async def price(self, model_id: str) -> Price | None: ...
+    async def price(self, model_id: str, *, token: str | None = ...) -> Price | None: ...
 
 
 class BalanceSource(Protocol):
@@ -72,10 +72,11 @@ class Wallet:
         # The token's fingerprint (None: the server's own token) → (read at, balance). Never the token itself.
         self._recent_balance: dict[str | None, tuple[float, float]] = {}
 
-    async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> Estimate:
+    async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any], token: str | None = None) -> Estimate:
+        """`token`: the caller's, for reading the catalog's price when the server has no token of its own."""
         price = None
         try:
-            price = await self._prices.price(spec.model_id)
+            price = await self._prices.price(spec.model_id, token=token)
         except RunComfyError as exc:
             logger.info("no price for %s: %s", spec.model_id, exc.message)
         return estimate_cost(price, arguments, spec.input_schema)

@@ -170,7 +170,7 @@ class RunComfyPrompts:
     async def complete(self, argument: str, value: str, caller: Caller | None) -> list[str]:
         """Values for a prompt's or template's argument: model ids from the catalog, request ids from your history."""
         if argument == "model":
-            listing = await self.services.catalog().listing()
+            listing = await self.services.catalog().listing(token=caller.token if caller else None)
             needle = value.lower()
             ids = [e.model_id for e in listing.entries if needle in e.model_id.lower()]
             return sorted(ids, key=lambda i: (not i.lower().startswith(needle), i))[:MAX_COMPLETIONS]

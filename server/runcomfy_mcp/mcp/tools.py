@@ -207,16 +207,17 @@ class RunComfyTools:
     def _add_catalog_tools(self) -> None:
         async def find_models(args: FindModelsArguments, call: Call) -> types.CallToolResult:
             found = await self.services.catalog().find(
-                args.query, category=args.category, limit=args.limit, refresh=args.refresh
+                args.query, category=args.category, limit=args.limit, refresh=args.refresh, token=call.caller.token
             )
             return _reply(found, replies.found_models(found))
 
         async def describe_model(args: ModelArguments, call: Call) -> types.CallToolResult:
-            model = await self.services.catalog().describe(check_model_id(args.model_id, "describe_model"))
+            model_id = check_model_id(args.model_id, "describe_model")
+            model = await self.services.catalog().describe(model_id, token=call.caller.token)
             return _reply(model, replies.model_description(model))
 
         async def run_model(args: RunModelArguments, call: Call) -> types.CallToolResult:
-            spec = await self.services.catalog().spec(check_model_id(args.model_id))
+            spec = await self.services.catalog().spec(check_model_id(args.model_id), token=call.caller.token)
             job = await self.jobs.submit_job(
                 spec, args.input, caller=call.caller, tool="run_model", consent=call.consent
             )
@@ -343,7 +344,7 @@ class RunComfyTools:
 
         async def estimate_cost(args: RunModelArguments, call: Call) -> types.CallToolResult:
             spec = self.specs.get(args.model_id) or await self.services.catalog().spec(
-                check_model_id(args.model_id, "estimate_cost")
+                check_model_id(args.model_id, "estimate_cost"), token=call.caller.token
             )
             quote = await self.jobs.quote(spec, args.input, caller=call.caller)
             return _reply(quote, replies.quote(quote))

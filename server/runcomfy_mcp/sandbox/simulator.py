@@ -258,6 +258,8 @@ class Simulator:
 
     async def _list_models(self, request: Request) -> Response:
         self._record(request)
+        if not self._authorized(request):  # RunComfy wants a token on the catalog too
+            return _error(401, "400004", "Invalid or missing API token.")
         if not self.catalog_open:
             return _error(503, "500000", "Service temporarily unavailable.")
         query = request.query_params
@@ -285,11 +287,15 @@ class Simulator:
 
     async def _categories(self, request: Request) -> Response:
         self._record(request)
+        if not self._authorized(request):
+            return _error(401, "400004", "Invalid or missing API token.")
         names = sorted({c for e in self.catalog.values() for c in e.get("categories", [])})
         return JSONResponse({"categories": names})
 
     async def _model(self, request: Request) -> Response:
         self._record(request)
+        if not self._authorized(request):
+            return _error(401, "400004", "Invalid or missing API token.")
         if not self.catalog_open:
             return _error(503, "500000", "Service temporarily unavailable.")
         entry = self.catalog.get(request.path_params["model_id"])

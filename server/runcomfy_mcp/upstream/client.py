@@ -143,8 +143,16 @@ class RunComfyClient:
             in_flight=self._in_flight,
         )
 
+    @property
+    def has_token(self) -> bool:
+        """Whether this server has a token of its own (RUNCOMFY_API_TOKEN)."""
+        return bool(self._token)
+
     def _auth_headers(self, token: str | None, *, optional: bool = False) -> dict[str, str]:
-        """`optional`: the catalog, which is sent the token when there is one (it may be public)."""
+        """`optional`: the catalog, shared by every caller, so read with the server's own token when it has one and
+        with `token` (a caller's, lent for the read) only when it has none; without either it is asked anyway."""
+        if optional and self._token:
+            token = None
         if not token:  # a caller's own token was checked where it arrived (mcp.callers)
             if not self._token:
                 if optional:
