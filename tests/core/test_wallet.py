@@ -65,7 +65,8 @@ async def test_the_estimate_comes_from_the_price_and_an_unreadable_price_is_unkn
     clock, balances = Clock(), Balances(10.0)
     assert (await wallet(clock, balances).estimate(SPEC, {})).usd == 0.5
     unknown = await wallet(clock, balances, price=None).estimate(SPEC, {})
-    assert unknown.usd is None and "price" in unknown.basis
+    # Not "no price": the person is told the catalog could not be read, and why, so they can try again.
+    assert unknown.usd is None and "catalog could not be read just now (the catalog could not be read)" in unknown.basis
 
 
 async def test_a_balance_is_read_again_only_after_it_goes_stale_or_a_job_is_sent() -> None:

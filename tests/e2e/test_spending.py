@@ -278,6 +278,14 @@ async def test_estimate_cost_quotes_without_sending(connect: ClientFactory, api_
         )
         bad = await client.call_tool("estimate_cost", {"model_id": LITE, "input": {"prompt": "x", "duration": 7}})
         assert bad.is_error and "first_frame_image_url: missing" in text_of(bad) and "duration: 7" in text_of(bad)
+        # Only the length sets the price: a quote before the image is chosen, naming what a submit will still need.
+        early = await client.call_tool("estimate_cost", {"model_id": LITE, "input": {"duration": 10}})
+        assert not early.is_error and structured(early)["estimated_cost_usd"] == 0.18
+        needed = structured(early)["still_needed"]
+        assert sorted(n.split(":")[0] for n in needed) == ["first_frame_image_url", "prompt"]
+        assert "a submit will also need: " in text_of(early) and "first_frame_image_url: missing" in text_of(early)
+        submit = await client.call_tool(LITE, {"duration": 10})  # a submit still needs them all
+        assert submit.is_error and "first_frame_image_url: missing" in text_of(submit)
     assert posts(simulator) == 0
 
 

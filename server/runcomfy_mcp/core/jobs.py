@@ -175,6 +175,14 @@ class JobService:
         self, spec: ToolSpec, arguments: Mapping[str, Any] | None, caller: Caller = LOCAL_CALLER, tool: str = ""
     ) -> tuple[dict[str, Any], list[str]]:
         """What to send for a call, and notes for the assistant; raises InvalidArgumentsError with every problem."""
+        prepared, notes, _ = await self._prepare(spec, arguments, caller, tool, quoting=False)
+        return prepared, notes
+
+    async def _prepare(
+        self, spec: ToolSpec, arguments: Mapping[str, Any] | None, caller: Caller, tool: str, *, quoting: bool
+    ) -> tuple[dict[str, Any], list[str], list[str]]:
+        """`quoting`: required inputs may be missing (a price rarely depends on them); they are returned, with what
+        each takes, instead of refused. Every other problem is refused as for a submit."""
         # In a worker thread: a catalog schema's checks are bounded (linear patterns, counted arguments) but not free,
         # and the event loop serves every other caller meanwhile. A few threads of their own, so a flood of checks
         # cannot take the threads the history and file reads need.
@@ -185,10 +193,13 @@ class JobService:
             owner=caller.owner,
         )  # fmt: skip
         problems = checked.problems + (framed.problems if framed else []) + prepared.problems
+        if quoting and set(problems) <= set(checked.missing.values()):
+            problems = []  # only inputs not given yet: quoted from the rest (any other problem names them all)
         if problems:
             raise InvalidArgumentsError(tool or spec.tool_name, problems)
         notes = (framed.notes if framed else []) + prepared.notes
-        return prepared.arguments, notes + spec.advice_for(checked.arguments)
+        still_needed = list(checked.missing.values()) if quoting else []
+        return prepared.arguments, notes + spec.advice_for(checked.arguments), still_needed
 
     async def catch_up(self) -> None:
         """Tell the history what it missed while its database was away; what it still cannot take stays in memory
@@ -545,11 +556,14 @@ class JobService:
     async def quote(
         self, spec: ToolSpec, arguments: Mapping[str, Any] | None, *, caller: Caller = LOCAL_CALLER
     ) -> Quote:
-        """What submitting would cost and whether it would go through, with the arguments checked; nothing is sent."""
-        to_send, _ = await self.prepare_arguments(spec, arguments, caller, "estimate_cost")
-        return await self.wallet.quote(
+        """What submitting would cost and whether it would go through, with the arguments checked; nothing is sent.
+        Quoted from what is given: the required inputs not given yet are listed as what a submit will still need."""
+        to_send, _, still_needed = await self._prepare(spec, arguments, caller, "estimate_cost", quoting=True)
+        quote = await self.wallet.quote(
             spec, await self.wallet.estimate(spec, to_send, caller.token), caller, self.store
         )
+        quote.still_needed = still_needed
+        return quote
 
     async def account(self, *, caller: Caller = LOCAL_CALLER) -> AccountView:
         await self.catch_up()

@@ -74,11 +74,11 @@ class Wallet:
 
     async def estimate(self, spec: ToolSpec, arguments: Mapping[str, Any], token: str | None = None) -> Estimate:
         """`token`: the caller's, for reading the catalog's price when the server has no token of its own."""
-        price = None
         try:
             price = await self._prices.price(spec.model_id, token=token)
-        except RunComfyError as exc:
+        except RunComfyError as exc:  # not "no price": the catalog that holds it could not be read just now
             logger.info("no price for %s: %s", spec.model_id, exc.message)
+            return Estimate(None, f"price unknown: RunComfy's catalog could not be read just now ({exc.shown()})")
         return estimate_cost(price, arguments, spec.input_schema)
 
     async def balance(self, caller: Caller, *, fresh: bool = False) -> float | None:

@@ -15,7 +15,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,8 @@ class CheckedArguments:
     arguments: dict[str, Any]
     problems: list[str]
     fields_with_problems: set[str]
+    # The required top-level inputs not given, each with the problem said about it: a quote can do without them.
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 class ArgumentChecker:
@@ -136,7 +138,11 @@ class ArgumentChecker:
         found = (e for e in self._validator.iter_errors(args) if _field_name(e) not in said)
         errors = sorted(itertools.islice(found, MAX_PROBLEMS), key=_field_name)
         fields |= {str(e.absolute_path[0]) for e in errors if e.absolute_path}
-        return CheckedArguments(args, problems + [self._describe(e) for e in errors], fields)
+        described = [(e, self._describe(e)) for e in errors]
+        missing = {
+            _missing_field(e): text for e, text in described if e.validator == "required" and not e.absolute_path
+        }
+        return CheckedArguments(args, problems + [text for _, text in described], fields, missing)
 
     def _describe(self, error: ValidationError) -> str:
         field = _field_name(error)
@@ -144,7 +150,7 @@ class ArgumentChecker:
         schema = error.schema if isinstance(error.schema, Mapping) else {}
         kind = error.validator
         if kind == "required":
-            missing = error.message.split("'")[1] if "'" in error.message else error.message
+            missing = _missing_field(error)
             return f"{missing}: missing; it is required ({self._allowed(missing)})."
         if kind == "additionalProperties":
             extras = sorted(set(value) - set(self.spec.properties))
@@ -173,6 +179,11 @@ class ArgumentChecker:
         if "enum" in prop:
             return "one of " + ", ".join(_show(v) for v in prop["enum"])
         return _article(prop.get("type", "value"))
+
+
+def _missing_field(error: ValidationError) -> str:
+    message = str(error.message)
+    return message.split("'")[1] if "'" in message else message
 
 
 def _too_big(depth: int) -> str:

@@ -213,3 +213,6 @@ class Quote(BaseModel):
     needs_confirmation: bool = Field(description="Submitting it would ask the person first.")
     refusal: str | None = Field(default=None, description="Why a submit would be refused now, if it would.")
     balance_usd: float | None = None
+    still_needed: list[str] = Field(
+        default_factory=list, description="Required inputs not given: the quote is from what was given."
+    )

@@ -211,4 +211,6 @@ def quote(view: Quote) -> str:
         lines.append("Submitting it will ask the person to confirm first.")
     if view.balance_usd is not None:
         lines.append(f"RunComfy balance: {money(view.balance_usd)}.")
+    if view.still_needed:
+        lines.append("Quoted from the inputs given; a submit will also need: " + " ".join(view.still_needed))
     return "\n".join(lines)
