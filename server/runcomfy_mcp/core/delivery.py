@@ -36,6 +36,7 @@ class OutputDelivery:
                     f"Saved on the server as {', '.join(saved)}, not on your machine: this server runs remotely. "
                     "To keep your own copy, fetch the URL above (result URLs may expire)."
                 )
+            view.saved_as = [p.name for p in paths]
         if preview and self.previewer is not None:
             await self._add_preview(self.previewer, view, paths, record)
         return saved

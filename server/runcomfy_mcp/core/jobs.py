@@ -465,6 +465,7 @@ class JobService:
             cost=cost if include_cost else None,
             model_id=record.model_id if record else None,
             inputs=record.arguments if record else None,
+            estimated_cost_usd=record.estimated_cost_usd if record else None,
         )
         await self._remember(
             self.store.update(

@@ -62,6 +62,8 @@ class JobResult(BaseModel):
     # For the in-chat player (model, prompt, duration…): in the result, but kept out of the schema every turn pays for.
     model_id: SkipJsonSchema[str | None] = None
     inputs: SkipJsonSchema[dict[str, Any] | None] = None
+    estimated_cost_usd: SkipJsonSchema[float | None] = None  # the submit's estimate: a cost the player can show
+    saved_as: SkipJsonSchema[list[str] | None] = None  # what this call saved, by name: the player's one line about it
     _preview_jpeg: bytes | None = PrivateAttr(default=None)
 
     @property
