@@ -447,6 +447,7 @@ async def open_runtime(
             prices=prices,
             media_domains=settings.player_media_domains(),
             local_files=reads_local_files(serving),
+            simulated=settings.sandbox,
         )
         async with anyio.create_task_group() as background:
             services.background = background

@@ -130,6 +130,7 @@ async def test_a_job_is_followed_from_queue_to_video_url(client: Client, clock: 
     assert body["status"] == "succeeded"
     assert body["video_urls"] == [body["output"]["video"]]
     assert body["video_urls"][0] in text_of(result)
+    assert "runcomfy/simulated" not in (result.meta or {})  # the player's sandbox mark: a real server's never have it
 
 
 async def test_a_failed_job_is_an_error_with_the_upstream_reason(client: Client, clock: ManualClock) -> None:

@@ -12,6 +12,7 @@ from mcp.server.apps import APP_MIME_TYPE
 
 PLAYER_URI = "ui://runcomfy/player.html"
 PLAYER_META = {"ui": {"resourceUri": PLAYER_URI}}  # on a tool: hosts with MCP Apps show its results in the player
+SIMULATED_META = "runcomfy/simulated"  # in a result's _meta: made by the sandbox, nothing ran or was charged
 
 
 @functools.cache
@@ -30,7 +31,10 @@ def player_resource(media_domains: Sequence[str]) -> types.Resource:
         uri=PLAYER_URI,
         name="player",
         title="RunComfy player",
-        description="Plays a job's video (or shows its image) in the chat, with a button to save it to disk.",
+        description=(
+            "Plays a job's video (or shows its image) or a composed film with its shots in the chat, keeps a "
+            "running job current, and saves the file."
+        ),
         mime_type=APP_MIME_TYPE,
         _meta={"ui": player_ui_meta(media_domains)},
     )

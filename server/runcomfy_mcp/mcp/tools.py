@@ -48,7 +48,7 @@ from runcomfy_mcp.mcp.arguments import (
     parse,
 )
 from runcomfy_mcp.mcp.consent import InputNeeded
-from runcomfy_mcp.mcp.player import PLAYER_META
+from runcomfy_mcp.mcp.player import PLAYER_META, SIMULATED_META
 from runcomfy_mcp.mcp.schemas import hints, input_schema, output_schema
 from runcomfy_mcp.upstream.redaction import Redactor, request_secret
 
@@ -118,9 +118,10 @@ class RunComfyTools:
         prices: Mapping[str, Price] | None = None,
         media_domains: Sequence[str] = (),
         local_files: bool = True,
+        simulated: bool = False,
     ) -> None:
         """`prices`: known prices by model id, stated in the model tools' descriptions. `media_domains`: where the
-        player may load outputs from."""
+        player may load outputs from. `simulated`: every result is the sandbox's, and says so to the player too."""
         self.media_domains = media_domains
         self.local_files = local_files  # whether media may be named by a local path (stdio), and so described
         specs = list(specs)
@@ -129,6 +130,7 @@ class RunComfyTools:
         self.services = services
         self._redact = redactor
         self._notice = notice  # said first in every result, e.g. that results are simulated
+        self._simulated = simulated
         self.tools: dict[str, RegisteredTool] = {}
         self.builtin_names: frozenset[str] = frozenset()
         self._add_catalog_tools()
@@ -436,6 +438,8 @@ class RunComfyTools:
         """The notice first; then every result, not only errors, scrubbed of tokens (upstream text may echo one)."""
         if self._notice:
             result.content.insert(0, types.TextContent(text=self._notice))
+        if self._simulated:  # for the player's "sandbox" mark: words are for people, this is for code
+            result.meta = {**(result.meta or {}), SIMULATED_META: True}
         for block in result.content:
             if isinstance(block, types.TextContent):
                 block.text = self._redact(block.text)
