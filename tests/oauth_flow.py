@@ -104,7 +104,7 @@ async def in_process(
         configured = Settings(base_url=api_url, auth="oauth", oauth_key=KEY, **settings)  # type: ignore[arg-type]
         async with open_runtime(configured, serving="http", media_transport=transport, resolver=resolver) as runtime:
             identity = CallerIdentity(http=True, oauth=True)
-            server = build_server(runtime.tools, identity)
+            server = build_server(runtime.tools, identity, consent_keys=configured.consent_keys())
             flags = type("Flags", (), {"host": "127.0.0.1", "allowed_host": []})()
             later.app = http_app(
                 runtime,

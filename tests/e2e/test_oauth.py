@@ -10,12 +10,17 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import httpx2
+import mcp_types as types
 import pytest
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from conftest import TOKEN
 from helpers import structured, text_of
 from http_servers import http_client, http_server
 from images import make_image
+from mcp import Client
 from oauth_flow import (
     KEY,
     REDIRECT_URI,
@@ -475,3 +480,35 @@ async def test_the_passthrough_stays_an_explicit_documented_mode(api_url: str, s
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert "(`--auth runcomfy-token`, the default)" in readme and 'forbids "token passthrough"' in readme
     assert "A server other people reach should run `--auth oauth` instead" in readme
+
+
+async def test_a_grants_yes_to_a_cost_is_not_another_grants(api_url: str, simulator: Simulator) -> None:
+    """Asked to confirm a cost (protocol 2026-07-28), the sealed yes is bound to the caller, which is the grant: another
+    app signed in with the same RunComfy token cannot spend with it, the app it was given to can, once."""
+
+    async def never_asked(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        raise AssertionError("answered by hand")
+
+    def asking(access_token: str) -> Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {access_token}"})
+        return Client(streamable_http_client(server.mcp, http_client=http), elicitation_callback=never_asked)
+
+    costly = {**ARGS, "duration": 10}  # $0.18, above the $0.10 asked about
+    yes = {"confirm_spend": types.ElicitResult(action="accept", content={"confirm": True})}
+    consent_key = "k" * 16 + "0123456789abcdef0123456789abcdef"
+    async with in_process(api_url, confirm_above_usd=0.1, consent_key=consent_key) as server:
+        async with httpx.AsyncClient() as http:
+            _, first = await tokens_for(http, server.base, TOKEN)
+            _, second = await tokens_for(http, server.base, TOKEN)
+        async with asking(first["access_token"]) as mine, asking(second["access_token"]) as other_app:
+            question = await mine.session.call_tool(LITE, costly, allow_input_required=True)
+            assert isinstance(question, types.InputRequiredResult), question
+            with pytest.raises(MCPError, match="Invalid or expired requestState"):
+                await other_app.session.call_tool(
+                    LITE, costly, input_responses=yes, request_state=question.request_state, allow_input_required=True
+                )
+            sent = await mine.session.call_tool(
+                LITE, costly, input_responses=yes, request_state=question.request_state, allow_input_required=True
+            )
+    assert isinstance(sent, types.CallToolResult) and not sent.is_error, sent
+    assert len(simulator.calls.submits) == 1
