@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -134,3 +136,19 @@ async def test_cancelling_a_wait_stops_its_polls_and_leaves_the_job(tmp_path: Pa
         assert client.poll_times == [0] and client.results == 0 and client.cancels == 0
     finally:
         jobs.store.close()
+
+
+async def test_a_wait_on_an_old_job_polls_at_the_old_jobs_pace(tmp_path: Path) -> None:
+    """The schedule counts from the job's submission: a wait begun on a job submitted 30 s ago does not poll every
+    second again (a thousand waits begun together on older jobs would otherwise flood RunComfy)."""
+    client = ScriptedClient(FakeTime(), done_at=40)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:  # submitted 30 s ago
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (time.time() - 30,))
+        result = await jobs.wait_for_result("req-1", timeout_s=600)
+    finally:
+        jobs.store.close()
+    # 30 s after submission the schedule is at its ceiling (its seventh delay, 10 s, ends 30.8 s in)
+    assert client.poll_times == [0, 10, 20, 30, 40] and not result.timed_out

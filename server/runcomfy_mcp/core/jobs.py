@@ -8,10 +8,13 @@ follow it meanwhile, and the reservation does not stay behind as a job of unknow
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -410,6 +413,25 @@ class JobService:
             self._recorded_status[request_id] = answer.status
         return view
 
+    async def _delays_for(self, request_id: str, caller: Caller) -> Iterator[float]:
+        """The poll schedule counted from the job's submission, not from this wait: a wait on a job submitted a
+        minute ago polls at the minute-old pace at once (a thousand waits begun together on older jobs would
+        otherwise all poll every second again). A job the history does not know starts the schedule afresh."""
+        delays = iter(self.schedule.delays())
+        record = await self._record(request_id, caller)
+        if record is None:
+            return delays
+        try:
+            submitted = datetime.fromisoformat(record.submitted_at).timestamp()
+        except ValueError:
+            return delays
+        age, elapsed = max(0.0, time.time() - submitted), 0.0
+        while True:
+            delay = next(delays)
+            if elapsed + delay > age:
+                return itertools.chain([delay], delays)
+            elapsed += delay
+
     async def _shared_status(
         self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float
     ) -> tuple[JobStatus, float | None]:
@@ -508,7 +530,7 @@ class JobService:
         generating_since: float | None = None
         next_poll = started
         seen: float | None = None  # when the last status this wait saw was fetched, on the history's clock
-        for delay in self.schedule.delays():
+        for delay in await self._delays_for(request_id, caller):
             status, seen = await self._shared_status(request_id, caller, seen, fresh_s=delay)
             now = self._clock()
             if status.finished:
