@@ -75,7 +75,7 @@ ARGUMENT_CHECK_THREADS = 4
 POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to the ceiling
 # While another wait on the same job is asking RunComfy, a wait looks again after these pauses; by their end
 # (past the history's CLAIM_STANDS_S) an unanswered claim is taken over: its replica may have gone away.
-SHARED_POLL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+SHARED_POLL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 # What a submit can fail with that proves the request never created a job: refused, unreachable, never sent.
 NEVER_SENT = (APIStatusError, APIConnectionError, MissingTokenError, InvalidTokenError, SubmitNotSentError)
 

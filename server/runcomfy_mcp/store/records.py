@@ -112,7 +112,7 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
 
 # How long a claimed poll stands unanswered before another wait asks RunComfy itself: a status request's answer
 # takes longer only when RunComfy (or the claiming replica) is in trouble.
-CLAIM_STANDS_S = 3.0
+CLAIM_STANDS_S = 1.5
 
 
 def poll_share(
