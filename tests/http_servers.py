@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -26,10 +27,26 @@ def server_env(api_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "RUNCOMFY_API_TOKEN": TOKEN, "RUNCOMFY_BASE_URL": api_url, **extra}
 
 
+# Each test worker (pytest-xdist's gw0, gw1, ...) takes ports from a block of its own, below the kernel's ephemeral
+# range: a port found by binding port 0 is free only until it is closed, and another worker's server could take it
+# before ours binds it (a request then reaches the wrong server).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_BLOCK = 1_000
+_FIRST_PORT = 20_000 + _BLOCK * (int(_WORKER[2:]) + 1 if _WORKER.startswith("gw") else 0)
+_PORTS = itertools.cycle(range(_FIRST_PORT, _FIRST_PORT + _BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, from this worker's own block."""
+    for _ in range(_BLOCK):
+        port = next(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still closing: the next one
+            return port
+    raise RuntimeError(f"no free port in {_FIRST_PORT}-{_FIRST_PORT + _BLOCK - 1}")
 
 
 @asynccontextmanager
