@@ -259,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "oauth-key":
         from runcomfy_mcp.core.sealing import new_key
 
-        print(new_key())  # asked for: the key is this command's output
+        # This command runs instead of a server (it exits here), so stdout carries no protocol: the key is its output.
+        sys.stdout.write(new_key() + "\n")
         raise SystemExit(0)
     settings = _settings_or_exit(lambda: build_settings(args))
     if problem := replicas_without_a_consent_key(settings, args):
