@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from runcomfy_mcp.domain.grants import Grant, IssuedCode, IssuedToken, PendingAuthorization
 
@@ -135,45 +135,117 @@ def statements(p: str) -> dict[str, str]:
     }
 
 
+Step = tuple[str, tuple[Any, ...]]  # a statement's name in `statements` and its values
+
+
+class SQLGrantStore:
+    """The `GrantStore` methods, written once over the statements above. A backend supplies its statements (`SQL`,
+    in its driver's placeholder), one statement run alone (`_rows`), several in one transaction (`_atomically`),
+    and `count_try` (which PostgreSQL answers in one statement and SQLite in two)."""
+
+    SQL: ClassVar[dict[str, str]]
+
+    async def _rows(self, name: str, params: tuple[Any, ...] = ()) -> list[Mapping[str, Any]]:
+        """Run statement `name` alone; the rows it returns (none for a write)."""
+        raise NotImplementedError
+
+    async def _atomically(self, steps: Sequence[Step], *, guarded: bool) -> bool:
+        """Run `steps` in order in one transaction; whether the first changed exactly one row. When `guarded`,
+        the others run only if it did: the first is the condition that makes two racing requests one winner."""
+        raise NotImplementedError
+
+    async def save_client(self, client_id: str, document: str, created_at: float) -> None:
+        await self._rows("save_client", (client_id, document, created_at))
+
+    async def client(self, client_id: str) -> str | None:
+        rows = await self._rows("client", (client_id,))
+        return str(rows[0]["document"]) if rows else None
+
+    async def save_pending(self, pending: PendingAuthorization) -> None:
+        await self._rows("save_pending", pending_values(pending))
+
+    async def pending(self, request_id: str, now: float) -> PendingAuthorization | None:
+        rows = await self._rows("pending", (request_id, now))
+        return pending_from_row(rows[0]) if rows else None
+
+    async def discard_pending(self, request_id: str) -> None:
+        await self._rows("discard_pending", (request_id,))
+
+    async def open_grant(self, request_id: str, grant: Grant, code: IssuedCode, now: float) -> bool:
+        steps = [
+            ("take_pending", (request_id, now)),
+            ("insert_grant", grant_values(grant)),
+            ("insert_code", code_values(code)),
+        ]
+        return await self._atomically(steps, guarded=True)
+
+    async def code(self, code_hash: str) -> IssuedCode | None:
+        rows = await self._rows("code", (code_hash,))
+        return code_from_row(rows[0]) if rows else None
+
+    async def redeem_code(self, code_hash: str, tokens: Sequence[IssuedToken], now: float) -> bool:
+        issue = [("insert_token", token_values(t)) for t in tokens]
+        return await self._atomically([("use_code", (now, code_hash, now)), *issue], guarded=True)
+
+    async def token(self, token_hash: str) -> tuple[IssuedToken, Grant] | None:
+        rows = await self._rows("token", (token_hash,))
+        return (token_from_row(rows[0]), grant_from_row(rows[0], "g_")) if rows else None
+
+    async def rotate_refresh(self, token_hash: str, tokens: Sequence[IssuedToken], now: float) -> bool:
+        issue = [("insert_token", token_values(t)) for t in tokens]
+        return await self._atomically([("spend_refresh", (now, token_hash, now)), *issue], guarded=True)
+
+    async def revoke_grant(self, grant_id: str, now: float) -> bool:
+        steps = [("end_grant", (now, grant_id)), ("drop_tokens", (grant_id,)), ("drop_codes", (grant_id,))]
+        return await self._atomically(steps, guarded=False)
+
+    async def grants(self, *, token_owner: str | None = None) -> list[Grant]:
+        rows = await (self._rows("grants") if token_owner is None else self._rows("grants_of", (token_owner,)))
+        return [grant_from_row(r) for r in rows]
+
+    async def prune_grants(self, now: float, unused_client_s: float) -> None:
+        expired: list[Step] = [(name, (now,)) for name in ("prune_pending", "prune_codes", "prune_tokens")]
+        await self._atomically([*expired, ("prune_clients", (now - unused_client_s,))], guarded=False)
+
+
+def _document(fields: PendingAuthorization | IssuedCode, kept_apart: tuple[str, ...]) -> str:
+    """The fields of a pending request or a code that have no column of their own, as one JSON document."""
+    return json.dumps({k: v for k, v in asdict(fields).items() if k not in kept_apart})
+
+
+def _document_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(row["document"])
+    document["scopes"] = tuple(document["scopes"])
+    return document
+
+
 def pending_values(pending: PendingAuthorization) -> tuple[Any, ...]:
-    document = {k: v for k, v in asdict(pending).items() if k not in ("request_id", "expires_at", "tries")}
-    return (pending.request_id, json.dumps(document), pending.expires_at)
+    return (pending.request_id, _document(pending, ("request_id", "expires_at", "tries")), pending.expires_at)
 
 
 def pending_from_row(row: Mapping[str, Any]) -> PendingAuthorization:
-    document = json.loads(row["document"])
-    document["scopes"] = tuple(document["scopes"])
     return PendingAuthorization(
-        request_id=row["request_id"], expires_at=row["expires_at"], tries=int(row["tries"]), **document
+        request_id=row["request_id"], expires_at=row["expires_at"], tries=int(row["tries"]), **_document_from_row(row)
     )
 
 
 def grant_values(grant: Grant) -> tuple[Any, ...]:
-    return (
-        grant.grant_id,
-        grant.client_id,
-        grant.client_name,
-        grant.sealed_token,
-        grant.token_owner,
-        grant.created_at,
-        grant.revoked_at,
-    )
+    return tuple(getattr(grant, c) for c in GRANT_COLUMNS.split(", "))
 
 
 def grant_from_row(row: Mapping[str, Any], prefix: str = "") -> Grant:
     return Grant(**{c: row[prefix + c] for c in GRANT_COLUMNS.split(", ")})
 
 
+_CODE_COLUMNS = ("code_hash", "grant_id", "expires_at", "used_at")
+
+
 def code_values(code: IssuedCode) -> tuple[Any, ...]:
-    document = {k: v for k, v in asdict(code).items() if k not in ("code_hash", "grant_id", "expires_at", "used_at")}
-    return (code.code_hash, code.grant_id, json.dumps(document), code.expires_at)
+    return (code.code_hash, code.grant_id, _document(code, _CODE_COLUMNS), code.expires_at)
 
 
 def code_from_row(row: Mapping[str, Any]) -> IssuedCode:
-    document = json.loads(row["document"])
-    document["scopes"] = tuple(document["scopes"])
-    fixed = {k: row[k] for k in ("code_hash", "grant_id", "expires_at", "used_at")}
-    return IssuedCode(**fixed, **document)
+    return IssuedCode(**{k: row[k] for k in _CODE_COLUMNS}, **_document_from_row(row))
 
 
 def token_values(token: IssuedToken) -> tuple[Any, ...]:
