@@ -64,7 +64,39 @@ def is_address_literal(host: str) -> bool:
     return True
 
 
-class GuardedNetwork(httpcore.AsyncNetworkBackend):
+Connect = Callable[[str], Awaitable[httpcore.AsyncNetworkStream]]
+
+
+class _WrappedNetwork(httpcore.AsyncNetworkBackend):
+    """A network backend over another one (`inner`) that changes how a TCP connection is opened (`_open`)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        async def connect(address: str) -> httpcore.AsyncNetworkStream:
+            return await self._inner.connect_tcp(
+                address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+            )
+
+        return await self._open(host, connect)
+
+    async def _open(self, host: str, connect: Connect) -> httpcore.AsyncNetworkStream:
+        """A stream to `host`, by way of `connect` (the inner backend's TCP connect to one address, or name)."""
+        raise NotImplementedError
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedNetwork(_WrappedNetwork):
     """Opens TCP connections only to addresses it has checked itself, on every request and redirect hop.
 
     `trusted_hosts` are names the operator configured (the API's own host), reached whatever their address.
@@ -78,10 +110,10 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
         trusted_hosts: Iterable[str] = (),
         inner: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        super().__init__(inner or httpcore.AnyIOBackend())
         self._resolve = resolver
         self.allow_private = allow_private
         self._trusted = {h.lower() for h in trusted_hosts}
-        self._inner = inner or httpcore.AnyIOBackend()
 
     async def _checked_addresses(self, host: str) -> list[str]:
         """The addresses a connection to `host` may use; raises BlockedAddressError if any is private."""
@@ -102,20 +134,11 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
                 )
         return addresses
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def _open(self, host: str, connect: Connect) -> httpcore.AsyncNetworkStream:
         failure: Exception | None = None
         for address in await self._checked_addresses(host):
             try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
+                return await connect(address)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # try the host's next address, as a resolver-driven connect would
         assert failure is not None
@@ -126,11 +149,8 @@ class GuardedNetwork(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         raise BlockedAddressError("asks for a local socket, which this server will not open")
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
-
-class LargeReads(httpcore.AsyncNetworkBackend):
+class LargeReads(_WrappedNetwork):
     """Connections that hand httpcore up to `size` bytes a read instead of its 64 KB.
 
     h11 takes whatever a read brings, so a large body costs a quarter of the reads (each a pass through
@@ -138,27 +158,16 @@ class LargeReads(httpcore.AsyncNetworkBackend):
     """
 
     def __init__(self, inner: httpcore.AsyncNetworkBackend, size: int = 256 * 1024) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.size = size
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _LargeReadStream(stream, self.size)
+    async def _open(self, host: str, connect: Connect) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await connect(host), self.size)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
         return _LargeReadStream(await self._inner.connect_unix_socket(path, timeout, socket_options), self.size)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 class _LargeReadStream(httpcore.AsyncNetworkStream):
