@@ -65,6 +65,21 @@ async def api_url(simulator: Simulator) -> AsyncIterator[str]:
         yield url
 
 
+def real_video(job: SimulatedJob) -> bytes:
+    from runcomfy_mcp.sandbox.video import video_for_job
+
+    return video_for_job(job.arguments)
+
+
+@pytest.fixture
+async def video_api(clock: ManualClock) -> AsyncIterator[tuple[str, Simulator]]:
+    """A loopback simulator whose jobs make real, decodable videos (for previews and films): its URL, and itself."""
+    simulator = Simulator(token=TOKEN, clock=clock, video_maker=real_video)
+    async with serve_on_loopback(simulator.app()) as url:
+        simulator.base_url = url
+        yield url, simulator
+
+
 ClientFactory = Callable[..., AbstractAsyncContextManager[Client]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -107,6 +108,13 @@ def loudness(samples: np.ndarray, hz: float, rate: int) -> float:
     return float(spectrum[max(0, nearest - 2) : nearest + 3].max())
 
 
-def frames_of(path: Path) -> list[Image.Image]:
-    with av.open(str(path)) as container:
+def frames_of(video: Path | bytes) -> list[Image.Image]:
+    """The decoded frames of a video file, or of a video's bytes."""
+    with av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video)) as container:
         return [frame.to_image() for frame in container.decode(video=0)]
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per RGB channel, 0-255, after bringing b to a's size."""
+    a, b = a.convert("RGB"), b.convert("RGB").resize(a.size)
+    return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean())

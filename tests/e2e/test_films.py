@@ -18,10 +18,9 @@ from conftest import TOKEN, ClientFactory
 from helpers import SEEDANCE_LITE_ARGS, structured, text_of
 from images import make_image
 from mcp import Client
-from runcomfy_mcp.sandbox.serving import serve_on_loopback
-from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, SimulatedJob, Simulator
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
-from videos import frames_of, numbered_clip, sound_of, tone_file
+from videos import difference, frames_of, numbered_clip, sound_of, tone_file
 
 pytestmark = pytest.mark.anyio
 
@@ -29,20 +28,6 @@ LITE = "seedance_1_0_lite_image_to_video"
 MUSIC = "minimax/music-1-5/text-to-music"
 OTHER_TOKEN = "rc-other-caller-9d81c3aa"
 INLINE_IMAGE = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()  # nothing to fetch
-
-
-def real_video(job: SimulatedJob) -> bytes:
-    from runcomfy_mcp.sandbox.video import video_for_job
-
-    return video_for_job(job.arguments)
-
-
-@pytest.fixture
-async def video_api(clock: ManualClock) -> AsyncIterator[tuple[str, Simulator]]:
-    simulator = Simulator(token=TOKEN, clock=clock, video_maker=real_video)
-    async with serve_on_loopback(simulator.app()) as url:
-        simulator.base_url = url
-        yield url, simulator
 
 
 @pytest.fixture
@@ -67,10 +52,6 @@ async def music(client: Client, seconds: int) -> str:
 
 def done(clock: ManualClock) -> None:
     clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
-
-
-def difference(a: Image.Image, b: Image.Image) -> float:
-    return float(np.abs(np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float)).mean())
 
 
 async def test_a_shot_continues_from_the_last_frame_of_the_one_before(

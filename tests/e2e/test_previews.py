@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator
 
 import mcp_types as types
 import pytest
@@ -13,27 +12,12 @@ from PIL import Image
 from conftest import TOKEN, ClientFactory
 from helpers import SEEDANCE_LITE_ARGS, structured, text_of
 from mcp import Client
-from runcomfy_mcp.sandbox.serving import serve_on_loopback
-from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, SimulatedJob, Simulator
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 LITE = "seedance_1_0_lite_image_to_video"
-
-
-def real_video(job: SimulatedJob) -> bytes:
-    from runcomfy_mcp.sandbox.video import video_for_job
-
-    return video_for_job(job.arguments)
-
-
-@pytest.fixture
-async def video_api(clock: ManualClock) -> AsyncIterator[tuple[str, Simulator]]:
-    simulator = Simulator(token=TOKEN, clock=clock, video_maker=real_video)
-    async with serve_on_loopback(simulator.app()) as url:
-        simulator.base_url = url
-        yield url, simulator
 
 
 def picture(result: types.CallToolResult) -> Image.Image:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import TOKEN, ClientFactory
 from helpers import SEEDANCE_LITE_ARGS, structured
-from runcomfy_mcp.sandbox.serving import serve_on_loopback
-from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, SimulatedJob, Simulator
+from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -34,25 +33,11 @@ def umask_022() -> Iterator[None]:
         os.umask(previous)
 
 
-def real_video(job: SimulatedJob) -> bytes:
-    from runcomfy_mcp.sandbox.video import video_for_job
-
-    return video_for_job(job.arguments)
-
-
-@pytest.fixture
-async def video_api(clock: ManualClock) -> AsyncIterator[str]:
-    simulator = Simulator(token=TOKEN, clock=clock, video_maker=real_video)
-    async with serve_on_loopback(simulator.app()) as url:
-        simulator.base_url = url
-        yield url
-
-
 async def test_the_history_and_previews_are_created_owner_only(
-    connect: ClientFactory, video_api: str, clock: ManualClock, tmp_path: Path, umask_022: None
+    connect: ClientFactory, video_api: tuple[str, Simulator], clock: ManualClock, tmp_path: Path, umask_022: None
 ) -> None:
     data = tmp_path / "fresh" / "data"  # neither folder exists yet
-    async with connect(Settings(api_token=TOKEN, base_url=video_api, data_dir=data)) as client:
+    async with connect(Settings(api_token=TOKEN, base_url=video_api[0], data_dir=data)) as client:
         job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", SEEDANCE_LITE_ARGS))
         clock.advance(QUEUE_SECONDS + RUN_SECONDS + 1)
         result = structured(await client.call_tool("wait_for_result", {"request_id": job["request_id"]}))

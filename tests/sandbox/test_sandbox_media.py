@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from conftest import TOKEN
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.sandbox.video import make_video
+from videos import difference, frames_of
 
 pytestmark = pytest.mark.anyio
 
@@ -30,19 +31,9 @@ def png(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def frames(video: bytes) -> list[Image.Image]:
-    with av.open(io.BytesIO(video)) as container:
-        return [frame.to_image() for frame in container.decode(video=0)]
-
-
-def difference(a: Image.Image, b: Image.Image) -> float:
-    """Mean absolute difference per channel, 0-255, after bringing b to a's size."""
-    return float(np.abs(np.asarray(a, float) - np.asarray(b.resize(a.size), float)).mean())
-
-
 def test_a_clip_starts_on_its_first_frame_and_ends_on_its_last() -> None:
     first, last = sample(), ImageOps.mirror(ImageOps.grayscale(sample()).convert("RGB"))
-    made = frames(make_video(png(first), 2.0, png(last)))
+    made = frames_of(make_video(png(first), 2.0, png(last)))
     assert len(made) == 24 and made[0].width == 640
     assert difference(made[0], first) < 4  # the given frame itself, as H.264 keeps it
     assert difference(made[-1], last) < 4
@@ -50,7 +41,7 @@ def test_a_clip_starts_on_its_first_frame_and_ends_on_its_last() -> None:
 
 
 def test_a_clip_without_a_last_frame_pushes_in_on_the_first() -> None:
-    made = frames(make_video(png(sample()), 1.0))
+    made = frames_of(make_video(png(sample()), 1.0))
     assert difference(made[0], sample()) < 4 and difference(made[-1], sample()) > 6
 
 
