@@ -26,6 +26,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from pydantic import AnyUrl
 
 from http_servers import free_port
+from images import make_image
 from mcp import Client
 from runcomfy_mcp.cli import transport_security
 from runcomfy_mcp.hosting import http_app
@@ -40,6 +41,13 @@ from runcomfy_mcp.settings import Settings
 SCRIPT = Path(sys.executable).with_name("runcomfy-mcp")
 KEY = "ErNpgKfKX28jOyQYmcAkPDgO2UGI6SRTvmKJXkPULRE="  # a Fernet key for the tests' servers
 REDIRECT_URI = "http://127.0.0.1:48123/callback"  # never listened on: the browser stops at the redirect
+
+# The paid job a signed-in app runs; its first frame inline, so nothing is fetched.
+LITE = "seedance_1_0_lite_image_to_video"
+LITE_ARGS = {
+    "prompt": "a cat",
+    "first_frame_image_url": "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode(),
+}
 
 
 @dataclass

@@ -4,7 +4,6 @@ sees paid with the person's token, never with the server's own access token."""
 
 from __future__ import annotations
 
-import base64
 import re
 import sqlite3
 from pathlib import Path
@@ -19,10 +18,11 @@ from mcp.shared.exceptions import MCPError
 from conftest import TOKEN
 from helpers import structured, text_of
 from http_servers import http_client, http_server
-from images import make_image
 from mcp import Client
 from oauth_flow import (
     KEY,
+    LITE,
+    LITE_ARGS,
     REDIRECT_URI,
     Connector,
     answer_consent,
@@ -43,12 +43,6 @@ from runcomfy_mcp.sandbox.simulator import Simulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-LITE = "seedance_1_0_lite_image_to_video"
-ARGS = {
-    "prompt": "a cat",
-    "first_frame_image_url": "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode(),
-}
-
 
 def database_bytes(tmp_path: Path) -> bytes:
     """Everything the SQLite history holds on disk, its write-ahead log included."""
@@ -63,7 +57,7 @@ async def test_a_connector_signs_in_and_runs_a_job_paid_with_the_persons_token(
     async with oauth_server(api_url, tmp_path, "--log-level", "DEBUG", log=log) as server:
         connector = Connector(server, TOKEN)
         async with connector.client(mode) as client:
-            job = structured(await client.call_tool(LITE, ARGS))
+            job = structured(await client.call_tool(LITE, LITE_ARGS))
             listed = structured(await client.call_tool("list_jobs", {}))["jobs"]
             account = await client.call_tool("get_account", {})
     log.close()
@@ -198,7 +192,7 @@ async def test_refresh_tokens_rotate_and_a_reused_one_ends_the_grant(
         rotated = second.json()
         assert rotated["refresh_token"] != first["refresh_token"] and rotated["access_token"] != first["access_token"]
         async with bearer_client(server.mcp, rotated["access_token"]) as client:
-            job = structured(await client.call_tool(LITE, ARGS))["request_id"]
+            job = structured(await client.call_tool(LITE, LITE_ARGS))["request_id"]
         # The first refresh token again: someone kept a copy. The grant ends, for both holders.
         replay = await http.post(f"{server.base}/token", data={**refresh, "refresh_token": first["refresh_token"]})
         after = await mcp_status(http, server.base, rotated["access_token"])
@@ -214,7 +208,7 @@ async def test_two_grants_are_two_callers(api_url: str, simulator: Simulator, tm
         _, alice = await tokens_for(http, server.base, TOKEN)
         _, other = await tokens_for(http, server.base, TOKEN)
         async with bearer_client(server.mcp, alice["access_token"]) as first:
-            job = structured(await first.call_tool(LITE, ARGS))["request_id"]
+            job = structured(await first.call_tool(LITE, LITE_ARGS))["request_id"]
         async with bearer_client(server.mcp, other["access_token"]) as second:
             seen = structured(await second.call_tool("list_jobs", {}))["jobs"]
             status = await second.call_tool("get_status", {"request_id": job})
@@ -471,7 +465,7 @@ async def test_the_passthrough_stays_an_explicit_documented_mode(api_url: str, s
     log: list[str] = []
     async with http_server(api_url, "--auth", "runcomfy-token", token=None, log=log) as url:
         async with http_client(url, TOKEN) as client:
-            job = structured(await client.call_tool(LITE, ARGS))
+            job = structured(await client.call_tool(LITE, LITE_ARGS))
         async with httpx.AsyncClient() as http:
             metadata = await http.get(url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource/mcp")
     assert job["request_id"] and simulator.calls.sent_with("POST", "/v1/models/") == [f"Bearer {TOKEN}"]
@@ -493,7 +487,7 @@ async def test_a_grants_yes_to_a_cost_is_not_another_grants(api_url: str, simula
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {access_token}"})
         return Client(streamable_http_client(server.mcp, http_client=http), elicitation_callback=never_asked)
 
-    costly = {**ARGS, "duration": 10}  # $0.18, above the $0.10 asked about
+    costly = {**LITE_ARGS, "duration": 10}  # $0.18, above the $0.10 asked about
     yes = {"confirm_spend": types.ElicitResult(action="accept", content={"confirm": True})}
     consent_key = "k" * 16 + "0123456789abcdef0123456789abcdef"
     async with in_process(api_url, confirm_above_usd=0.1, consent_key=consent_key) as server:

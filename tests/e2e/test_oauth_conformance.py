@@ -7,7 +7,6 @@ all the suite has for a server's authorization: its `server` scenarios have no a
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
@@ -23,11 +22,9 @@ from test_conformance import SCRIPT, TOOLS
 from conftest import TOKEN
 from helpers import structured
 from http_servers import free_port
-from images import make_image
-from oauth_flow import Connector, OAuthServer, consent, in_process
+from oauth_flow import LITE, LITE_ARGS, Connector, OAuthServer, consent, in_process
 
 VERSIONS = ["2025-11-25", "2026-07-28"]
-PHOTO = "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +122,7 @@ def test_authorization_server_scenarios(oauth_sandbox: str, spec_version: str, t
 async def test_the_sandbox_runs_the_whole_connector_flow_offline_with_any_token(oauth_sandbox: str) -> None:
     connector = Connector(OAuthServer(oauth_sandbox, None), "whatever-i-type")
     async with connector.client() as client:
-        args = {"prompt": "a cat", "first_frame_image_url": PHOTO}
-        job = structured(await client.call_tool("seedance_1_0_lite_image_to_video", args))
+        job = structured(await client.call_tool(LITE, LITE_ARGS))
         listed = structured(await client.call_tool("list_jobs", {}))
     assert job["request_id"].startswith("sim-")  # the simulator ran it: nothing left the machine
     assert [j["request_id"] for j in listed["jobs"]] == [job["request_id"]]

@@ -4,7 +4,6 @@ refused by the other's next request."""
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import pytest
 from conftest import TOKEN
 from helpers import structured
 from http_servers import free_port
-from images import make_image
 from oauth_flow import (
+    LITE,
+    LITE_ARGS,
     answer_consent,
     authorization_url,
     bearer_client,
@@ -32,12 +32,6 @@ from oauth_flow import (
 from runcomfy_mcp.sandbox.simulator import Simulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
-
-LITE = "seedance_1_0_lite_image_to_video"
-ARGS = {
-    "prompt": "a cat",
-    "first_frame_image_url": "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode(),
-}
 
 
 async def test_a_grant_revoked_on_one_replica_is_refused_by_the_other(
@@ -61,7 +55,7 @@ async def test_a_grant_revoked_on_one_replica_is_refused_by_the_other(
         code = query_of(answered.headers["location"])["code"]
         issued = (await exchange(http, a.base, client_id, code, verifier)).json()
         async with bearer_client(a.mcp, issued["access_token"]) as on_a:
-            job = structured(await on_a.call_tool(LITE, ARGS))["request_id"]
+            job = structured(await on_a.call_tool(LITE, LITE_ARGS))["request_id"]
         async with bearer_client(b.mcp, issued["access_token"]) as on_b:
             listed = structured(await on_b.call_tool("list_jobs", {}))["jobs"]
         revoked = await http.post(f"{b.base}/revoke", data={"token": issued["refresh_token"], "client_id": client_id})
