@@ -43,6 +43,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The common umask, under which new files are readable by all: what keeps a file private is then the code's."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

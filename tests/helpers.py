@@ -1,7 +1,9 @@
-"""Small readers of MCP results, so tests say what they check."""
+"""Small readers of MCP results and of files, so tests say what they check."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
@@ -19,3 +21,15 @@ def structured(result: types.CallToolResult) -> dict[str, Any]:
 
 
 SEEDANCE_LITE_ARGS = {"prompt": "a cat walks along a wall", "first_frame_image_url": IMAGE_URL}
+
+
+def mode_of(path: Path) -> int:
+    """A file's permission bits (of the link itself, for a link)."""
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def local_file(folder: Path, name: str, data: bytes) -> str:
+    """`data` written to `folder/name`; the path, as a caller names a file on this machine."""
+    path = folder / name
+    path.write_bytes(data)
+    return str(path)

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import mode_of
 from runcomfy_mcp.cli import main
 from runcomfy_mcp.install_cli import PLACEHOLDER, config_path
 
 SECRET = "rc-install-secret-91af3c"
-
-
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -111,15 +106,6 @@ def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         main(list(argv))
     assert isinstance(done.value.code, str), done.value.code
     return done.value.code
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def test_a_world_readable_config_is_made_private_once_it_holds_the_token(

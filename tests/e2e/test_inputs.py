@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TOKEN, ClientFactory
-from helpers import structured, text_of
+from helpers import local_file, structured, text_of
 from images import PRIVATE_HOST, FakeImageHost, image_url, make_image, padded
 from mcp import Client
 from runcomfy_mcp.domain.media_rules import MIB
@@ -26,12 +26,6 @@ REFERENCE = "seedance_1_0_lite_reference_to_video"
 TOO_SMALL = "The uploaded image width and height must not be less than 300 pixels."
 TOO_LARGE = "The uploaded image width and height must not exceed 6000 pixels."
 RATIO = "The aspect ratio range should be between 0.4 and 2.5."
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
 
 
 async def call_lite(client: Client, image: str) -> tuple[bool, str]:
@@ -56,7 +50,7 @@ LITE_BOUNDS = [
 async def test_seedance_lite_pixel_and_ratio_bounds(
     client: Client, simulator: Simulator, tmp_path: Path, width: int, height: int, error: str | None
 ) -> None:
-    failed, text = await call_lite(client, write(tmp_path, "in.png", make_image(width, height)))
+    failed, text = await call_lite(client, local_file(tmp_path, "in.png", make_image(width, height)))
     if error is None:
         assert not failed, text
         assert len(simulator.calls.submits) == 1
@@ -79,7 +73,7 @@ DREAMINA_BOUNDS = [
 async def test_dreamina_pixel_and_ratio_bounds(
     client: Client, tmp_path: Path, width: int, height: int, error: str | None
 ) -> None:
-    failed, text = await call_dreamina(client, write(tmp_path, "in.jpg", make_image(width, height, "jpg")))
+    failed, text = await call_dreamina(client, local_file(tmp_path, "in.jpg", make_image(width, height, "jpg")))
     if error is None:
         assert not failed, text
     else:
@@ -91,7 +85,7 @@ async def test_dreamina_pixel_and_ratio_bounds(
     [(math.ceil(4.7 * MIB) - 1, True), (math.ceil(4.7 * MIB), False), (math.ceil(4.7 * MIB) + 1, False)],
 )
 async def test_dreamina_file_size_bound(client: Client, tmp_path: Path, size: int, ok: bool) -> None:
-    path = write(tmp_path, "big.jpg", padded(make_image(800, 600, "jpg"), size))
+    path = local_file(tmp_path, "big.jpg", padded(make_image(800, 600, "jpg"), size))
     failed, text = await call_dreamina(client, path)
     assert failed is not ok, text
     if not ok:
@@ -109,13 +103,13 @@ async def test_seedance_file_size_bound_by_url(client: Client, image_host: FakeI
 
 
 async def test_a_35_mb_local_file_gets_the_page_words_without_being_read(client: Client, tmp_path: Path) -> None:
-    path = write(tmp_path, "huge.png", padded(make_image(1200, 800), 35 * MIB))
+    path = local_file(tmp_path, "huge.png", padded(make_image(1200, 800), 35 * MIB))
     failed, text = await call_lite(client, path)
     assert failed and "File size must be less than 30 MB. (got 35 MB)" in text
 
 
 async def test_all_problems_of_a_call_are_reported_together(client: Client, tmp_path: Path) -> None:
-    small = write(tmp_path, "small.png", make_image(200, 180))
+    small = local_file(tmp_path, "small.png", make_image(200, 180))
     result = await client.call_tool(
         LITE, {"prompt": "x", "first_frame_image_url": small, "last_frame_image_url": small, "duration": 7}
     )
@@ -127,12 +121,12 @@ async def test_all_problems_of_a_call_are_reported_together(client: Client, tmp_
 
 
 async def test_a_panorama_is_refused_in_the_page_words(client: Client, tmp_path: Path) -> None:
-    failed, text = await call_lite(client, write(tmp_path, "pano.jpg", make_image(3000, 1000, "jpg")))
+    failed, text = await call_lite(client, local_file(tmp_path, "pano.jpg", make_image(3000, 1000, "jpg")))
     assert failed and f"{RATIO} (got 3000×1000, an aspect ratio of 3.00)" in text
 
 
 async def test_webp_is_refused_by_dreamina_but_accepted_by_seedance(client: Client, tmp_path: Path) -> None:
-    webp = write(tmp_path, "photo.webp", make_image(800, 600, "webp"))
+    webp = local_file(tmp_path, "photo.webp", make_image(800, 600, "webp"))
     failed, text = await call_dreamina(client, webp)
     assert failed and "accepts JPEG or PNG images only" in text and "is WebP" in text
     failed, text = await call_lite(client, webp)
@@ -140,11 +134,11 @@ async def test_webp_is_refused_by_dreamina_but_accepted_by_seedance(client: Clie
 
 
 async def test_format_comes_from_the_bytes_not_the_name(client: Client, simulator: Simulator, tmp_path: Path) -> None:
-    disguised = write(tmp_path, "photo.png", make_image(800, 600, "jpg"))
+    disguised = local_file(tmp_path, "photo.png", make_image(800, 600, "jpg"))
     failed, text = await call_lite(client, disguised)
     assert not failed, text
     assert simulator.calls.submits[0]["arguments"]["first_frame_image_url"].startswith("data:image/jpeg;base64,")
-    failed, text = await call_lite(client, write(tmp_path, "anim.png", make_image(800, 600, "gif")))
+    failed, text = await call_lite(client, local_file(tmp_path, "anim.png", make_image(800, 600, "gif")))
     assert failed and "GIF image; only JPEG, PNG and WebP are accepted" in text
 
 
@@ -152,7 +146,7 @@ async def test_local_files_are_sent_as_data_uris(
     client: Client, simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_image(640, 480)
-    path = Path(write(tmp_path, "cat.png", data))
+    path = Path(local_file(tmp_path, "cat.png", data))
     monkeypatch.setenv("HOME", str(tmp_path))
     for reference in (str(path), "~/cat.png", path.as_uri()):
         result = await client.call_tool(LITE, {"prompt": "a cat", "first_frame_image_url": reference})
@@ -228,7 +222,7 @@ async def test_http_mode_refuses_private_urls_and_local_files(
     connect: ClientFactory, api_url: str, simulator: Simulator, image_host: FakeImageHost, tmp_path: Path
 ) -> None:
     settings = Settings(api_token=TOKEN, base_url=api_url)
-    local = write(tmp_path, "cat.png", make_image(640, 480))
+    local = local_file(tmp_path, "cat.png", make_image(640, 480))
     async with connect(settings, serving="http") as client:
         for image, words in [
             (f"https://{PRIVATE_HOST}/640x480.png", "does not fetch internal addresses"),
@@ -247,7 +241,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 async def test_hostile_files_get_clear_errors(client: Client, tmp_path: Path) -> None:
-    bomb = write(tmp_path, "bomb.png", png_header(100_000, 100_000) + b"\0" * 100 + b"IEND")
+    bomb = local_file(tmp_path, "bomb.png", png_header(100_000, 100_000) + b"\0" * 100 + b"IEND")
     failed, text = await call_lite(client, bomb)
     assert failed and f"{TOO_LARGE} (got 100000×100000)" in text
     for name, data in [
@@ -256,7 +250,7 @@ async def test_hostile_files_get_clear_errors(client: Client, tmp_path: Path) ->
         ("empty.png", b""),
         ("text.png", b"hello, I am not an image at all, just some text in a file" * 10),
     ]:
-        failed, text = await call_lite(client, write(tmp_path, name, data))
+        failed, text = await call_lite(client, local_file(tmp_path, name, data))
         assert failed and ("truncated" in text or "not an image" in text), (name, text)
 
 
@@ -268,7 +262,7 @@ async def test_missing_and_unreadable_local_files(client: Client, tmp_path: Path
 
 
 async def test_each_item_of_an_array_is_checked_and_named(client: Client, tmp_path: Path, simulator: Simulator) -> None:
-    good = write(tmp_path, "good.png", make_image(640, 480))
+    good = local_file(tmp_path, "good.png", make_image(640, 480))
     result = await client.call_tool(
         REFERENCE, {"text": "friends", "images": [good, "https://images.example.com/missing.png", good]}
     )
@@ -277,7 +271,7 @@ async def test_each_item_of_an_array_is_checked_and_named(client: Client, tmp_pa
 
 
 async def test_a_whole_request_stays_under_64_mib(client: Client, tmp_path: Path) -> None:
-    big = write(tmp_path, "big.png", padded(make_image(1000, 800), 17 * MIB))
+    big = local_file(tmp_path, "big.png", padded(make_image(1000, 800), 17 * MIB))
     result = await client.call_tool(REFERENCE, {"text": "friends", "images": [big, big, big]})
     assert result.is_error and "over the 64 MB a request may carry" in text_of(result)
     result = await client.call_tool(REFERENCE, {"text": "friends", "images": [big, big]})
@@ -290,9 +284,9 @@ async def test_local_files_must_be_inside_the_input_roots(
 ) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    outside = Path(write(tmp_path, "secret.png", make_image(640, 480)))
+    outside = Path(local_file(tmp_path, "secret.png", make_image(640, 480)))
     (allowed / "link.png").symlink_to(outside)
-    inside = write(allowed, "ok.png", make_image(640, 480))
+    inside = local_file(allowed, "ok.png", make_image(640, 480))
     monkeypatch.setenv("RUNCOMFY_INPUT_ROOTS", str(allowed))
     async with connect(Settings(api_token=TOKEN, base_url=api_url)) as client:
         for image in (str(outside), str(allowed / "link.png"), f"{allowed}/../secret.png"):

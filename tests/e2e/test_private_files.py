@@ -5,32 +5,16 @@ Under the usual umask 022 a file is created readable by everyone: these are crea
 
 from __future__ import annotations
 
-import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import TOKEN, ClientFactory
-from helpers import SEEDANCE_LITE_ARGS, structured
+from helpers import SEEDANCE_LITE_ARGS, mode_of, structured
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
 from runcomfy_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 async def test_the_history_and_previews_are_created_owner_only(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helpers import structured, text_of
+from helpers import local_file, structured, text_of
 from images import image_url, make_image, make_media
 from mcp import Client
 from runcomfy_mcp.sandbox.simulator import QUEUE_SECONDS, RUN_SECONDS, ManualClock, Simulator
@@ -22,12 +22,6 @@ VIDU = "vidu/vidu-q2/reference-to-video"
 SHORTEST_SIDE = "The shortest side must be at least 300 px."
 
 
-def local(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
-
-
 async def run(client: Client, model_id: str, arguments: dict[str, Any]) -> tuple[bool, str]:
     result = await client.call_tool("run_model", {"model_id": model_id, "input": arguments})
     return result.is_error, text_of(result)
@@ -36,8 +30,8 @@ async def run(client: Client, model_id: str, arguments: dict[str, Any]) -> tuple
 async def test_local_files_inside_elements_are_inlined_and_urls_probed(
     client: Client, simulator: Simulator, clock: ManualClock, tmp_path: Path
 ) -> None:
-    photo = local(tmp_path, "hero.png", make_image(640, 480))
-    voice = local(tmp_path, "voice.wav", make_media("audio"))
+    photo = local_file(tmp_path, "hero.png", make_image(640, 480))
+    voice = local_file(tmp_path, "voice.wav", make_media("audio"))
     arguments = {
         "elements": [
             {"name": "hero", "reference_image_urls": [photo, image_url(800, 600)], "voice_url": voice},
@@ -64,8 +58,8 @@ async def test_local_files_inside_elements_are_inlined_and_urls_probed(
 async def test_media_rules_reach_nested_fields_and_name_where_they_broke(
     client: Client, simulator: Simulator, tmp_path: Path
 ) -> None:
-    tiny = local(tmp_path, "tiny.png", make_image(200, 200))
-    clip = local(tmp_path, "clip.mp4", make_media("video"))
+    tiny = local_file(tmp_path, "tiny.png", make_image(200, 200))
+    clip = local_file(tmp_path, "clip.mp4", make_media("video"))
     arguments = {
         "elements": [
             {"reference_image_urls": [image_url(640, 480)]},
@@ -91,16 +85,16 @@ async def test_the_plural_formats_carry_images_videos_and_sounds(
 ) -> None:
     arguments = {
         "prompt": "a duet",
-        "reference_images": [local(tmp_path, "a.png", make_image(640, 480)), image_url(640, 480)],
-        "reference_videos": [local(tmp_path, "b.mp4", make_media("video"))],
-        "reference_audios": [local(tmp_path, "c.wav", make_media("audio"))],
+        "reference_images": [local_file(tmp_path, "a.png", make_image(640, 480)), image_url(640, 480)],
+        "reference_videos": [local_file(tmp_path, "b.mp4", make_media("video"))],
+        "reference_audios": [local_file(tmp_path, "c.wav", make_media("audio"))],
     }
     failed, text = await run(client, VIDU, arguments)
     assert not failed, text
     sent = simulator.calls.submits[-1]["arguments"]
     assert sent["reference_images"][0].startswith("data:image/png") and sent["reference_images"][1].startswith("https")
     assert sent["reference_videos"][0].startswith("data:video/mp4") and sent["reference_audios"][0].startswith("data:")
-    wrong = {**arguments, "reference_audios": [local(tmp_path, "d.mp4", make_media("video"))]}
+    wrong = {**arguments, "reference_audios": [local_file(tmp_path, "d.mp4", make_media("video"))]}
     failed, text = await run(client, VIDU, wrong)
     assert failed and "reference_audios[0]:" in text and "not an audio file" in text
 
