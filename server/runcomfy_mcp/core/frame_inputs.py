@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -21,15 +20,9 @@ from runcomfy_mcp.domain.films import FramePosition, frame_reference, position_w
 from runcomfy_mcp.domain.views import Caller
 from runcomfy_mcp.errors import FrameError, MediaFileError, RunComfyError
 from runcomfy_mcp.media.frames import Frame, take_frame
+from runcomfy_mcp.media.input_preparer import PreparedInputs
 
 MAX_DEPTH = 8  # how deep into nested inputs frame URIs are looked for
-
-
-@dataclass
-class InlinedFrames:
-    arguments: dict[str, Any]
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class FrameInputs:
@@ -47,9 +40,9 @@ class FrameInputs:
         except MediaFileError as exc:
             raise FrameError(f"No frame of job {request_id}: its video {exc.reason}.") from exc
 
-    async def inline(self, arguments: Mapping[str, Any], caller: Caller) -> InlinedFrames:
+    async def inline(self, arguments: Mapping[str, Any], caller: Caller) -> PreparedInputs:
         """The arguments with every frame URI replaced by its frame (a data URI), and what went wrong, by field."""
-        done = InlinedFrames({})
+        done = PreparedInputs({})
         taken: dict[str, tuple[str, Frame]] = {}  # the same frame twice is taken once
 
         async def walk(value: Any, where: str, depth: int) -> Any:

@@ -15,6 +15,9 @@ from runcomfy_mcp.media.sources import DEFAULT_MAX_BYTES, REQUEST_CAP, SHRINK_HI
 
 @dataclass
 class PreparedInputs:
+    """A call's arguments as they will be sent, and the problems and notes of making them so (loading media here,
+    inlining frames of earlier jobs in core/frame_inputs)."""
+
     arguments: dict[str, Any]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
