@@ -99,6 +99,26 @@ def test_search_ranks_the_words_that_name_a_model_first() -> None:
     assert listing.search("zzzz nothing", limit=5) == ([], 0)
 
 
+def test_search_counts_each_model_once_and_only_models() -> None:
+    listing = Listing(
+        parse_entries(
+            [
+                {"model_id": "acme/glow/image-to-video", "categories": ["image-to-video", "Image to Video"]},
+                {"model_id": "acme/relight", "kind": "workflow", "categories": ["image-to-video"]},
+                {"model_id": "acme/glowing/text-to-image", "description": "a glow", "categories": ["text-to-image"]},
+            ]
+        ),
+        "live",
+    )
+    # a category given twice is one model; a workflow is never offered, by words or by category
+    assert listing.search(None, category="image-to-video") == ([listing.entries[0]], 1)
+    assert listing.search("relight")[1] == 0
+    # a word of the name beats the same word in a description, and the start of a name's word counts too
+    found, total = listing.search("glow")
+    assert [e.model_id for e in found] == ["acme/glow/image-to-video", "acme/glowing/text-to-image"] and total == 2
+    assert listing.search("glo", category="text-to-image") == ([listing.entries[2]], 1)
+
+
 def test_entries_are_parsed_one_by_one() -> None:
     entries = parse_entries(
         [
