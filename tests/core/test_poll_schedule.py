@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -16,12 +15,16 @@ from runcomfy_mcp.core.jobs import JobService, PollSchedule
 from runcomfy_mcp.core.wallet import Wallet
 from runcomfy_mcp.domain.pricing import Price
 from runcomfy_mcp.domain.views import WaitResult
+from runcomfy_mcp.errors import RequestNotFoundError
 from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.store.sqlite import SQLiteStore
 from runcomfy_mcp.upstream.client import ResultResponse, StatusResponse
 
 pytestmark = pytest.mark.anyio
+
+
+EPOCH = 1_800_000_000.0  # the wall clock when a test's fake time is 0
 
 
 class FakeTime:
@@ -46,25 +49,49 @@ class NoBalance:
 
 
 class ScriptedClient:
-    """A job that ends at `done_at` seconds; each answer takes `latency` seconds of fake time."""
+    """A job queued until `running_at` seconds, generated until `done_at`; each answer takes `latency` seconds of
+    fake time. `result_refuses_unfinished`: a /result that answers 404 until the job has ended."""
 
-    def __init__(self, time: FakeTime, done_at: float, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        time: FakeTime,
+        done_at: float,
+        latency: float = 0.0,
+        running_at: float | None = None,
+        result_refuses_unfinished: bool = False,
+    ) -> None:
         self.time, self.done_at, self.latency = time, done_at, latency
-        self.poll_times: list[float] = []
-        self.results = 0
+        self.running_at = done_at if running_at is None else running_at
+        self.result_refuses_unfinished = result_refuses_unfinished
+        self.poll_times: list[float] = []  # /status
+        self.result_times: list[float] = []  # /result, whatever it answered
         self.cancels = 0  # a wait never cancels the job it follows
+
+    @property
+    def results(self) -> int:
+        return len(self.result_times)
+
+    def _state(self) -> str:
+        self.time.now += self.latency
+        if self.time.now >= self.done_at:
+            return "completed"
+        return "in_progress" if self.time.now >= self.running_at else "in_queue"
 
     async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
         self.poll_times.append(round(self.time.now, 3))
-        self.time.now += self.latency
-        done = self.time.now >= self.done_at
-        return StatusResponse(request_id=request_id, status="completed" if done else "in_queue", queue_position=1)
+        state = self._state()
+        return StatusResponse(request_id=request_id, status=state, queue_position=1 if state == "in_queue" else None)
 
     async def cancel(self, request_id: str, *, token: str | None = None) -> None:
         self.cancels += 1
 
     async def result(self, request_id: str, *, include_cost: bool = False, token: str | None = None) -> ResultResponse:
-        self.results += 1
+        self.result_times.append(round(self.time.now, 3))
+        state = self._state()
+        if state != "completed":
+            if self.result_refuses_unfinished:
+                raise RequestNotFoundError("no result yet", status_code=404, error_code=None, upstream_message=None)
+            return ResultResponse(request_id=request_id, status=state)
         return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
 
 
@@ -81,6 +108,7 @@ def job_service(tmp_path: Path, client: ScriptedClient, sleep: Callable[[float],
         wallet=Wallet(settings.spend_limits(), NoPrices(), NoBalance()),
         clock=time,
         sleep=sleep,
+        wall_clock=lambda: EPOCH + time.now,
     )
 
 
@@ -138,17 +166,61 @@ async def test_cancelling_a_wait_stops_its_polls_and_leaves_the_job(tmp_path: Pa
         jobs.store.close()
 
 
-async def test_a_wait_on_an_old_job_polls_at_the_old_jobs_pace(tmp_path: Path) -> None:
-    """The schedule counts from the job's submission: a wait begun on a job submitted 30 s ago does not poll every
-    second again (a thousand waits begun together on older jobs would otherwise flood RunComfy)."""
+async def test_a_wait_on_an_old_job_polls_at_the_old_jobs_pace_and_times(tmp_path: Path) -> None:
+    """The schedule counts from the job's submission: a wait begun on a job submitted 35 s ago does not poll every
+    second again (a thousand waits begun together on older jobs would otherwise flood RunComfy), and looks at the
+    schedule's own times, as one wait that had followed the job from its start would."""
     client = ScriptedClient(FakeTime(), done_at=40)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
         await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:  # submitted 30 s ago
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (time.time() - 30,))
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 35,))
         result = await jobs.wait_for_result("req-1", timeout_s=600)
     finally:
         jobs.store.close()
-    # 30 s after submission the schedule is at its ceiling (its seventh delay, 10 s, ends 30.8 s in)
-    assert client.poll_times == [0, 10, 20, 30, 40] and not result.timed_out
+    # 35 s after submission the schedule is at its ceiling, its looks due 30.78, 40.78, 50.78… s in: the first look
+    # is at once, the next at 40.78 s (5.78 s later), then every 10 s.
+    assert client.poll_times == [0, 5.781, 15.781, 25.781, 35.781, 45.781] and not result.timed_out
+
+
+async def test_a_look_due_right_after_the_first_is_skipped(tmp_path: Path) -> None:
+    """A job 30 s old: the schedule's look at 30.78 s would come under a second after the wait's first look, half
+    of its 10 s pause or less, and learn nothing new; the wait looks next at 40.78 s."""
+    client = ScriptedClient(FakeTime(), done_at=15)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 30,))
+        await jobs.wait_for_result("req-1", timeout_s=600)
+    finally:
+        jobs.store.close()
+    assert client.poll_times == [0, 10.781, 20.781]
+
+
+async def test_a_job_being_generated_is_asked_at_result_so_its_end_costs_one_request(tmp_path: Path) -> None:
+    """Queued, the job is asked at /status (its place in the queue is told there only); once it is generated, at
+    /result, which answers with its state until the end and then with its outputs: the look that sees it end
+    is the result, not a status followed by a result."""
+    client = ScriptedClient(FakeTime(), running_at=2, done_at=30)
+    result = await wait(tmp_path, client, timeout_s=600)
+    assert client.poll_times == [0, 1, 2.5]  # queued at 0 and 1; generating at 2.5
+    assert client.result_times == [4.75, 8.125, 13.188, 20.781, 30.781]  # the last one is the answer
+    assert not result.timed_out and result.video_urls == ["https://cdn.test/v.mp4"]
+
+
+async def test_a_runcomfy_whose_result_refuses_unfinished_jobs_is_asked_at_status(tmp_path: Path) -> None:
+    """Should /result answer an unfinished job with an error rather than its state, the wait goes on at /status
+    (and so do later waits), and ends with one result, as before."""
+    client = ScriptedClient(FakeTime(), running_at=0, done_at=10, result_refuses_unfinished=True)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        first = await jobs.wait_for_result("req-1", timeout_s=600)
+        assert client.result_times == [1, 13.188] and client.poll_times == [0, 1, 2.5, 4.75, 8.125, 13.188]
+        assert not first.timed_out and first.video_urls == ["https://cdn.test/v.mp4"]
+        client.time.now, client.done_at = 100, 110
+        await jobs.wait_for_result("req-2", timeout_s=600)
+        assert client.result_times[2:] == [113.188]  # the later wait asked /result only once the job had ended
+    finally:
+        jobs.store.close()

@@ -48,6 +48,7 @@ from runcomfy_mcp.domain.views import (
 from runcomfy_mcp.errors import (
     APIConnectionError,
     APIStatusError,
+    BadRequestError,
     InsufficientBalanceError,
     InvalidArgumentsError,
     InvalidTokenError,
@@ -61,7 +62,7 @@ from runcomfy_mcp.errors import (
     UnconfirmedSubmissionError,
 )
 from runcomfy_mcp.media.input_preparer import InputPreparer
-from runcomfy_mcp.upstream.client import RunComfyClient
+from runcomfy_mcp.upstream.client import API_REQUESTS_IN_FLIGHT, ResultResponse, RunComfyClient
 from runcomfy_mcp.upstream.statuses import failure_reason
 
 if TYPE_CHECKING:
@@ -137,9 +138,11 @@ class JobService:
         frames: FrameInputs | None = None,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`frames` turns frame URIs of earlier jobs into images (None: they are left as they are). `clock` and
-        `sleep` pace wait_for_result; tests hand in a fake pair to count polls exactly."""
+        `sleep` pace wait_for_result, `wall_clock` tells a job's age from its submission time; tests hand in fakes
+        to count polls exactly."""
         self.client = client
         self.inputs = inputs
         self.store = store
@@ -149,11 +152,19 @@ class JobService:
         self.frames = frames
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
         self._checkers: dict[tuple[str, str], tuple[ToolSpec, ArgumentChecker]] = {}
         self._recorded_status: dict[str, str] = {}  # polls mostly repeat a status: write only changes
         self._checks: anyio.CapacityLimiter | None = None
         self._unrecorded: dict[str, Unrecorded] = {}  # RunComfy's id → what the history still lacks
         self._catching_up = anyio.Lock()
+        # RunComfy's /result answers an unfinished job with its state (see _look); should it ever refuse one
+        # instead, waits go back to asking /status and stay there.
+        self._result_tells_state = True
+        # Waits' looks at their jobs (the history's shared status, RunComfy's answer, the history again) a few at a
+        # time, as many as there are API connections: a thousand waits due together queue here holding nothing but
+        # their own frames, instead of a thousand half-made requests queued deeper down.
+        self._looks = anyio.Semaphore(API_REQUESTS_IN_FLIGHT)
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -407,16 +418,44 @@ class JobService:
 
     async def _status(self, request_id: str, caller: Caller) -> JobStatus:
         answer = await self.client.status(request_id, token=caller.token)
-        view = self._status_view(answer.request_id or request_id, answer.status, answer.queue_position)
-        if self._recorded_status.get(request_id) != answer.status and request_id not in self._unrecorded:
-            await self._remember(self.store.update(request_id, status=answer.status))
-            self._recorded_status[request_id] = answer.status
-        return view
+        await self._note_status(request_id, answer.status)
+        return self._status_view(answer.request_id or request_id, answer.status, answer.queue_position)
+
+    async def _note_status(self, request_id: str, status: str) -> None:
+        if self._recorded_status.get(request_id) != status and request_id not in self._unrecorded:
+            await self._remember(self.store.update(request_id, status=status))
+            self._recorded_status[request_id] = status
+
+    async def _look(
+        self, request_id: str, caller: Caller, *, at_result: bool
+    ) -> tuple[JobStatus, ResultResponse | None]:
+        """A wait's question to RunComfy. A job being generated is asked at /result, which answers with the job's
+        state until it ends and then with its outputs (RunComfy's own clients poll only there): the look that sees
+        it finish holds the result already, so a job's end costs one request rather than a status and a result —
+        a thousand jobs ending together, a thousand requests fewer. A queued job is asked at /status, the only
+        answer that tells its place in the queue. Returns the status, and the result when the job has ended."""
+        if at_result and self._result_tells_state:
+            try:
+                answer = await self.client.result(request_id, include_cost=True, token=caller.token)
+            except (RequestNotFoundError, BadRequestError):
+                # Refused while /status knows the job: this RunComfy answers only finished jobs at /result.
+                logger.warning("RunComfy's /result refused an unfinished job; waits ask /status from now on")
+                self._result_tells_state = False
+            else:
+                view = self._status_view(answer.request_id or request_id, answer.status, None)
+                if view.finished:
+                    return view, answer
+                await self._note_status(request_id, answer.status)
+                return view, None
+        return await self._status(request_id, caller), None
 
     async def _delays_for(self, request_id: str, caller: Caller) -> Iterator[float]:
-        """The poll schedule counted from the job's submission, not from this wait: a wait on a job submitted a
-        minute ago polls at the minute-old pace at once (a thousand waits begun together on older jobs would
-        otherwise all poll every second again). A job the history does not know starts the schedule afresh."""
+        """The pauses after a wait's first look, on the poll schedule counted from the job's submission, not from
+        this wait: a wait on a job submitted a minute ago polls at the minute-old pace at once (a thousand waits
+        begun together on older jobs would otherwise all poll every second again), and at the schedule's own
+        times, so a job is seen as soon after its end as if one wait had followed it from the start. The first
+        of those times is skipped when it comes less than half its pause after the first look: two looks that
+        close together learn nothing. A job the history does not know starts the schedule afresh."""
         delays = iter(self.schedule.delays())
         record = await self._record(request_id, caller)
         if record is None:
@@ -425,38 +464,52 @@ class JobService:
             submitted = datetime.fromisoformat(record.submitted_at).timestamp()
         except ValueError:
             return delays
-        age, elapsed = max(0.0, time.time() - submitted), 0.0
+        age, due = max(0.0, self._wall_clock() - submitted), 0.0
         while True:
             delay = next(delays)
-            if elapsed + delay > age:
-                return itertools.chain([delay], delays)
-            elapsed += delay
+            due += delay  # the schedule's next look, in seconds from the submission
+            if due - age >= delay / 2:
+                return itertools.chain([due - age], delays)
 
     async def _shared_status(
-        self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float
-    ) -> tuple[JobStatus, float | None]:
+        self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float, at_result: bool
+    ) -> tuple[JobStatus, float | None, ResultResponse | None]:
         """A wait's look at its job: a status another wait (in any process or replica on this history) fetched since
-        this one's last look, else one fetched now, shared with the others. Returns it and when it was fetched."""
+        this one's last look, else one fetched now (see _look), shared with the others. Returns it, when it was
+        fetched, and the job's result when this look fetched one."""
         for pause in SHARED_POLL_PAUSES:
-            try:
-                share = await self.store.share_poll(request_id, caller.owner, seen=seen, fresh_s=fresh_s)
-            except StoreError:
-                logger.exception("could not read the job's shared status; asking RunComfy")
-                return await self._status(request_id, caller), seen
-            if share.status is not None:
-                return self._status_view(request_id, share.status, share.queue_position), share.answered_at
-            if share.yours:
-                status = await self._status(request_id, caller)
-                try:
-                    answered = await self.store.record_poll(
-                        request_id, caller.owner, status=status.status, queue_position=status.queue_position
-                    )
-                except StoreError:
-                    logger.exception("could not share the job's status with other waits")
-                    return status, seen
-                return status, answered
+            async with self._looks:
+                shared = await self._shared_look(request_id, caller, seen, fresh_s=fresh_s, at_result=at_result)
+            if shared is not None:
+                return shared
             await self._sleep(pause)  # another wait is asking RunComfy right now: its answer will do
-        return await self._status(request_id, caller), seen  # that wait is slow to answer: ask too
+        async with self._looks:  # that wait is slow to answer: ask too
+            status, answer = await self._look(request_id, caller, at_result=at_result)
+        return status, seen, answer
+
+    async def _shared_look(
+        self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float, at_result: bool
+    ) -> tuple[JobStatus, float | None, ResultResponse | None] | None:
+        """One try of _shared_status; None: another wait is asking RunComfy right now."""
+        try:
+            share = await self.store.share_poll(request_id, caller.owner, seen=seen, fresh_s=fresh_s)
+        except StoreError:
+            logger.exception("could not read the job's shared status; asking RunComfy")
+            status, answer = await self._look(request_id, caller, at_result=at_result)
+            return status, seen, answer
+        if share.status is not None:
+            return self._status_view(request_id, share.status, share.queue_position), share.answered_at, None
+        if not share.yours:
+            return None
+        status, answer = await self._look(request_id, caller, at_result=at_result)
+        try:
+            answered = await self.store.record_poll(
+                request_id, caller.owner, status=status.status, queue_position=status.queue_position
+            )
+        except StoreError:
+            logger.exception("could not share the job's status with other waits")
+            return status, seen, answer
+        return status, answered, answer
 
     @staticmethod
     def _status_view(request_id: str, status: str, queue_position: int | None) -> JobStatus:
@@ -468,11 +521,18 @@ class JobService:
         )
 
     async def _result(
-        self, request_id: str, caller: Caller, include_cost: bool, download: bool, preview: bool = False
+        self,
+        request_id: str,
+        caller: Caller,
+        include_cost: bool,
+        download: bool,
+        preview: bool = False,
+        answer: ResultResponse | None = None,
     ) -> JobResult:
+        """`answer`: RunComfy's result when a wait's last look fetched it already."""
         # The cost is always asked for: the ledger counts what RunComfy charged once it is known (a failed job may
         # cost nothing); the caller sees it when they asked.
-        answer = await self.client.result(request_id, include_cost=True, token=caller.token)
+        answer = answer or await self.client.result(request_id, include_cost=True, token=caller.token)
         cost = usd_amount(answer.cost)  # an upstream NaN or negative amount is no cost at all
         failed = answer.status == "failed"
         record = await self._record(request_id, caller)
@@ -530,11 +590,15 @@ class JobService:
         generating_since: float | None = None
         next_poll = started
         seen: float | None = None  # when the last status this wait saw was fetched, on the history's clock
+        at_result = False  # the first look asks /status: a queued job's place is told there only
         for delay in await self._delays_for(request_id, caller):
-            status, seen = await self._shared_status(request_id, caller, seen, fresh_s=delay)
+            status, seen, answer = await self._shared_status(
+                request_id, caller, seen, fresh_s=delay, at_result=at_result
+            )
+            at_result = status.status == "in_progress"
             now = self._clock()
             if status.finished:
-                result = await self._result(request_id, caller, include_cost, download, preview)
+                result = await self._result(request_id, caller, include_cost, download, preview, answer)
                 waited = WaitResult(**result.model_dump(), timed_out=False, waited_s=round(now - started, 3))
                 if result.preview is not None:
                     waited.attach_preview(result.preview.frames_at_s, result.preview_jpeg)
