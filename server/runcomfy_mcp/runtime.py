@@ -30,6 +30,8 @@ from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.upstream.redaction import Redactor
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpcore
     import httpx
     from anyio.abc import TaskGroup
@@ -104,6 +106,7 @@ class Services:
         self._catalog: Catalog | None = None
         self._store: Store | None = None
         self._grants: GrantService | None = None
+        self._media_tls_context: ssl.SSLContext | None = None
         self._clients: list[httpx.AsyncClient] = []
 
     def set_tools(self, specs: Sequence[ToolSpec]) -> None:
@@ -146,6 +149,16 @@ class Services:
         import httpx
 
         return httpx.Timeout(self._settings.request_timeout_s, connect=self._settings.connect_timeout_s)
+
+    def _media_tls(self) -> ssl.SSLContext:
+        """The one certificate store of the guarded clients (media, downloads, client documents): each store loaded
+        costs most of a megabyte. Without the environment's certificate settings, as those clients use no proxy
+        settings either; the API client keeps its own, which honours them."""
+        if self._media_tls_context is None:
+            import httpx
+
+            self._media_tls_context = httpx.create_ssl_context(trust_env=False)
+        return self._media_tls_context
 
     def client(self) -> RunComfyClient:
         """The Model API client; only its HTTP client carries the token."""
@@ -213,7 +226,7 @@ class Services:
                     trusted_hosts=trusted_hosts,
                     inner=LargeReads(inner) if bulk else inner,
                 )
-                transport = GuardedTransport(network, limits)
+                transport = GuardedTransport(network, limits, self._media_tls())
             # trust_env off when shared: a proxy would resolve names where the address check cannot see.
             http = httpx.AsyncClient(
                 timeout=self._timeout(), transport=transport, headers=USER_AGENT, trust_env=not shared
@@ -312,7 +325,9 @@ class Services:
 
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=4)
         transport = self._media_transport or GuardedTransport(
-            GuardedNetwork(self._resolver or resolve_host, allow_private=False, inner=self._network), limits
+            GuardedNetwork(self._resolver or resolve_host, allow_private=False, inner=self._network),
+            limits,
+            self._media_tls(),
         )
         http = httpx.AsyncClient(
             timeout=self._timeout(), transport=transport, headers=USER_AGENT, trust_env=False, follow_redirects=False

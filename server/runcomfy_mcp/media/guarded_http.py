@@ -196,8 +196,10 @@ class _LargeReadStream(httpcore.AsyncNetworkStream):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, its connections opened by a GuardedNetwork (httpx takes no network backend)."""
 
-    def __init__(self, network: GuardedNetwork, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+    def __init__(self, network: GuardedNetwork, limits: httpx.Limits, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: a certificate store shared with other transports (each store loaded costs most of a megabyte);
+        None: httpx loads one of its own."""
+        super().__init__(limits=limits, trust_env=False, verify=tls or True)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=self._pool._ssl_context,  # the certificate store httpx set up
             max_connections=limits.max_connections,
