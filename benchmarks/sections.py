@@ -284,11 +284,11 @@ async def section_many_jobs(jobs: int = 1000, job_seconds: float = 50.0) -> list
             async with anyio.create_task_group() as group:
                 for n in range(jobs):
                     group.start_soon(submit, n)
-            submitted = time.perf_counter()
+            submitted, cpu_before = time.perf_counter(), cpu_seconds(pid)
             async with anyio.create_task_group() as group:
                 for request_id in request_ids:
                     group.start_soon(wait, request_id)
-            waited = time.perf_counter() - submitted
+            waited, cpu_used = time.perf_counter() - submitted, cpu_seconds(pid) - cpu_before
             last_returned = time.time()  # the simulator's clock too (the wall clock, one machine)
             peak = memory_mb(pid)
         asked = await simulator_requests(url)
@@ -296,10 +296,12 @@ async def section_many_jobs(jobs: int = 1000, job_seconds: float = 50.0) -> list
     counts = asked["requests"]
     print(
         f"  many jobs: {jobs} submitted in {submitted - began:.1f} s (with start-up), then all waited on at once: "
-        f"{sum(finished)}/{jobs} finished {waited:.1f} s later, the last {lag:.1f} s after the last job ended; "
+        f"{sum(finished)}/{jobs} finished {waited:.1f} s later, the last {lag:.1f} s after the last job ended "
+        f"(the server's last request to the API {asked['last_request_at'] - asked['last_job_ends_at']:.1f} s after); "
         "per job: "
         f"{counts.get('status', 0) / jobs:.2f} status, {counts.get('result', 0) / jobs:.2f} result, "
-        f"{counts.get('file', 0) / jobs:.2f} file requests; schedule {list_delays(schedule, 10)}"
+        f"{counts.get('file', 0) / jobs:.2f} file requests; the server's CPU while waiting: {cpu_used:.1f} s, "
+        f"{cpu_used / waited:.0%} of one core; schedule {list_delays(schedule, 10)}"
     )
     if sum(finished) != jobs:  # a figure over jobs that never finished would measure nothing
         raise RuntimeError(f"only {sum(finished)} of {jobs} waits returned a finished job")

@@ -127,6 +127,7 @@ class SimulatorCalls:
     submits: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     credentials: list[str] = field(default_factory=list)  # each request's Authorization header, as sent
+    last_at: float | None = None  # when the last request came, on the simulator's clock
 
     def count(self, method: str, path_part: str = "") -> int:
         return sum(1 for m, p in self.requests if m == method and path_part in p)
@@ -325,7 +326,14 @@ class Simulator:
         """Not RunComfy's: what the simulator was asked, for a benchmark in another process to count."""
         kinds = Counter(_kind(method, path) for method, path in self.calls.requests)
         ends = [job.submitted_at + job.queue_s + job.run_s for job in self.jobs.values()]
-        return JSONResponse({"requests": kinds, "clock": self.clock(), "last_job_ends_at": max(ends, default=None)})
+        return JSONResponse(
+            {
+                "requests": kinds,
+                "clock": self.clock(),
+                "last_job_ends_at": max(ends, default=None),
+                "last_request_at": self.calls.last_at,
+            }
+        )
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -355,6 +363,7 @@ class Simulator:
     def _record(self, request: Request) -> None:
         self.calls.requests.append((request.method, request.url.path))
         self.calls.credentials.append(request.headers.get("authorization", ""))
+        self.calls.last_at = self.clock()
 
     async def _submit(self, request: Request) -> Response:
         self._record(request)
