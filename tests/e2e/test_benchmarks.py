@@ -37,7 +37,7 @@ SECTION_ROWS = {
     ],
     "many": [
         "server peak memory, 20 jobs waited on at once",
-        "status requests per job",
+        "status and result requests per job",
         "last wait's answer after the last job ended",
     ],
     "catalog": [  # the simulator's catalog grows with the models it simulates: no counts here
@@ -50,7 +50,7 @@ SECTION_ROWS = {
         "get_status median, PostgreSQL vs SQLite",
         "40 calls, 4 callers, 2 replicas: failed calls",
         "40 calls: throughput, 2 replicas vs 1",
-        "status requests per job, a waiter on each of 2 replicas vs one",
+        "polls per job, a waiter on each of 2 replicas vs one",
     ],
     "preview": [
         "preview of a 2 s 180p clip: size",
