@@ -141,3 +141,33 @@ async def test_a_worker_that_never_answers_is_stopped_by_the_clock_and_tried_aga
     with anyio.fail_after(10), pytest.raises(PreviewError, match=r"making it took longer than 1\.5 s") as stopped:
         await previewer.decode(endless, "video")
     assert not isinstance(stopped.value, UndecodableOutputError)  # a busy machine looks the same: not kept
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(os, "getpriority"), reason="needs a pipe and priorities")
+async def test_the_worker_gives_way_to_the_server_on_a_busy_machine(tmp_path: Path) -> None:
+    """Previews are made beside the answers: the worker runs at a lower priority than the server that starts it."""
+    endless = tmp_path / "endless.mp4"
+    os.mkfifo(endless)  # the worker waits on it, using no CPU, while its priority is read
+    limits = PreviewLimits(decode=DecodeLimits(seconds=0.5), start_s=1.5)
+    previewer = Previewer(httpx.AsyncClient(), tmp_path / "previews", max_bytes=1 << 20, deadline_s=5, limits=limits)
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while not seen:
+            for entry in Path("/proc").iterdir():
+                try:
+                    stat = (entry / "stat").read_text()
+                    mine = entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+                    if mine and b"preview_worker" in (entry / "cmdline").read_bytes():
+                        seen.append(os.getpriority(os.PRIO_PROCESS, int(entry.name)))
+                except (OSError, ValueError, IndexError):
+                    continue
+            await anyio.sleep(0.02)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            with pytest.raises(PreviewError):
+                await previewer.decode(endless, "video")
+            group.cancel_scope.cancel()
+    assert seen and seen[0] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)

@@ -15,6 +15,7 @@ shows it, so previews never hold a result's URLs back.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from runcomfy_mcp.media.thumbnails import DecodeLimits, Preview
 logger = logging.getLogger(__name__)
 
 WORKER = "runcomfy_mcp.media.preview_worker"
+WORKER_NICENESS = 10  # added to the server's own: the worker runs when the server does not need the CPU
 _ANSWER_MAX_BYTES = 2 * MIB  # a JPEG of at most 300 KB, in base64, and its facts
 _STDERR_KEPT_BYTES = 4096
 
@@ -180,6 +182,7 @@ class Previewer:
             )
         except OSError as exc:
             raise PreviewError(f"the preview worker could not be started ({exc.strerror or exc})") from exc
+        _give_way(process.pid)
         try:
             with anyio.move_on_after(allowed_s) as scope:
                 answer, complaints = await _exchange(process, request)
@@ -251,6 +254,14 @@ class Previewer:
             _write_private(facts_path, json.dumps(facts).encode())
         except OSError as exc:  # a preview not kept is made again next time; never a reason to fail
             logger.warning("could not keep the preview %s: %s", jpeg_path, exc)
+
+
+def _give_way(pid: int) -> None:
+    """A preview is made beside the answers, never before them: on a busy machine its worker gives way to the
+    server (a thousand waits ending together start dozens of workers, each costing a process start) and to
+    whatever else the person runs. Where priorities cannot be set (Windows), it runs as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS))
 
 
 async def _exchange(process: anyio.abc.Process, request: bytes) -> tuple[bytes, bytes]:
