@@ -63,6 +63,7 @@ class ScriptedClient:
         self.time, self.done_at, self.latency = time, done_at, latency
         self.running_at = done_at if running_at is None else running_at
         self.result_refuses_unfinished = result_refuses_unfinished
+        self.gone_at = float("inf")  # from then on RunComfy no longer knows the job: both answers are 404
         self.poll_times: list[float] = []  # /status
         self.result_times: list[float] = []  # /result, whatever it answered
         self.cancels = 0  # a wait never cancels the job it follows
@@ -79,6 +80,8 @@ class ScriptedClient:
 
     async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
         self.poll_times.append(round(self.time.now, 3))
+        if self.time.now >= self.gone_at:
+            raise RequestNotFoundError("no such job", status_code=404, error_code=None, upstream_message=None)
         state = self._state()
         return StatusResponse(request_id=request_id, status=state, queue_position=1 if state == "in_queue" else None)
 
@@ -89,7 +92,7 @@ class ScriptedClient:
         self.result_times.append(round(self.time.now, 3))
         state = self._state()
         if state != "completed":
-            if self.result_refuses_unfinished:
+            if self.result_refuses_unfinished or self.time.now >= self.gone_at:
                 raise RequestNotFoundError("no result yet", status_code=404, error_code=None, upstream_message=None)
             return ResultResponse(request_id=request_id, status=state)
         return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
@@ -224,3 +227,20 @@ async def test_a_runcomfy_whose_result_refuses_unfinished_jobs_is_asked_at_statu
         assert client.result_times[2:] == [113.188]  # the later wait asked /result only once the job had ended
     finally:
         jobs.store.close()
+
+
+async def test_a_job_gone_from_runcomfy_fails_its_wait_and_later_waits_still_ask_at_result(tmp_path: Path) -> None:
+    """A 404 at /result for a job /status no longer knows either is the job's end, not RunComfy's way of answering:
+    the wait fails with it, and the next wait on a generated job still asks /result."""
+    client = ScriptedClient(FakeTime(), running_at=0, done_at=10)
+    client.gone_at = 0.5  # seen generated at 0, gone by the next look
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        with pytest.raises(RequestNotFoundError):
+            await jobs.wait_for_result("req-1", timeout_s=600)
+        assert client.result_times == [1] and client.poll_times == [0, 1]  # /result refused it, and so did /status
+        client.gone_at, client.time.now, client.done_at = float("inf"), 100, 105
+        await jobs.wait_for_result("req-2", timeout_s=600)
+    finally:
+        jobs.store.close()
+    assert client.result_times[1:] == [101, 102.5, 104.75, 108.125]  # after its first look, at /status

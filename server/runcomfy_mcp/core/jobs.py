@@ -438,9 +438,11 @@ class JobService:
             try:
                 answer = await self.client.result(request_id, include_cost=True, token=caller.token)
             except (RequestNotFoundError, BadRequestError):
+                status = await self._status(request_id, caller)  # a job that is really gone fails here, as it should
                 # Refused while /status knows the job: this RunComfy answers only finished jobs at /result.
                 logger.warning("RunComfy's /result refused an unfinished job; waits ask /status from now on")
                 self._result_tells_state = False
+                return status, None
             else:
                 view = self._status_view(answer.request_id or request_id, answer.status, None)
                 if view.finished:
