@@ -83,8 +83,15 @@ async def http_server(
             await process.wait()
 
 
+def client_timeout(seconds: float = 5.0) -> httpx2.Timeout:
+    """A test client's timeouts: `seconds` for everything but reading, which waits longer. A wait_for_result call's
+    stream is silent between two polls (up to 10 s, the schedule's ceiling) unless the client asks for progress,
+    and a machine running the suite in parallel can add seconds."""
+    return httpx2.Timeout(seconds, read=max(seconds, 30.0))
+
+
 def http_client(url: str, token: str | None, mode: str = "auto", timeout_s: float = 5.0) -> Client:
     """An MCP client over streamable HTTP that sends `token` as its bearer credential."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    http = httpx2.AsyncClient(headers=headers, timeout=timeout_s)
+    http = httpx2.AsyncClient(headers=headers, timeout=client_timeout(timeout_s))
     return Client(streamable_http_client(url, http_client=http), mode=mode)

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from conftest import TOKEN
 from helpers import structured, text_of
-from http_servers import free_port
+from http_servers import client_timeout, free_port
 from images import make_image
 from mcp import Client
 from runcomfy_mcp.sandbox.balancer import RoundRobin
@@ -68,7 +68,9 @@ async def replica(api_url: str, database_url: str, tmp_path: Path, name: str, **
 
 
 def client(url: str, token: str, mode: str = "auto", transport: httpx2.AsyncBaseTransport | None = None) -> Client:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, transport=transport)
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, transport=transport, timeout=client_timeout()
+    )
     return Client(streamable_http_client(url, http_client=http), mode=mode)
 
 
@@ -218,7 +220,9 @@ async def test_consent_across_replicas(
         replica(api_url, database_url, tmp_path, "b", **confirm) as b,
     ):
         balancer = RoundRobin(a.url, b.url)
-        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, transport=balancer)
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {TOKEN}"}, transport=balancer, timeout=client_timeout()
+        )
         async with Client(streamable_http_client(a.url, http_client=http), mode=mode, elicitation_callback=yes) as c:
             result = await c.call_tool(LITE, ARGS)
     if mode == "auto":

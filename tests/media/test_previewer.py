@@ -41,7 +41,7 @@ class HeldPreviewer(Previewer):
     def waiting(self) -> int:
         return self._turns.statistics().tasks_waiting if self._turns else 0
 
-    async def decode(self, path: Path, kind: str) -> Preview:
+    async def decode(self, path: Path, kind: str, *, give_way: bool = False) -> Preview:
         self.decoding += 1
         self.most_at_once = max(self.most_at_once, self.decoding)
         try:
@@ -144,8 +144,10 @@ async def test_a_worker_that_never_answers_is_stopped_by_the_clock_and_tried_aga
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(os, "getpriority"), reason="needs a pipe and priorities")
-async def test_the_worker_gives_way_to_the_server_on_a_busy_machine(tmp_path: Path) -> None:
-    """Previews are made beside the answers: the worker runs at a lower priority than the server that starts it."""
+@pytest.mark.parametrize("later", [False, True])
+async def test_a_preview_made_for_later_gives_way_to_the_server(tmp_path: Path, later: bool) -> None:
+    """A preview an answer waits for is made at the server's own priority; one made for later (no answer waits for
+    it) by a worker 10 levels lower, which runs when the server can spare the CPU."""
     endless = tmp_path / "endless.mp4"
     os.mkfifo(endless)  # the worker waits on it, using no CPU, while its priority is read
     limits = PreviewLimits(decode=DecodeLimits(seconds=0.5), start_s=1.5)
@@ -168,6 +170,7 @@ async def test_the_worker_gives_way_to_the_server_on_a_busy_machine(tmp_path: Pa
         async with anyio.create_task_group() as group:
             group.start_soon(watch)
             with pytest.raises(PreviewError):
-                await previewer.decode(endless, "video")
+                await previewer.decode(endless, "video", give_way=later)
             group.cancel_scope.cancel()
-    assert seen and seen[0] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    server = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen and seen[0] == (min(19, server + 10) if later else server)

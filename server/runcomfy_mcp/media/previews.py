@@ -39,7 +39,7 @@ from runcomfy_mcp.media.thumbnails import DecodeLimits, Preview
 logger = logging.getLogger(__name__)
 
 WORKER = "runcomfy_mcp.media.preview_worker"
-WORKER_NICENESS = 10  # added to the server's own: the worker runs when the server does not need the CPU
+WORKER_NICENESS = 10  # below the server's own, for previews made for later: they run when the server can spare the CPU
 _ANSWER_MAX_BYTES = 2 * MIB  # a JPEG of at most 300 KB, in base64, and its facts
 _STDERR_KEPT_BYTES = 4096
 
@@ -107,17 +107,17 @@ class Previewer:
         finally:
             turns.release()
 
-    async def _make(self, request_id: str, output: Output, local_file: Path | None) -> Preview:
-        """Made and kept, within a turn the caller holds."""
+    async def _make(self, request_id: str, output: Output, local_file: Path | None, *, later: bool = False) -> Preview:
+        """Made and kept, within a turn the caller holds; `later`: no answer waits for it (see decode)."""
         jpeg_path, facts_path = self.folder / f"{request_id}.jpg", self.folder / f"{request_id}.json"
         kept = await self._kept(jpeg_path, facts_path)  # made by another wait on the same job meanwhile
         if kept is not None:
             return kept
         try:
             if local_file is not None and local_file.is_file():
-                preview = await self.decode(local_file, output.kind)
+                preview = await self.decode(local_file, output.kind, give_way=later)
             else:
-                preview = await self._from_url(output)
+                preview = await self._from_url(output, give_way=later)
         except UndecodableOutputError as exc:
             await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
             raise
@@ -145,7 +145,7 @@ class Previewer:
         """A queued preview, made in its turn; a failure is kept (undecodable) or logged, never raised."""
         try:
             async with self._free_turns():
-                await self._make(request_id, output, local_file)
+                await self._make(request_id, output, local_file, later=True)
         except PreviewError as exc:
             logger.info("no preview for %s: %s", request_id, exc.message)
         except Exception:
@@ -163,8 +163,11 @@ class Previewer:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not made yet
 
-    async def decode(self, path: Path, kind: str) -> Preview:
-        """The preview of a local file, made by a worker process within `limits` (killed at its deadline)."""
+    async def decode(self, path: Path, kind: str, *, give_way: bool = False) -> Preview:
+        """The preview of a local file, made by a worker process within `limits` (killed at its deadline).
+        `give_way`: made for later, with no answer waiting for it, so the worker runs at a lower priority than the
+        server: a thousand waits ending together queue previews whose workers (each a process start) must not take
+        the CPU those answers need. A preview an answer waits for runs at the server's own priority."""
         request = json.dumps(
             {
                 "kind": kind,
@@ -182,7 +185,8 @@ class Previewer:
             )
         except OSError as exc:
             raise PreviewError(f"the preview worker could not be started ({exc.strerror or exc})") from exc
-        _give_way(process.pid)
+        if give_way:
+            _give_way(process.pid)
         try:
             with anyio.move_on_after(allowed_s) as scope:
                 answer, complaints = await _exchange(process, request)
@@ -196,7 +200,7 @@ class Previewer:
                     await process.wait()
         return _preview_from(answer, returncode, complaints)
 
-    async def _from_url(self, output: Output) -> Preview:
+    async def _from_url(self, output: Output, *, give_way: bool) -> Preview:
         if not self.hosts.allows(output.url):
             raise PreviewError(f"the output is not on RunComfy's file hosts ({self.hosts.describe()})")
         await anyio.to_thread.run_sync(self._make_folder)
@@ -211,7 +215,7 @@ class Previewer:
                 raise PreviewError(f"the output could not be fetched ({exc.transport})") from exc
             except FetchRefusedError as exc:
                 raise PreviewError(f"the output could not be fetched ({type(exc).__name__})") from exc
-            return await self.decode(temporary, output.kind)
+            return await self.decode(temporary, output.kind, give_way=give_way)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.Path(temporary).unlink(missing_ok=True)
@@ -257,9 +261,7 @@ class Previewer:
 
 
 def _give_way(pid: int) -> None:
-    """A preview is made beside the answers, never before them: on a busy machine its worker gives way to the
-    server (a thousand waits ending together start dozens of workers, each costing a process start) and to
-    whatever else the person runs. Where priorities cannot be set (Windows), it runs as it is."""
+    """The worker runs WORKER_NICENESS levels below the server; where priorities cannot be set (Windows), as it is."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS))
 
