@@ -231,16 +231,19 @@ async def test_consent_across_replicas(
         assert result.is_error and "stateless" in text_of(result) and len(simulator.calls.submits) == 0
 
 
+@pytest.mark.parametrize("phase", ["queued", "generating"])
 async def test_waits_on_two_replicas_poll_runcomfy_about_as_often_as_one(
-    api_url: str, simulator: Simulator, database_url: str, tmp_path: Path
+    api_url: str, simulator: Simulator, clock: ManualClock, database_url: str, tmp_path: Path, phase: str
 ) -> None:
     """A job waited on through both replicas at once is asked after as if one wait followed it: each replica
-    reuses the status the other fetched (shared through the history) instead of asking again."""
+    reuses the status the other fetched (shared through the history) instead of asking again. Queued, the job is
+    asked at /status; generating, at /result (whose answer is shared the same way)."""
     pace = {"RUNCOMFY_POLL_INITIAL_S": "0.1", "RUNCOMFY_POLL_MAX_S": "0.25"}
-    waited = {"request_id": "", "timeout_s": 2.5}  # well within the client's 5 s read timeout
+    waited = {"request_id": "", "timeout_s": 2.5}
 
     def polls(job: str) -> int:
-        return simulator.calls.count("GET", f"/v1/requests/{job}/status")
+        asked = [f"/v1/requests/{job}/status", f"/v1/requests/{job}/result"]
+        return sum(simulator.calls.count("GET", path) for path in asked)
 
     async with (
         replica(api_url, database_url, tmp_path, "a", **pace) as a,
@@ -250,13 +253,17 @@ async def test_waits_on_two_replicas_poll_runcomfy_about_as_often_as_one(
     ):
         alone, together = [structured(await on_a.call_tool(LITE, ARGS))["request_id"] for _ in range(2)]
         await on_b.call_tool("list_jobs", {})  # B's first call sets it up: after it, both waits start together
-        # The simulator's clock stands still: both jobs stay queued, and every wait runs to its timeout.
+        if phase == "generating":
+            clock.advance(QUEUE_SECONDS + 0.1)
+        # The simulator's clock stands still from here: the jobs stay where they are, every wait runs to its timeout.
         assert structured(await on_a.call_tool("wait_for_result", waited | {"request_id": alone}))["timed_out"]
         async with anyio.create_task_group() as group:
             for target in (on_a, on_b):
                 group.start_soon(target.call_tool, "wait_for_result", waited | {"request_id": together})
     assert polls(alone) >= 8  # the wait did poll: the comparison below means something
     assert polls(together) <= polls(alone) * 1.25 + 1, (polls(alone), polls(together))
+    if phase == "generating":  # asked at /result after each wait's first look
+        assert simulator.calls.count("GET", f"/v1/requests/{together}/result") >= polls(together) - 2
 
 
 async def test_a_team_server_without_a_token_reads_the_catalog_with_its_callers_tokens(
