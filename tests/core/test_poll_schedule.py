@@ -15,7 +15,7 @@ from runcomfy_mcp.core.jobs import JobService, PollSchedule
 from runcomfy_mcp.core.wallet import Wallet
 from runcomfy_mcp.domain.pricing import Price
 from runcomfy_mcp.domain.views import WaitResult
-from runcomfy_mcp.errors import RequestNotFoundError
+from runcomfy_mcp.errors import BadRequestError, RequestNotFoundError
 from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.settings import Settings
 from runcomfy_mcp.store.sqlite import SQLiteStore
@@ -59,10 +59,13 @@ class ScriptedClient:
         latency: float = 0.0,
         running_at: float | None = None,
         result_refuses_unfinished: bool = False,
+        outcome: ResultResponse | None = None,
     ) -> None:
         self.time, self.done_at, self.latency = time, done_at, latency
         self.running_at = done_at if running_at is None else running_at
         self.result_refuses_unfinished = result_refuses_unfinished
+        self.result_refuses_ended = False  # /result answers an ended job with a 400
+        self.outcome = outcome or ResultResponse(status="succeeded", output={"video": "https://cdn.test/v.mp4"})
         self.gone_at = float("inf")  # from then on RunComfy no longer knows the job: both answers are 404
         self.poll_times: list[float] = []  # /status
         self.result_times: list[float] = []  # /result, whatever it answered
@@ -95,7 +98,9 @@ class ScriptedClient:
             if self.result_refuses_unfinished or self.time.now >= self.gone_at:
                 raise RequestNotFoundError("no result yet", status_code=404, error_code=None, upstream_message=None)
             return ResultResponse(request_id=request_id, status=state)
-        return ResultResponse(request_id=request_id, status="succeeded", output={"video": "https://cdn.test/v.mp4"})
+        if self.result_refuses_ended:
+            raise BadRequestError("no result", status_code=400, error_code=None, upstream_message=None)
+        return self.outcome.model_copy(update={"request_id": request_id})
 
 
 def job_service(tmp_path: Path, client: ScriptedClient, sleep: Callable[[float], Awaitable[None]]) -> JobService:
@@ -244,3 +249,73 @@ async def test_a_job_gone_from_runcomfy_fails_its_wait_and_later_waits_still_ask
     finally:
         jobs.store.close()
     assert client.result_times[1:] == [101, 102.5, 104.75, 108.125]  # after its first look, at /status
+
+
+async def test_an_ended_job_whose_result_is_refused_fails_its_wait_and_changes_nothing_else(tmp_path: Path) -> None:
+    """A 400 at /result for a job /status says has ended is about that job (its result cannot be had), not a sign
+    that /result never answers unfinished jobs: the wait fails with it, and later waits still ask /result."""
+    client = ScriptedClient(FakeTime(), running_at=0, done_at=3)
+    client.result_refuses_ended = True
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        with pytest.raises(BadRequestError):
+            await jobs.wait_for_result("req-1", timeout_s=600)
+        client.result_refuses_ended, client.time.now, client.done_at = False, 100, 105
+        client.result_times.clear()
+        await jobs.wait_for_result("req-2", timeout_s=600)
+    finally:
+        jobs.store.close()
+    assert client.result_times == [101, 102.5, 104.75, 108.125]
+
+
+async def test_a_failed_job_seen_at_result_is_recorded_with_its_reason_and_cost(tmp_path: Path) -> None:
+    """The look that sees a generated job end is its result: a failure's reason and what RunComfy charged reach
+    the answer and the history, as when the result was fetched apart."""
+    failed = ResultResponse(status="failed", error="the prompt was refused", cost=0.12)
+    client = ScriptedClient(FakeTime(), running_at=0, done_at=3, outcome=failed)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:  # submitted as the wait begins
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH,))
+        result = await jobs.wait_for_result("req-1", timeout_s=600, include_cost=True)
+        kept = await jobs.store.get("req-1")
+    finally:
+        jobs.store.close()
+    assert client.result_times == [1, 2.5, 4.75] and client.poll_times == [0]  # no result fetched apart
+    assert result.status == "failed" and result.error == "the prompt was refused" and result.cost == 0.12
+    assert kept is not None and (kept.status, kept.error, kept.cost) == ("failed", "the prompt was refused", 0.12)
+
+
+async def test_a_wait_on_a_job_a_century_old_finds_its_place_in_the_schedule_at_once(tmp_path: Path) -> None:
+    """Finding where a wait stands in the schedule does not walk it pause by pause: for a job submitted a century
+    ago that walk would be 300 million steps, seconds of the event loop every caller shares."""
+    client = ScriptedClient(FakeTime(), done_at=15)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
+        century = 100 * 365.25 * 86_400
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - century,))
+        with anyio.fail_after(10):  # a walk would take many minutes
+            await jobs.wait_for_result("req-1", timeout_s=600)
+    finally:
+        jobs.store.close()
+    # The schedule's looks fall 20.78 s + a multiple of 10 s after the submission: the next one 0.78 s away
+    # (too close to the first look, so skipped), then 10.78 s away.
+    assert client.poll_times == [0, 10.781, 20.781]
+
+
+async def test_a_wait_reads_the_submission_time_to_the_microsecond(tmp_path: Path) -> None:
+    """The history shows whole seconds, but the schedule counts from the submission as kept: rounded down, a wait
+    would look up to a second early, against pauses of one and a half seconds at first."""
+    client = ScriptedClient(FakeTime(), done_at=15)
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    try:
+        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
+            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 34.5,))
+        await jobs.wait_for_result("req-1", timeout_s=600)
+    finally:
+        jobs.store.close()
+    assert client.poll_times == [0, 6.281, 16.281]  # 40.78 s after the submission, 34.5 s before the wait

@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -52,6 +51,7 @@ from runcomfy_mcp.errors import (
     InsufficientBalanceError,
     InvalidArgumentsError,
     InvalidTokenError,
+    MalformedResponseError,
     MissingTokenError,
     RequestNotFoundError,
     RunComfyError,
@@ -62,7 +62,7 @@ from runcomfy_mcp.errors import (
     UnconfirmedSubmissionError,
 )
 from runcomfy_mcp.media.input_preparer import InputPreparer
-from runcomfy_mcp.upstream.client import API_REQUESTS_IN_FLIGHT, ResultResponse, RunComfyClient
+from runcomfy_mcp.upstream.client import ResultResponse, RunComfyClient
 from runcomfy_mcp.upstream.statuses import failure_reason
 
 if TYPE_CHECKING:
@@ -161,10 +161,6 @@ class JobService:
         # RunComfy's /result answers an unfinished job with its state (see _look); should it ever refuse one
         # instead, waits go back to asking /status and stay there.
         self._result_tells_state = True
-        # Waits' looks at their jobs (the history's shared status, RunComfy's answer, the history again) a few at a
-        # time, as many as there are API connections: a thousand waits due together queue here holding nothing but
-        # their own frames, instead of a thousand half-made requests queued deeper down.
-        self._looks = anyio.Semaphore(API_REQUESTS_IN_FLIGHT)
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -433,16 +429,17 @@ class JobService:
         state until it ends and then with its outputs (RunComfy's own clients poll only there): the look that sees
         it finish holds the result already, so a job's end costs one request rather than a status and a result —
         a thousand jobs ending together, a thousand requests fewer. A queued job is asked at /status, the only
-        answer that tells its place in the queue. Returns the status, and the result when the job has ended."""
+        answer that tells its place in the queue. Returns the status, and the result when a look at /result saw the
+        job end (None otherwise: the caller fetches it)."""
         if at_result and self._result_tells_state:
             try:
                 answer = await self.client.result(request_id, include_cost=True, token=caller.token)
-            except (RequestNotFoundError, BadRequestError):
+            except (RequestNotFoundError, BadRequestError, MalformedResponseError):
                 status = await self._status(request_id, caller)  # a job that is really gone fails here, as it should
-                # Refused while /status knows the job: this RunComfy answers only finished jobs at /result.
-                logger.warning("RunComfy's /result refused an unfinished job; waits ask /status from now on")
-                self._result_tells_state = False
-                return status, None
+                if not status.finished:  # refused, or answered unreadably, while /status says it runs
+                    logger.warning("RunComfy's /result did not answer an unfinished job; waits ask /status from now on")
+                    self._result_tells_state = False
+                return status, None  # ended: fetching its result says what there is to say
             else:
                 view = self._status_view(answer.request_id or request_id, answer.status, None)
                 if view.finished:
@@ -463,12 +460,14 @@ class JobService:
         if record is None:
             return delays
         try:
-            submitted = datetime.fromisoformat(record.submitted_at).timestamp()
+            submitted = record.submitted_epoch
         except ValueError:
             return delays
         age, due = max(0.0, self._wall_clock() - submitted), 0.0
         while True:
             delay = next(delays)
+            if delay == self.schedule.max_s > 0 and due + delay < age:  # at the ceiling: one step to the last look
+                due += (age - due) // delay * delay  # due before now (a year-old job: no walk of 3 million steps)
             due += delay  # the schedule's next look, in seconds from the submission
             if due - age >= delay / 2:
                 return itertools.chain([due - age], delays)
@@ -480,13 +479,11 @@ class JobService:
         this one's last look, else one fetched now (see _look), shared with the others. Returns it, when it was
         fetched, and the job's result when this look fetched one."""
         for pause in SHARED_POLL_PAUSES:
-            async with self._looks:
-                shared = await self._shared_look(request_id, caller, seen, fresh_s=fresh_s, at_result=at_result)
+            shared = await self._shared_look(request_id, caller, seen, fresh_s=fresh_s, at_result=at_result)
             if shared is not None:
                 return shared
             await self._sleep(pause)  # another wait is asking RunComfy right now: its answer will do
-        async with self._looks:  # that wait is slow to answer: ask too
-            status, answer = await self._look(request_id, caller, at_result=at_result)
+        status, answer = await self._look(request_id, caller, at_result=at_result)  # that wait is slow: ask too
         return status, seen, answer
 
     async def _shared_look(
@@ -534,7 +531,8 @@ class JobService:
         """`answer`: RunComfy's result when a wait's last look fetched it already."""
         # The cost is always asked for: the ledger counts what RunComfy charged once it is known (a failed job may
         # cost nothing); the caller sees it when they asked.
-        answer = answer or await self.client.result(request_id, include_cost=True, token=caller.token)
+        if answer is None:
+            answer = await self.client.result(request_id, include_cost=True, token=caller.token)
         cost = usd_amount(answer.cost)  # an upstream NaN or negative amount is no cost at all
         failed = answer.status == "failed"
         record = await self._record(request_id, caller)

@@ -6,7 +6,7 @@ loopback simulator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -172,7 +172,7 @@ class RunComfyClient:
                 f"Submitting the job to {model_id} failed before anything was sent: its input could not be written "
                 f"as JSON ({type(exc).__name__}: {str(exc)[:200]}). Nothing was sent or charged; fix the input."
             ) from exc
-        response = await self._exchange(request, action="Submitting the job", paid_model=model_id)
+        response = await self._exchange(lambda: request, action="Submitting the job", paid_model=model_id)
         if response.status_code >= 500:
             reason = upstream_reason(self._json_or_none(response))
             raise SubmitOutcomeUnknownError(
@@ -297,18 +297,25 @@ class RunComfyClient:
         params: Mapping[str, str] | None,
         callers_token: bool,
     ) -> dict[str, Any]:
-        request = self._http.build_request(method, f"{self._base_url}{path}", headers=headers, params=params)
-        response = await self._exchange(request, action=action)
+        url = f"{self._base_url}{path}"
+        response = await self._exchange(
+            lambda: self._http.build_request(method, url, headers=headers, params=params), action=action
+        )
         return self._checked_body(response, action=action, callers_token=callers_token)
 
-    async def _exchange(self, request: httpx.Request, *, action: str, paid_model: str | None = None) -> httpx.Response:
-        """Send one request within the deadline; every transport failure becomes one of our errors, here only."""
-        try:
-            with anyio.fail_after(self.retry.deadline_s):
-                async with self._in_flight:
-                    return await self._http.send(request)
-        except (TimeoutError, httpx.TransportError) as exc:
-            raise self._transport_error(exc, action, paid_model) from exc
+    async def _exchange(
+        self, request: Callable[[], httpx.Request], *, action: str, paid_model: str | None = None
+    ) -> httpx.Response:
+        """Send one request within the deadline, in its turn; every transport failure becomes one of our errors, here
+        only. The request is made once its turn has come (a thousand polls due together wait as bare coroutines,
+        not as built requests), and the wait for a turn is not part of its deadline: nothing was sent yet, so a
+        paid submit still waiting is never reported as one that may have been sent."""
+        async with self._in_flight:
+            try:
+                with anyio.fail_after(self.retry.deadline_s):
+                    return await self._http.send(request())
+            except (TimeoutError, httpx.TransportError) as exc:
+                raise self._transport_error(exc, action, paid_model) from exc
 
     def _transport_error(self, exc: Exception, action: str, paid_model: str | None) -> RunComfyError:
         what = type(exc).__name__
