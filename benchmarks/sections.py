@@ -121,14 +121,16 @@ def bare_status_server(url: str, http: httpx.AsyncClient, output_schema: dict[st
     return Server("bare", on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-async def timed_calls(client: Client, tool: str, arguments: dict[str, Any], calls: int) -> float:
-    """The median of `calls` calls in ms, the first sixth (warming up) left out."""
-    times: list[float] = []
+async def alternating_medians(calls: int, *sides: tuple[Client, str, dict[str, Any]]) -> list[float]:
+    """Each side's median of `calls` calls in ms, the sides taking turns call by call (so a moment the machine
+    is busy falls on both), the first sixth (warming up) left out."""
+    times: list[list[float]] = [[] for _ in sides]
     for _ in range(calls):
-        started = time.perf_counter()
-        await client.call_tool(tool, arguments)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[calls // 6 :]) * 1000
+        for (client, tool, arguments), kept in zip(sides, times, strict=True):
+            started = time.perf_counter()
+            await client.call_tool(tool, arguments)
+            kept.append(time.perf_counter() - started)
+    return [statistics.median(kept[calls // 6 :]) * 1000 for kept in times]
 
 
 async def section_overhead(calls: int = 300) -> list[Row]:
@@ -141,9 +143,8 @@ async def section_overhead(calls: int = 300) -> list[Row]:
                 )
                 asked = {"request_id": (job.structured_content or {})["request_id"]}
                 schema = next(t.output_schema for t in (await c.list_tools()).tools if t.name == "get_status")
-                ours = await timed_calls(c, "get_status", asked, calls)
-            async with Client(bare_status_server(url, http, schema), mode=mode) as bare:
-                ref = await timed_calls(bare, "status", asked, calls)
+                async with Client(bare_status_server(url, http, schema), mode=mode) as bare:
+                    ours, ref = await alternating_medians(calls, (c, "get_status", asked), (bare, "status", asked))
             label = f"get_status median, in-memory client ({mode}) vs a bare tool"
             rows.append(row(label, ours, ref, "ms", added_max=2.0))
         rows += await oauth_rows(url, calls // 2, sign_ins=max(1, calls // 30))

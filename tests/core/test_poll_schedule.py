@@ -14,7 +14,7 @@ from runcomfy_mcp.core.delivery import OutputDelivery
 from runcomfy_mcp.core.jobs import JobService, PollSchedule
 from runcomfy_mcp.core.wallet import Wallet
 from runcomfy_mcp.domain.pricing import Price
-from runcomfy_mcp.domain.views import WaitResult
+from runcomfy_mcp.domain.views import Caller, WaitResult
 from runcomfy_mcp.errors import BadRequestError, RequestNotFoundError
 from runcomfy_mcp.media.input_preparer import InputPreparer
 from runcomfy_mcp.settings import Settings
@@ -319,3 +319,38 @@ async def test_a_wait_reads_the_submission_time_to_the_microsecond(tmp_path: Pat
     finally:
         jobs.store.close()
     assert client.poll_times == [0, 6.281, 16.281]  # 40.78 s after the submission, 34.5 s before the wait
+
+
+class StuckForOne(ScriptedClient):
+    """Every status asked with `stuck_token` hangs until `release`; other callers' are answered at once."""
+
+    def __init__(self, time: FakeTime, stuck_token: str) -> None:
+        super().__init__(time, done_at=0)
+        self.stuck_token, self.release, self.stuck = stuck_token, anyio.Event(), 0
+
+    async def status(self, request_id: str, *, token: str | None = None) -> StatusResponse:
+        if token == self.stuck_token:
+            self.stuck += 1
+            await self.release.wait()
+        return await super().status(request_id, token=token)
+
+
+async def test_a_callers_slow_looks_hold_only_its_own_turns(tmp_path: Path) -> None:
+    """Twenty waits of one caller whose every answer hangs (a rate-limited token backing off, say): sixteen look
+    at once and the rest queue behind them, and another caller's wait is answered at once all the same."""
+    client = StuckForOne(FakeTime(), stuck_token="slow-token")
+    jobs = job_service(tmp_path, client, client.time.sleep)
+    slow, other = Caller(token="slow-token", owner="slow"), Caller(token="other-token", owner="other")
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                for n in range(20):
+                    group.start_soon(lambda n=n: jobs.wait_for_result(f"slow-{n}", timeout_s=60, caller=slow))
+                await anyio.wait_all_tasks_blocked()
+                assert client.stuck == 16  # the caller's turns are all taken; four of its waits queue for one
+                done = await jobs.wait_for_result("other-1", timeout_s=60, caller=other)
+                assert done.status == "succeeded" and not done.timed_out
+                client.release.set()
+    finally:
+        jobs.store.close()
+    assert jobs._look_turns == {}  # a caller's turns go when none of its waits holds or wants one

@@ -12,7 +12,8 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 
 ARGUMENT_CHECK_THREADS = 4
+LOOKS_AT_ONCE = 16  # a caller's waits looking at their jobs at once, as many as requests in flight to the API
 POLL_BACKOFF = 1.5  # each poll interval this much longer than the last, up to the ceiling
 # While another wait on the same job is asking RunComfy, a wait looks again after these pauses; by their end
 # (past the history's CLAIM_STANDS_S) an unanswered claim is taken over: its replica may have gone away.
@@ -89,6 +91,14 @@ class Unrecorded:
     owner: str
     local_id: str | None  # its reservation, to confirm under request_id; None: no reservation, record it anew
     record: dict[str, Any] = field(default_factory=dict)  # what record_submission needs, when there is none
+
+
+@dataclass
+class LookTurns:
+    """A caller's turns to look at jobs, and how many of its waits hold or wait for one (gone at none)."""
+
+    semaphore: anyio.Semaphore = field(default_factory=lambda: anyio.Semaphore(LOOKS_AT_ONCE))
+    users: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class JobService:
         # RunComfy's /result answers an unfinished job with its state (see _look); should it ever refuse one
         # instead, waits go back to asking /status and stay there.
         self._result_tells_state = True
+        self._look_turns: dict[str, LookTurns] = {}  # each caller's own; see _look_turn
 
     async def _remember(self, work: Awaitable[None]) -> None:
         """History is a convenience: a disk problem is logged, never allowed to fail a paid call."""
@@ -479,12 +490,30 @@ class JobService:
         this one's last look, else one fetched now (see _look), shared with the others. Returns it, when it was
         fetched, and the job's result when this look fetched one."""
         for pause in SHARED_POLL_PAUSES:
-            shared = await self._shared_look(request_id, caller, seen, fresh_s=fresh_s, at_result=at_result)
+            async with self._look_turn(caller.owner):
+                shared = await self._shared_look(request_id, caller, seen, fresh_s=fresh_s, at_result=at_result)
             if shared is not None:
                 return shared
             await self._sleep(pause)  # another wait is asking RunComfy right now: its answer will do
-        status, answer = await self._look(request_id, caller, at_result=at_result)  # that wait is slow: ask too
+        async with self._look_turn(caller.owner):  # that wait is slow to answer: ask too
+            status, answer = await self._look(request_id, caller, at_result=at_result)
         return status, seen, answer
+
+    @asynccontextmanager
+    async def _look_turn(self, owner: str) -> AsyncIterator[None]:
+        """One of a caller's LOOKS_AT_ONCE turns to look at a job. A thousand waits due together queue here holding
+        only their own frames (not built requests and retry loops, 4–7 MB of a thousand waits' peak), and the turns
+        are each caller's own: a caller whose looks are slow (its token rate-limited, its retries backing off) holds
+        only its own turns, never another caller's."""
+        turns = self._look_turns.setdefault(owner, LookTurns())
+        turns.users += 1
+        try:
+            async with turns.semaphore:
+                yield
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._look_turns[owner]
 
     async def _shared_look(
         self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float, at_result: bool
