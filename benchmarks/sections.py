@@ -95,13 +95,15 @@ def settings_for(url: str, **extra: Any) -> Settings:
 # ------------------------------------------------------------------ sections
 
 
-def section_startup(runs: int = 10) -> list[Row]:
+def section_startup(runs: int = 30) -> list[Row]:
     command = [sys.executable, str(HERE / "startup.py"), "--runs", str(runs)]
     done = subprocess.run(command, capture_output=True, text=True)
     line = done.stdout.strip()
+    print(f"  {line}")
     ours = float(line.split("runcomfy-mcp ")[1].split(" ms")[0])
-    bare = float(line.split("bare mcp server ")[1].split(" ms")[0])
-    return [row("start-up to tools/list (stdio)", ours, bare, "ms", ratio_max=1.15)]
+    ratio = float(line.split("ratio ")[1].split("×")[0])
+    # Judged on the pairs' median ratio (see startup.py); the reference shown is what that ratio implies.
+    return [row("start-up to tools/list (stdio)", ours, ours / ratio, "ms", ratio_max=1.15)]
 
 
 def bare_status_server(url: str, http: httpx.AsyncClient, output_schema: dict[str, Any] | None) -> Server[Any]:
