@@ -732,28 +732,31 @@ async def section_replicas(calls: int = 200, callers: int = 20, rounds: int = 20
     rows: list[Row] = []
     with postgres_server() as pg:
         async with simulator(*[flag for t in tokens for flag in ("--token", t)]) as api:
-            medians: dict[str, dict[str, float]] = {}
-            for backend in ("sqlite", "postgres"):
-                extra = {"database_url": fresh_database(pg)} if backend == "postgres" else {}
-                async with (
-                    open_runtime(settings_for(api, **extra)) as runtime,
-                    Client(build_server(runtime.tools)) as c,
-                ):
+            # Both histories open at once and their calls alternating, so a busy moment falls on both.
+            async with AsyncExitStack() as stack:
+                clients: dict[str, tuple[Client, str]] = {}
+                for backend in ("sqlite", "postgres"):
+                    extra = {"database_url": fresh_database(pg)} if backend == "postgres" else {}
+                    runtime = await stack.enter_async_context(open_runtime(settings_for(api, **extra)))
+                    c = await stack.enter_async_context(Client(build_server(runtime.tools)))
                     job = await c.call_tool(
                         "seedance_1_0_lite_image_to_video", {"prompt": "x", "first_frame_image_url": image_uri()}
                     )
-                    request_id = (job.structured_content or {})["request_id"]
                     for n in range(5):  # a short history to list
                         await c.call_tool(
                             "seedance_1_0_lite_image_to_video", {"prompt": f"{n}", "first_frame_image_url": image_uri()}
                         )
-                    timings: dict[str, list[float]] = {"get_status": [], "list_jobs": []}
-                    for _ in range(rounds):
+                    clients[backend] = (c, (job.structured_content or {})["request_id"])
+                timings = {b: {"get_status": [], "list_jobs": []} for b in clients}
+                for _ in range(rounds):
+                    for backend, (c, request_id) in clients.items():
                         for tool, args in (("get_status", {"request_id": request_id}), ("list_jobs", {"limit": 20})):
                             started = time.perf_counter()
                             await c.call_tool(tool, args)
-                            timings[tool].append(time.perf_counter() - started)
-                    medians[backend] = {t: statistics.median(v[rounds // 5 :]) * 1000 for t, v in timings.items()}
+                            timings[backend][tool].append(time.perf_counter() - started)
+            medians = {
+                b: {t: statistics.median(v[rounds // 5 :]) * 1000 for t, v in ts.items()} for b, ts in timings.items()
+            }
             for tool in ("get_status", "list_jobs"):
                 rows.append(
                     row(
