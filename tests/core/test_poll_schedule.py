@@ -129,6 +129,13 @@ async def wait(tmp_path: Path, client: ScriptedClient, timeout_s: float) -> Wait
         jobs.store.close()
 
 
+async def submitted(jobs: JobService, tmp_path: Path, at: float, request_id: str = "req-1") -> None:
+    """A job in the history, submitted at `at` (on the wall clock the tests hand in)."""
+    await jobs.store.record_submission(request_id=request_id, model_id="a/b", tool="t", arguments={})
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
+        history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = ?", (at, request_id))
+
+
 def test_the_schedule_backs_off_to_its_ceiling() -> None:
     delays = PollSchedule(initial_s=1.0, max_s=10.0).delays()
     assert [round(next(delays), 3) for _ in range(8)] == [1.0, 1.5, 2.25, 3.375, 5.062, 7.594, 10.0, 10.0]
@@ -181,9 +188,7 @@ async def test_a_wait_on_an_old_job_polls_at_the_old_jobs_pace_and_times(tmp_pat
     client = ScriptedClient(FakeTime(), done_at=40)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
-        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 35,))
+        await submitted(jobs, tmp_path, EPOCH - 35)
         result = await jobs.wait_for_result("req-1", timeout_s=600)
     finally:
         jobs.store.close()
@@ -198,9 +203,7 @@ async def test_a_look_due_right_after_the_first_is_skipped(tmp_path: Path) -> No
     client = ScriptedClient(FakeTime(), done_at=15)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
-        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 30,))
+        await submitted(jobs, tmp_path, EPOCH - 30)
         await jobs.wait_for_result("req-1", timeout_s=600)
     finally:
         jobs.store.close()
@@ -275,9 +278,7 @@ async def test_a_failed_job_seen_at_result_is_recorded_with_its_reason_and_cost(
     client = ScriptedClient(FakeTime(), running_at=0, done_at=3, outcome=failed)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
-        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:  # submitted as the wait begins
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH,))
+        await submitted(jobs, tmp_path, EPOCH)  # submitted as the wait begins
         result = await jobs.wait_for_result("req-1", timeout_s=600, include_cost=True)
         kept = await jobs.store.get("req-1")
     finally:
@@ -293,10 +294,8 @@ async def test_a_wait_on_a_job_a_century_old_finds_its_place_in_the_schedule_at_
     client = ScriptedClient(FakeTime(), done_at=15)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
-        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
         century = 100 * 365.25 * 86_400
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - century,))
+        await submitted(jobs, tmp_path, EPOCH - century)
         with anyio.fail_after(10):  # a walk would take many minutes
             await jobs.wait_for_result("req-1", timeout_s=600)
     finally:
@@ -312,9 +311,7 @@ async def test_a_wait_reads_the_submission_time_to_the_microsecond(tmp_path: Pat
     client = ScriptedClient(FakeTime(), done_at=15)
     jobs = job_service(tmp_path, client, client.time.sleep)
     try:
-        await jobs.store.record_submission(request_id="req-1", model_id="a/b", tool="t", arguments={})
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as history:
-            history.execute("UPDATE jobs SET submitted_at = ? WHERE request_id = 'req-1'", (EPOCH - 34.5,))
+        await submitted(jobs, tmp_path, EPOCH - 34.5)
         await jobs.wait_for_result("req-1", timeout_s=600)
     finally:
         jobs.store.close()

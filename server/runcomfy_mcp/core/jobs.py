@@ -115,6 +115,20 @@ class PollSchedule:
             yield delay
             delay = min(self.max_s, delay * POLL_BACKOFF)
 
+    def delays_after(self, age: float) -> Iterator[float]:
+        """The pauses after a first look at a job `age` seconds old, at the schedule's own times counted from its
+        submission: the pace of a wait that had followed it from the start. A time less than half its pause after
+        the first look is skipped (two looks that close together learn nothing); at the ceiling the next time is
+        found in one step (a year-old job would be a walk of 3 million)."""
+        delays, due = iter(self.delays()), 0.0
+        while True:
+            delay = next(delays)
+            if delay == self.max_s > 0 and due + delay < age:
+                due += (age - due) // delay * delay  # the last time due before now
+            due += delay
+            if due - age >= delay / 2:
+                return itertools.chain([due - age], delays)
+
 
 async def _no_progress(progress: float, message: str) -> None:
     return None
@@ -442,46 +456,31 @@ class JobService:
         a thousand jobs ending together, a thousand requests fewer. A queued job is asked at /status, the only
         answer that tells its place in the queue. Returns the status, and the result when a look at /result saw the
         job end (None otherwise: the caller fetches it)."""
-        if at_result and self._result_tells_state:
-            try:
-                answer = await self.client.result(request_id, include_cost=True, token=caller.token)
-            except (RequestNotFoundError, BadRequestError, MalformedResponseError):
-                status = await self._status(request_id, caller)  # a job that is really gone fails here, as it should
-                if not status.finished:  # refused, or answered unreadably, while /status says it runs
-                    logger.warning("RunComfy's /result did not answer an unfinished job; waits ask /status from now on")
-                    self._result_tells_state = False
-                return status, None  # ended: fetching its result says what there is to say
-            else:
-                view = self._status_view(answer.request_id or request_id, answer.status, None)
-                if view.finished:
-                    return view, answer
-                await self._note_status(request_id, answer.status)
-                return view, None
-        return await self._status(request_id, caller), None
+        if not (at_result and self._result_tells_state):
+            return await self._status(request_id, caller), None
+        try:
+            answer = await self.client.result(request_id, include_cost=True, token=caller.token)
+        except (RequestNotFoundError, BadRequestError, MalformedResponseError):
+            status = await self._status(request_id, caller)  # a job that is really gone fails here, as it should
+            if not status.finished:  # refused, or answered unreadably, while /status says it runs
+                logger.warning("RunComfy's /result did not answer an unfinished job; waits ask /status from now on")
+                self._result_tells_state = False
+            return status, None  # ended: fetching its result says what there is to say
+        view = self._status_view(answer.request_id or request_id, answer.status, None)
+        if view.finished:
+            return view, answer
+        await self._note_status(request_id, answer.status)
+        return view, None
 
     async def _delays_for(self, request_id: str, caller: Caller) -> Iterator[float]:
         """The pauses after a wait's first look, on the poll schedule counted from the job's submission, not from
         this wait: a wait on a job submitted a minute ago polls at the minute-old pace at once (a thousand waits
-        begun together on older jobs would otherwise all poll every second again), and at the schedule's own
-        times, so a job is seen as soon after its end as if one wait had followed it from the start. The first
-        of those times is skipped when it comes less than half its pause after the first look: two looks that
-        close together learn nothing. A job the history does not know starts the schedule afresh."""
-        delays = iter(self.schedule.delays())
+        begun together on older jobs would otherwise all poll every second again). A job the history does not
+        know starts the schedule afresh."""
         record = await self._record(request_id, caller)
-        if record is None:
-            return delays
-        try:
-            submitted = record.submitted_epoch
-        except ValueError:
-            return delays
-        age, due = max(0.0, self._wall_clock() - submitted), 0.0
-        while True:
-            delay = next(delays)
-            if delay == self.schedule.max_s > 0 and due + delay < age:  # at the ceiling: one step to the last look
-                due += (age - due) // delay * delay  # due before now (a year-old job: no walk of 3 million steps)
-            due += delay  # the schedule's next look, in seconds from the submission
-            if due - age >= delay / 2:
-                return itertools.chain([due - age], delays)
+        if record is None or record.submitted_epoch is None:
+            return iter(self.schedule.delays())
+        return self.schedule.delays_after(max(0.0, self._wall_clock() - record.submitted_epoch))
 
     async def _shared_status(
         self, request_id: str, caller: Caller, seen: float | None, *, fresh_s: float, at_result: bool

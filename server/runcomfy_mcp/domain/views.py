@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -111,15 +110,9 @@ class JobRecord(BaseModel):
     error: str | None = None
     cost: float | None = None
     estimated_cost_usd: float | None = None
-    # When it was submitted to the microsecond, as the history keeps it (submitted_at shows whole seconds).
-    _submitted_epoch: float | None = PrivateAttr(default=None)
-
-    @property
-    def submitted_epoch(self) -> float:
-        """Seconds since the epoch; raises ValueError when only an unreadable submitted_at is known."""
-        if self._submitted_epoch is not None:
-            return self._submitted_epoch
-        return datetime.fromisoformat(self.submitted_at).timestamp()
+    # When it was submitted, to the microsecond as the history keeps it (submitted_at shows whole seconds): for
+    # the poll schedule, never shown.
+    submitted_epoch: SkipJsonSchema[float | None] = Field(default=None, exclude=True)
 
 
 class JobList(BaseModel):

@@ -107,17 +107,19 @@ class Previewer:
         finally:
             turns.release()
 
-    async def _make(self, request_id: str, output: Output, local_file: Path | None, *, later: bool = False) -> Preview:
-        """Made and kept, within a turn the caller holds; `later`: no answer waits for it (see decode)."""
+    async def _make(
+        self, request_id: str, output: Output, local_file: Path | None, *, give_way: bool = False
+    ) -> Preview:
+        """Made and kept, within a turn the caller holds; `give_way`: made for later, no answer waits (see decode)."""
         jpeg_path, facts_path = self.folder / f"{request_id}.jpg", self.folder / f"{request_id}.json"
         kept = await self._kept(jpeg_path, facts_path)  # made by another wait on the same job meanwhile
         if kept is not None:
             return kept
         try:
             if local_file is not None and local_file.is_file():
-                preview = await self.decode(local_file, output.kind, give_way=later)
+                preview = await self.decode(local_file, output.kind, give_way=give_way)
             else:
-                preview = await self._from_url(output, give_way=later)
+                preview = await self._from_url(output, give_way=give_way)
         except UndecodableOutputError as exc:
             await anyio.to_thread.run_sync(self._remember_failure, facts_path, exc.message)
             raise
@@ -145,7 +147,7 @@ class Previewer:
         """A queued preview, made in its turn; a failure is kept (undecodable) or logged, never raised."""
         try:
             async with self._free_turns():
-                await self._make(request_id, output, local_file, later=True)
+                await self._make(request_id, output, local_file, give_way=True)
         except PreviewError as exc:
             logger.info("no preview for %s: %s", request_id, exc.message)
         except Exception:

@@ -93,7 +93,7 @@ def _iso(epoch: float) -> str:
 def record_from_row(row: Mapping[str, Any]) -> JobRecord:
     arguments = json.loads(row["arguments"])
     output = json.loads(row["output"]) if row["output"] else None
-    record = JobRecord(
+    return JobRecord(
         request_id=row["request_id"],
         model_id=row["model_id"],
         tool=row["tool"],
@@ -107,9 +107,8 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         error=row["error"],
         cost=usd_amount(row["cost"]),  # an older release may have stored NaN: shown as unknown
         estimated_cost_usd=usd_amount(row["estimated_cost"]),
+        submitted_epoch=float(row["submitted_at"]),
     )
-    record._submitted_epoch = float(row["submitted_at"])
-    return record
 
 
 # How long a claimed poll stands unanswered before another wait asks RunComfy itself: a status request's answer
