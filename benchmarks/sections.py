@@ -332,9 +332,11 @@ async def section_many_jobs(jobs: int = 1000, job_seconds: float = 50.0) -> list
     return [
         row(f"server peak memory, {jobs} jobs waited on at once", peak, None, "MB", absolute_max=120),
         row(
-            f"status and result requests per job (~{job_seconds:.0f} s jobs)",  # ref: the schedule's polls alone
+            # ref: the schedule's polls and one result, for a job seen ended at /status (queued at the look before)
+            # costs a result request too; a quick run's 3 s jobs meet that often
+            f"status and result requests per job (~{job_seconds:.0f} s jobs)",
             polls(asked) / jobs,
-            implied,
+            implied + 1,
             "",
             ratio_max=1.0,
             counted=True,
